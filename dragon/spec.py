@@ -1,0 +1,403 @@
+"""The plant spec: one TOML file that describes a plant (ARCHITECTURE.md).
+
+`load_plant(path)` parses and validates the file into a `PlantSpec` and reports
+*every* mistake of the file at once, each naming the file, the table and the key.
+Nothing about the default plant is hard-coded anywhere else: a plant with other
+tags and another model chain goes through the same code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dragon.errors import SpecError
+
+Role = Literal["setpoint", "disturbance", "measurement"]
+Shape = Literal["monotonic_inc", "monotonic_dec", "convex", "concave"]
+DEFAULT_PLANT = "yet_dragon.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tag(_Strict):
+    name: str = ""
+    unit: str = ""
+    role: Role
+    valid: tuple[float, float]
+    bounds: tuple[float, float] | None = None
+    max_move: float | None = Field(default=None, gt=0)
+    description: str = ""
+
+
+class GamModel(_Strict):
+    name: str = ""
+    target: str
+    features: list[str] = Field(min_length=1)
+    interactions: list[tuple[str, str]] = []
+    shape: dict[str, Shape] = {}
+    n_splines: int = Field(default=10, ge=4, le=40)
+    lam_grid: list[float] = [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4]
+
+
+class DetectorSpec(_Strict):
+    name: str = ""
+    features: list[str] = Field(min_length=2)
+    contamination: float = Field(default=0.01, gt=0, lt=0.5)
+    n_estimators: int = Field(default=100, ge=10, le=1000)
+
+
+class Objective(_Strict):
+    maximize: str | None = None
+    minimize: str | None = None
+
+    @property
+    def model(self) -> str:
+        return self.maximize or self.minimize or ""
+
+    @property
+    def sense(self) -> Literal["maximize", "minimize"]:
+        return "maximize" if self.maximize else "minimize"
+
+
+Bound = float | Literal["current"]
+
+
+class Constraint(_Strict):
+    model: str
+    max: Bound | None = None
+    min: Bound | None = None
+    confidence: float = Field(default=0.95, ge=0.5, lt=1.0)
+    tolerance: float = Field(default=0.0, ge=0)
+
+
+class SteadyStateSettings(_Strict):
+    """Cao–Rhinehart style steady-state detection (training/transforms.py)."""
+
+    enabled: bool = True
+    tags: list[str] = []  # empty = the four model targets
+    window_minutes: int = Field(default=60, ge=5)
+    ratio_threshold: float = Field(default=2.0, gt=1.0)
+    hold_minutes: int = Field(default=30, ge=0)
+
+
+class TrainingSettings(_Strict):
+    resample_minutes: int = Field(default=10, ge=1)
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    min_rows: int = Field(default=200, ge=10)
+    frozen_minutes: int = Field(default=240, ge=2)
+
+
+class OptimizerSettings(_Strict):
+    min_benefit: float = Field(default=0.01, ge=0)
+    starts: int = Field(default=6, ge=1, le=64)
+
+
+class DriftSettings(_Strict):
+    psi_warn: float = 0.1
+    psi_alert: float = 0.2
+    ks_alert: float = 0.1
+    min_rows: int = 200
+    error_growth_tolerance: float = 0.5
+
+
+class PromotionSettings(_Strict):
+    """Champion/challenger: the challenger may not be worse than this (relative RMSE)."""
+
+    models: list[str] = []  # empty = the objective model and the constrained models
+    tolerance: float = Field(default=0.02, ge=0)
+
+
+class PlantInfo(_Strict):
+    name: str
+    time_column: str = "timestamp"
+    description: str = ""
+
+
+class PlantSpec(_Strict):
+    plant: PlantInfo
+    tags: dict[str, Tag]
+    models: dict[str, GamModel]
+    detectors: dict[str, DetectorSpec] = {}
+    objective: Objective
+    constraints: list[Constraint] = []
+    steady_state: SteadyStateSettings = SteadyStateSettings()
+    training: TrainingSettings = TrainingSettings()
+    optimizer: OptimizerSettings = OptimizerSettings()
+    drift: DriftSettings = DriftSettings()
+    promotion: PromotionSettings = PromotionSettings()
+    source_text: str = ""
+    source_path: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    @field_validator("tags", "models", "detectors", mode="before")
+    @classmethod
+    def _name_each_table(cls, tables: dict) -> dict:
+        if not isinstance(tables, dict):
+            return tables
+        return {k: ({"name": k, **v} if isinstance(v, dict) else v) for k, v in tables.items()}
+
+    @property
+    def name(self) -> str:
+        return self.plant.name
+
+    @property
+    def time_column(self) -> str:
+        return self.plant.time_column
+
+    def tags_with_role(self, role: Role) -> list[str]:
+        return [name for name, tag in self.tags.items() if tag.role == role]
+
+    @property
+    def setpoints(self) -> list[str]:
+        return self.tags_with_role("setpoint")
+
+    @property
+    def disturbances(self) -> list[str]:
+        return self.tags_with_role("disturbance")
+
+    @property
+    def measurements(self) -> list[str]:
+        return self.tags_with_role("measurement")
+
+    @property
+    def model_targets(self) -> dict[str, str]:
+        """Model name -> target tag."""
+        return {name: model.target for name, model in self.models.items()}
+
+    @property
+    def model_order(self) -> list[str]:
+        """Model names in topological order: a model comes after every model it feeds on."""
+        return _topological_order(self.models)
+
+    @property
+    def used_tags(self) -> list[str]:
+        """Every tag a model or detector reads or predicts, in spec order."""
+        used = set()
+        for model in self.models.values():
+            used.update(model.features)
+            used.add(model.target)
+        for detector in self.detectors.values():
+            used.update(detector.features)
+        return [name for name in self.tags if name in used]
+
+    @property
+    def required_state_tags(self) -> list[str]:
+        """Tags a plant state must carry to be recommended on: every model and detector input.
+        A model target that no detector reads is optional (used for the bias update when present)."""
+        detector_inputs = {f for d in self.detectors.values() for f in d.features}
+        model_inputs = {f for m in self.models.values() for f in m.features}
+        required = detector_inputs | model_inputs
+        return [name for name in self.used_tags if name in required]
+
+
+def _topological_order(models: dict[str, GamModel]) -> list[str]:
+    producer = {model.target: name for name, model in models.items()}
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name) == "done":
+            return
+        state[name] = "visiting"
+        for feature in models[name].features:
+            upstream = producer.get(feature)
+            if upstream and state.get(upstream) != "visiting":
+                visit(upstream)
+        state[name] = "done"
+        order.append(name)
+
+    for name in models:
+        visit(name)
+    return order
+
+
+def _find_cycle(models: dict[str, GamModel]) -> list[str] | None:
+    producer = {model.target: name for name, model in models.items()}
+    colour: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        colour[name] = 1
+        stack.append(name)
+        for feature in models[name].features:
+            upstream = producer.get(feature)
+            if upstream is None:
+                continue
+            if colour.get(upstream) == 1:
+                return stack[stack.index(upstream):] + [upstream]
+            if colour.get(upstream) is None:
+                found = visit(upstream)
+                if found:
+                    return found
+        stack.pop()
+        colour[name] = 2
+        return None
+
+    for name in models:
+        if colour.get(name) is None:
+            found = visit(name)
+            if found:
+                return found
+    return None
+
+
+def _schema_problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"] if part not in ("tuple[float, float]",))
+        where = f"[{location}]" if location else "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        problems.append(f"{where}: {message}")
+    return problems
+
+
+def _semantic_problems(spec: PlantSpec) -> list[str]:
+    """Cross-table checks pydantic cannot express; every problem, not the first."""
+    problems: list[str] = []
+    tags = spec.tags
+
+    for name, tag in tags.items():
+        where = f"[tags.{name}]"
+        low, high = tag.valid
+        if low >= high:
+            problems.append(f"{where} valid: lower limit {low} is not below upper limit {high}")
+        if tag.role == "setpoint":
+            if tag.bounds is None:
+                problems.append(f"{where} bounds: a setpoint needs bounds (its operating window)")
+            if tag.max_move is None:
+                problems.append(f"{where} max_move: a setpoint needs max_move (largest change per recommendation)")
+        if tag.bounds is not None:
+            b_low, b_high = tag.bounds
+            if b_low >= b_high:
+                problems.append(f"{where} bounds: lower bound {b_low} is not below upper bound {b_high}")
+            if b_low < low or b_high > high:
+                problems.append(f"{where} bounds: {list(tag.bounds)} lies outside the valid range {list(tag.valid)}")
+
+    targets: dict[str, str] = {}
+    for name, model in spec.models.items():
+        where = f"[models.{name}]"
+        if model.target not in tags:
+            problems.append(f"{where} target: unknown tag '{model.target}'")
+        elif tags[model.target].role != "measurement":
+            problems.append(
+                f"{where} target: '{model.target}' is a {tags[model.target].role}, a model target must be a measurement"
+            )
+        if model.target in targets:
+            problems.append(f"{where} target: '{model.target}' is already the target of model '{targets[model.target]}'")
+        targets.setdefault(model.target, name)
+        seen: set[str] = set()
+        for feature in model.features:
+            if feature not in tags:
+                problems.append(f"{where} features: unknown tag '{feature}'")
+            if feature in seen:
+                problems.append(f"{where} features: duplicate feature '{feature}'")
+            if feature == model.target:
+                problems.append(f"{where} features: the target '{feature}' cannot be its own feature")
+            seen.add(feature)
+        for pair in model.interactions:
+            for feature in pair:
+                if feature not in tags:
+                    problems.append(f"{where} interactions: unknown tag '{feature}'")
+                elif feature not in model.features:
+                    problems.append(f"{where} interactions: '{feature}' is not one of the model's features")
+            if pair[0] == pair[1]:
+                problems.append(f"{where} interactions: '{pair[0]}' interacts with itself")
+        for feature in model.shape:
+            if feature not in model.features:
+                problems.append(f"{where} shape: '{feature}' is not one of the model's features")
+
+    for name, detector in spec.detectors.items():
+        where = f"[detectors.{name}]"
+        for feature in detector.features:
+            if feature not in tags:
+                problems.append(f"{where} features: unknown tag '{feature}'")
+        if len(set(detector.features)) != len(detector.features):
+            problems.append(f"{where} features: duplicate feature")
+
+    cycle = _find_cycle(spec.models) if all(m.target in tags for m in spec.models.values()) else None
+    if cycle:
+        problems.append(f"[models] the model chain has a cycle: {' -> '.join(cycle)}")
+
+    objective = spec.objective
+    if bool(objective.maximize) == bool(objective.minimize):
+        problems.append("[objective]: give exactly one of maximize or minimize")
+    elif objective.model not in spec.models:
+        problems.append(f"[objective] {objective.sense}: unknown model '{objective.model}'")
+
+    for index, constraint in enumerate(spec.constraints):
+        where = f"[[constraints]] #{index + 1}"
+        if constraint.model not in spec.models:
+            problems.append(f"{where} model: unknown model '{constraint.model}'")
+        if constraint.max is None and constraint.min is None:
+            problems.append(f"{where}: give max and/or min")
+        if isinstance(constraint.max, float) and isinstance(constraint.min, float) and constraint.min >= constraint.max:
+            problems.append(f"{where}: min {constraint.min} is not below max {constraint.max}")
+
+    for tag in spec.steady_state.tags:
+        if tag not in tags:
+            problems.append(f"[steady_state] tags: unknown tag '{tag}'")
+    for model in spec.promotion.models:
+        if model not in spec.models:
+            problems.append(f"[promotion] models: unknown model '{model}'")
+    if not spec.setpoints:
+        problems.append("[tags]: the plant has no setpoint (nothing to recommend)")
+    return problems
+
+
+def _duplicate_table_problems(text: str) -> list[str]:
+    """tomllib stops at the first duplicate table; name it clearly."""
+    seen: set[str] = set()
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            header = stripped.split("]")[0].strip("[ ")
+            if header in seen:
+                problems.append(f"line {number}: duplicate table [{header}] (duplicate name)")
+            seen.add(header)
+    return problems
+
+
+def parse_plant(text: str, path: str = "<plant>") -> PlantSpec:
+    """Parse and validate a plant spec from TOML text; raise `SpecError` listing every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        problems = _duplicate_table_problems(text) or [f"not valid TOML: {error}"]
+        raise SpecError(path, problems) from None
+    try:
+        spec = PlantSpec.model_validate({**raw, "source_text": text, "source_path": path})
+    except ValidationError as error:
+        raise SpecError(path, _schema_problems(error)) from None
+    problems = _semantic_problems(spec)
+    if problems:
+        raise SpecError(path, problems)
+    return spec
+
+
+def load_plant(path: str | Path | None = None) -> PlantSpec:
+    """Load a plant spec from a file, or the shipped default plant when `path` is None."""
+    if path is None:
+        text = resources.files("dragon.plants").joinpath(DEFAULT_PLANT).read_text()
+        return parse_plant(text, f"<default plant {DEFAULT_PLANT}>")
+    file = Path(path)
+    if not file.is_file():
+        raise SpecError(str(file), ["file not found (pass --plant PATH to a plant TOML)"])
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(str(file), [f"cannot read the file: {error}"]) from None
+    return parse_plant(text, str(file))
