@@ -1,0 +1,310 @@
+"""Thin boto3 adapters behind one seam: every AWS call the product makes goes through `AwsBackend`.
+
+Clients are injected so that tests pass moto or botocore-Stubber clients; `from_environment` and
+`from_stack` build real ones. The verbs stay small: they translate our names (plant, version, env)
+into AWS requests and AWS answers into small dataclasses, nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dragon.errors import DragonError
+
+#: Stack outputs the CLI needs (names fixed in deploy/templates/stack.yaml).
+OUTPUT_KEYS = {
+    "training_state_machine_arn": "TrainingStateMachineArn",
+    "deployment_state_machine_arn": "DeploymentStateMachineArn",
+    "undeploy_state_machine_arn": "UndeployStateMachineArn",
+    "bucket": "ArtifactBucketName",
+    "training_image": "TrainingImageUri",
+    "sagemaker_role_arn": "SageMakerRoleArn",
+}
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    training_state_machine_arn: str = ""
+    deployment_state_machine_arn: str = ""
+    undeploy_state_machine_arn: str = ""
+    bucket: str = ""
+    training_image: str = ""
+    sagemaker_role_arn: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutionStatus:
+    arn: str
+    status: str  # RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED | PENDING_REDRIVE
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.status != "RUNNING"
+
+
+def endpoint_name(plant_name: str, env: str) -> str:
+    """The one endpoint per plant and environment (the state machines use the same format)."""
+    return f"{plant_name}-{env}"
+
+
+def approval_token_key(plant_name: str, version: str) -> str:
+    return f"approvals/{plant_name}/{version}.json"
+
+
+class AwsBackend:
+    def __init__(
+        self,
+        *,
+        sagemaker: Any = None,
+        s3: Any = None,
+        stepfunctions: Any = None,
+        events: Any = None,
+        stack: StackOutputs | None = None,
+    ) -> None:
+        self.sagemaker = sagemaker
+        self.s3 = s3
+        self.stepfunctions = stepfunctions
+        self.events = events
+        self.stack = stack or StackOutputs()
+
+    @classmethod
+    def from_environment(cls, *, region: str | None = None, bucket: str = "") -> AwsBackend:
+        import boto3
+
+        session = boto3.session.Session(region_name=region)
+        return cls(
+            sagemaker=session.client("sagemaker"),
+            s3=session.client("s3"),
+            stepfunctions=session.client("stepfunctions"),
+            events=session.client("events"),
+            stack=StackOutputs(bucket=bucket),
+        )
+
+    @classmethod
+    def from_stack(cls, stack_name: str, *, region: str | None = None, cloudformation: Any = None) -> AwsBackend:
+        """Clients for the region plus the ARNs and bucket of a deployed YET Dragon stack."""
+        import boto3
+
+        session = boto3.session.Session(region_name=region)
+        cfn = cloudformation or session.client("cloudformation")
+        try:
+            stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+        except Exception as error:  # botocore raises ClientError for an unknown stack
+            raise DragonError(
+                f"CloudFormation stack {stack_name!r} not found ({error}); deploy deploy/templates/stack.yaml first",
+                exit_code=1,
+            ) from error
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        stack = StackOutputs(**{field: outputs.get(key, "") for field, key in OUTPUT_KEYS.items()})
+        return cls(
+            sagemaker=session.client("sagemaker"),
+            s3=session.client("s3"),
+            stepfunctions=session.client("stepfunctions"),
+            events=session.client("events"),
+            stack=stack,
+        )
+
+    # ---------------------------------------------------------------- Step Functions
+    def _start(self, state_machine_arn: str, payload: dict[str, Any], name: str | None) -> str:
+        if not state_machine_arn:
+            raise DragonError("no state machine ARN: pass --stack NAME of a deployed YET Dragon stack", exit_code=1)
+        kwargs: dict[str, Any] = {"stateMachineArn": state_machine_arn, "input": json.dumps(payload)}
+        if name:
+            kwargs["name"] = name
+        return self.stepfunctions.start_execution(**kwargs)["executionArn"]
+
+    def start_training_workflow(
+        self,
+        *,
+        plant_name: str,
+        data_uri: str,
+        env: str = "dev",
+        plant_uri: str | None = None,
+        holdout_uri: str | None = None,
+        approval_required: bool = False,
+        name: str | None = None,
+    ) -> str:
+        payload = {
+            "plant_name": plant_name,
+            "data_uri": data_uri,
+            "env": env,
+            "plant_uri": plant_uri,
+            "holdout_uri": holdout_uri,
+            "approval_required": approval_required,
+        }
+        return self._start(self.stack.training_state_machine_arn, payload, name)
+
+    def start_deployment_workflow(
+        self,
+        *,
+        plant_name: str,
+        env: str,
+        version: str | None = None,
+        mode: str = "realtime",
+        batch_input_uri: str | None = None,
+        batch_output_uri: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        if mode not in ("realtime", "batch"):
+            raise DragonError(f"deployment mode must be 'realtime' or 'batch', got {mode!r}")
+        if mode == "batch" and not (batch_input_uri and batch_output_uri):
+            raise DragonError("a batch deployment needs both an input and an output S3 URI")
+        payload = {
+            "plant_name": plant_name,
+            "env": env,
+            "version": version,
+            "mode": mode,
+            "batch_input_uri": batch_input_uri,
+            "batch_output_uri": batch_output_uri,
+        }
+        return self._start(self.stack.deployment_state_machine_arn, payload, name)
+
+    def start_undeploy_workflow(
+        self, *, plant_name: str, env: str, version: str | None = None, name: str | None = None
+    ) -> str:
+        payload = {"plant_name": plant_name, "env": env, "version": version}
+        return self._start(self.stack.undeploy_state_machine_arn, payload, name)
+
+    def describe_execution(self, execution_arn: str) -> ExecutionStatus:
+        answer = self.stepfunctions.describe_execution(executionArn=execution_arn)
+        output = answer.get("output")
+        return ExecutionStatus(
+            arn=execution_arn,
+            status=answer["status"],
+            output=json.loads(output) if output else None,
+            error=answer.get("error"),
+            cause=answer.get("cause"),
+        )
+
+    # ---------------------------------------------------------------- approvals
+    def store_approval_token(self, plant_name: str, version: str, task_token: str) -> str:
+        key = approval_token_key(plant_name, version)
+        body = json.dumps({"plant_name": plant_name, "version": version, "task_token": task_token})
+        self.s3.put_object(Bucket=self.stack.bucket, Key=key, Body=body.encode(), ServerSideEncryption="AES256")
+        return key
+
+    def complete_approval(self, plant_name: str, version: str, decision: str, reason: str) -> None:
+        """Resume the training workflow waiting on this version; it records the decision itself."""
+        key = approval_token_key(plant_name, version)
+        try:
+            parked = json.loads(self.s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read())
+        except self.s3.exceptions.NoSuchKey as error:
+            raise DragonError(
+                f"no training workflow waits for approval of {plant_name} version {version} "
+                f"(s3://{self.stack.bucket}/{key} is missing)"
+            ) from error
+        token = parked["task_token"]
+        if decision == "approved":
+            self.stepfunctions.send_task_success(taskToken=token, output=json.dumps({"reason": reason}))
+        elif decision == "rejected":
+            self.stepfunctions.send_task_failure(taskToken=token, error="ApprovalRejected", cause=reason)
+        else:
+            raise DragonError(f"approval decision must be 'approved' or 'rejected', got {decision!r}")
+        self.s3.delete_object(Bucket=self.stack.bucket, Key=key)
+
+    # ---------------------------------------------------------------- S3
+    def upload_file(self, path: Path, key: str) -> str:
+        if not path.is_file():
+            raise DragonError(f"{path}: no such file to upload")
+        self.s3.upload_file(str(path), self.stack.bucket, key, ExtraArgs={"ServerSideEncryption": "AES256"})
+        return f"s3://{self.stack.bucket}/{key}"
+
+    def upload_bundle(self, bundle: Path, plant_name: str, label: str) -> str:
+        """Upload a bundle directory (tarred the way SageMaker tars /opt/ml/model) or a model.tar.gz."""
+        key = f"bundles/{plant_name}/{label}/model.tar.gz"
+        if bundle.is_file():
+            return self.upload_file(bundle, key)
+        if not bundle.is_dir():
+            raise DragonError(f"{bundle}: not a bundle directory or model.tar.gz")
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "model.tar.gz"
+            with tarfile.open(archive, "w:gz") as tar:
+                for item in sorted(bundle.iterdir()):
+                    tar.add(item, arcname=item.name)
+            return self.upload_file(archive, key)
+
+    # ---------------------------------------------------------------- SageMaker
+    def training_job_request(
+        self,
+        *,
+        job_name: str,
+        plant_name: str,
+        data_uri: str,
+        env: str = "dev",
+        plant_uri: str | None = None,
+        instance_type: str = "ml.m5.xlarge",
+        max_runtime_seconds: int = 14400,
+    ) -> dict[str, Any]:
+        """The CreateTrainingJob request the training state machine sends, for a direct start."""
+
+        def channel(name: str, uri: str) -> dict[str, Any]:
+            source = {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+            return {"ChannelName": name, "InputMode": "File", "DataSource": {"S3DataSource": source}}
+
+        channels = [channel("train", data_uri)] + ([channel("plant", plant_uri)] if plant_uri else [])
+        return {
+            "TrainingJobName": job_name,
+            "AlgorithmSpecification": {"TrainingImage": self.stack.training_image, "TrainingInputMode": "File"},
+            "RoleArn": self.stack.sagemaker_role_arn,
+            "InputDataConfig": channels,
+            "OutputDataConfig": {"S3OutputPath": f"s3://{self.stack.bucket}/training"},
+            "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
+            "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+            "HyperParameters": {"plant_name": plant_name},
+            "Environment": {"DRAGON_ENV": env},
+            "Tags": [{"Key": "dragon:plant", "Value": plant_name}, {"Key": "dragon:env", "Value": env}],
+        }
+
+    def start_training_job(self, request: dict[str, Any]) -> str:
+        return self.sagemaker.create_training_job(**request)["TrainingJobArn"]
+
+    def training_job_status(self, job_name: str) -> tuple[str, str | None]:
+        """(status, failure reason)."""
+        answer = self.sagemaker.describe_training_job(TrainingJobName=job_name)
+        return answer["TrainingJobStatus"], answer.get("FailureReason")
+
+    def endpoint_status(self, name: str) -> str | None:
+        """The endpoint's status, or None when there is no such endpoint."""
+        found = self.sagemaker.list_endpoints(NameContains=name, MaxResults=100)["Endpoints"]
+        if not any(e["EndpointName"] == name for e in found):
+            return None
+        return self.sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
+
+    def update_endpoint(self, name: str, endpoint_config_name: str) -> str:
+        return self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=endpoint_config_name)[
+            "EndpointArn"
+        ]
+
+    def model_package_tags(self, model_package_arn: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        kwargs: dict[str, Any] = {"ResourceArn": model_package_arn}
+        while True:
+            answer = self.sagemaker.list_tags(**kwargs)
+            tags.update({t["Key"]: t["Value"] for t in answer.get("Tags", [])})
+            if not answer.get("NextToken"):
+                return tags
+            kwargs["NextToken"] = answer["NextToken"]
+
+    def add_model_package_tags(self, model_package_arn: str, tags: dict[str, str]) -> None:
+        self.sagemaker.add_tags(ResourceArn=model_package_arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def remove_model_package_tags(self, model_package_arn: str, keys: list[str]) -> None:
+        self.sagemaker.delete_tags(ResourceArn=model_package_arn, TagKeys=keys)
+
+    # ---------------------------------------------------------------- EventBridge
+    def put_event(self, source: str, detail_type: str, detail: dict[str, Any], bus: str = "default") -> str:
+        answer = self.events.put_events(
+            Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": bus}]
+        )
+        entry = answer["Entries"][0]
+        if answer.get("FailedEntryCount"):
+            raise DragonError(f"EventBridge refused the {detail_type!r} event: {entry.get('ErrorMessage')}", exit_code=1)
+        return entry["EventId"]

@@ -1,0 +1,151 @@
+"""Events that start workflows: the EventBridge patterns and the local event folder.
+
+The patterns here are the single source of truth: `deploy/stack.py` writes them into the
+CloudFormation template, and the local runner matches the events it finds under
+`settings.events_dir` with `matches`, the same way EventBridge would on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dragon.settings import Settings
+
+SOURCE_SAGEMAKER = "aws.sagemaker"
+SOURCE_REGISTRY = "yet-dragon.registry"
+SOURCE_MONITORING = "yet-dragon.monitoring"
+
+TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
+MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+MODEL_VERSION_REGISTERED = "Model Version Registered"
+DRIFT_DETECTED = "Drift Detected"
+
+#: The training state machine names its jobs with this prefix; other jobs do not trigger a deployment.
+TRAINING_JOB_PREFIX = "dragon-train-"
+
+TRAINING_JOB_COMPLETED_PATTERN: dict[str, Any] = {
+    "source": [SOURCE_SAGEMAKER],
+    "detail-type": [TRAINING_JOB_STATE_CHANGE],
+    "detail": {"TrainingJobStatus": ["Completed"], "TrainingJobName": [{"prefix": TRAINING_JOB_PREFIX}]},
+}
+MODEL_PACKAGE_APPROVED_PATTERN: dict[str, Any] = {
+    "source": [SOURCE_SAGEMAKER],
+    "detail-type": [MODEL_PACKAGE_STATE_CHANGE],
+    "detail": {"ModelApprovalStatus": ["Approved"]},
+}
+DRIFT_DETECTED_PATTERN: dict[str, Any] = {
+    "source": [SOURCE_MONITORING],
+    "detail-type": [DRIFT_DETECTED],
+}
+#: The embedded default's stand-in for the Model Registry event: a registered version to deploy.
+MODEL_VERSION_REGISTERED_PATTERN: dict[str, Any] = {
+    "source": [SOURCE_REGISTRY],
+    "detail-type": [MODEL_VERSION_REGISTERED],
+}
+
+#: Rule name in the template -> pattern (stack.py renders these into deploy/templates/stack.yaml).
+RULE_PATTERNS: dict[str, dict[str, Any]] = {
+    "TrainingJobCompletedRule": TRAINING_JOB_COMPLETED_PATTERN,
+    "ModelPackageApprovedRule": MODEL_PACKAGE_APPROVED_PATTERN,
+    "DriftDetectedRule": DRIFT_DETECTED_PATTERN,
+}
+
+
+@dataclass(frozen=True)
+class LocalEvent:
+    """One event file: the EventBridge envelope (source, detail-type, detail, time, id) plus its path."""
+
+    path: Path
+    id: str
+    source: str
+    detail_type: str
+    time: str
+    detail: dict[str, Any]
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": self.id,
+            "source": self.source,
+            "detail-type": self.detail_type,
+            "time": self.time,
+            "detail": self.detail,
+        }
+
+
+def emit_event(settings: Settings, detail_type: str, detail: dict[str, Any], *, source: str = SOURCE_REGISTRY) -> Path:
+    """Write an event file under settings.events_dir; written whole then renamed, so readers never see half."""
+    now = datetime.now(UTC)
+    event_id = str(uuid.uuid4())
+    envelope = {
+        "version": "0",
+        "id": event_id,
+        "source": source,
+        "detail-type": detail_type,
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "detail": detail,
+    }
+    settings.events_dir.mkdir(parents=True, exist_ok=True)
+    # The timestamp prefix keeps a directory listing in emission order.
+    path = settings.events_dir / f"{now.strftime('%Y%m%dT%H%M%S%f')}-{event_id}.json"
+    partial = path.with_suffix(".part")
+    partial.write_text(json.dumps(envelope, indent=2, default=str))
+    os.replace(partial, path)
+    return path
+
+
+def _read(path: Path) -> LocalEvent:
+    raw = json.loads(path.read_text())
+    return LocalEvent(
+        path=path,
+        id=raw["id"],
+        source=raw["source"],
+        detail_type=raw["detail-type"],
+        time=raw["time"],
+        detail=raw.get("detail", {}),
+    )
+
+
+def pending_events(settings: Settings, pattern: dict[str, Any] | None = None) -> list[LocalEvent]:
+    """Events not handled yet, oldest first; with a pattern, only those it matches."""
+    if not settings.events_dir.is_dir():
+        return []
+    events = [_read(p) for p in sorted(settings.events_dir.glob("*.json"))]
+    return [e for e in events if pattern is None or matches(pattern, e.envelope())]
+
+
+def mark_handled(settings: Settings, event: LocalEvent) -> Path:
+    """Move the event to events_dir/handled so that it is acted on once."""
+    handled = settings.events_dir / "handled"
+    handled.mkdir(parents=True, exist_ok=True)
+    target = handled / event.path.name
+    os.replace(event.path, target)
+    return target
+
+
+def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge matching for the subset our patterns use: value lists, `prefix` and nested objects."""
+    for key, expected in pattern.items():
+        if key not in event:
+            return False
+        actual = event[key]
+        if isinstance(expected, dict):
+            if not isinstance(actual, dict) or not matches(expected, actual):
+                return False
+        elif not any(_matches_value(rule, actual) for rule in expected):
+            return False
+    return True
+
+
+def _matches_value(rule: Any, actual: Any) -> bool:
+    if isinstance(rule, dict):
+        if set(rule) != {"prefix"}:
+            raise ValueError(f"unsupported event pattern operator {sorted(rule)}")
+        return isinstance(actual, str) and actual.startswith(rule["prefix"])
+    return rule == actual

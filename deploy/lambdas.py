@@ -1,0 +1,82 @@
+"""Lambda handlers: the AWS doors into the same workflow steps the local runner calls.
+
+Each handler parses its event into the step's typed input, calls the plain-Python step in
+`deploy.steps` and returns a JSON-serialisable dict. A `DragonError` is left to propagate: the
+Lambda runtime reports its class name as `errorType`, which the state machines catch and record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, TypeVar
+
+from deploy import steps
+from dragon.errors import DragonError
+
+T = TypeVar("T")
+
+#: The bucket where the approval task tokens wait for a decision (set by the CloudFormation stack).
+ARTIFACT_BUCKET_ENV = "DRAGON_ARTIFACT_BUCKET"
+
+
+def parse_input(cls: type[T], event: dict[str, Any]) -> T:
+    """Build the step's input dataclass from the fields it declares; missing required ones are named."""
+    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    missing = [
+        name
+        for name, field in names.items()
+        if name not in event
+        and field.default is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise DragonError(f"{cls.__name__}: the event lacks {', '.join(missing)}; got keys {sorted(event)}")
+    return cls(**{name: event[name] for name in names if name in event})
+
+
+def to_payload(output: Any) -> dict[str, Any]:
+    return dataclasses.asdict(output) if dataclasses.is_dataclass(output) else dict(output)
+
+
+def transform_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return to_payload(steps.transform(parse_input(steps.TransformInput, event)))
+
+
+def evaluate_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return to_payload(steps.evaluate_challenger(parse_input(steps.EvaluateInput, event)))
+
+
+def register_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return to_payload(steps.register(parse_input(steps.RegisterInput, event)))
+
+
+def approval_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """`action=request`: park the workflow's task token until a person decides.
+    `action=decide`: record the decision (approved or rejected) on the version."""
+    action = event.get("action")
+    if action == "request":
+        from deploy.aws import AwsBackend  # boto3 only where AWS is really used
+
+        backend = AwsBackend.from_environment(bucket=os.environ[ARTIFACT_BUCKET_ENV])
+        key = backend.store_approval_token(event["plant_name"], str(event["version"]), event["task_token"])
+        return {"approval": "pending", "token_key": key}
+    if action == "decide":
+        return to_payload(steps.set_approval(parse_input(steps.ApprovalInput, event)))
+    raise DragonError(f"approval event: action must be 'request' or 'decide', got {action!r}")
+
+
+def resolve_version_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return to_payload(steps.resolve_version(parse_input(steps.ResolveInput, event)))
+
+
+def tag_deployment_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return to_payload(steps.tag_deployment(parse_input(steps.TagInput, event)))
+
+
+def untag_deployment_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return to_payload(steps.untag_deployment(parse_input(steps.UntagInput, event)))
+
+
+def record_failure_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return to_payload(steps.record_failure(parse_input(steps.FailureInput, event)))

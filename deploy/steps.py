@@ -1,0 +1,288 @@
+"""The workflow steps as plain Python: typed inputs, typed outputs.
+
+The local runner (`dragon pipeline ...`, deploy/local_runner.py) calls them in
+order; on AWS the Lambda handlers (deploy/lambdas.py) call the same functions
+from the Step Functions state machines. Registry conventions (ARCHITECTURE.md):
+`deployed.<env>=true` only after a deployment succeeded, deleted on undeploy;
+`approval=pending|approved|rejected`; alias `champion` on the promoted version.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dragon import registry
+from dragon.bundle import Bundle, load_bundle
+from dragon.errors import RegistryError
+from dragon.settings import Settings, load_settings
+from dragon.spec import load_plant
+from deploy.storage import fetch, unpack_bundle
+
+APPROVAL_PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+PROMOTION_TAG = "promotion"
+FAILURE_TAG = "last_failure"
+
+
+class _Step:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- transform -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TransformInput(_Step):
+    data_uri: str
+    plant_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class TransformOutput(_Step):
+    data_uri: str
+    rows_in: int
+    rows_used: int
+    report: dict
+
+
+def transform(inp: TransformInput) -> TransformOutput:
+    """Check and prepare the history before an expensive training job starts (fails fast)."""
+    from dragon.data import read_history
+    from training.transforms import prepare_training_data
+
+    with tempfile.TemporaryDirectory() as scratch:
+        spec = load_plant(fetch(inp.plant_uri, Path(scratch)) if inp.plant_uri else None)
+        data = prepare_training_data(read_history(fetch(inp.data_uri, Path(scratch)), spec), spec, source=inp.data_uri)
+    report = data.report.to_dict()
+    return TransformOutput(inp.data_uri, data.report.rows_in, data.report.rows_used, report)
+
+
+# --- champion / challenger -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvaluateInput(_Step):
+    plant_name: str
+    candidate_bundle_uri: str
+    env: str
+    holdout_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateOutput(_Step):
+    promote: bool
+    reason: str
+    candidate: dict
+    champion: dict | None
+
+
+def holdout_rmse(bundle: Bundle, holdout) -> dict[str, float]:
+    """Each model's RMSE on the hold-out rows (the measured target)."""
+    scores = {}
+    for name in bundle.spec.model_order:
+        model = bundle.spec.models[name]
+        predicted = bundle.gams[name].predict(holdout[model.features].to_numpy(float))
+        scores[name] = float(np.sqrt(np.mean((holdout[model.target].to_numpy(float) - predicted) ** 2)))
+    return scores
+
+
+def _promotion_models(bundle: Bundle) -> list[str]:
+    spec = bundle.spec
+    return spec.promotion.models or list(dict.fromkeys([spec.objective.model, *(c.model for c in spec.constraints)]))
+
+
+def compare_bundles(candidate: Bundle, champion: Bundle | None, holdout) -> EvaluateOutput:
+    """The candidate wins unless a promotion model's RMSE is worse than the champion's by more than
+    the plant's tolerance, on the same hold-out rows."""
+    candidate_rmse = holdout_rmse(candidate, holdout)
+    if champion is None:
+        return EvaluateOutput(True, "no deployed version to beat", candidate_rmse, None)
+    champion_rmse = holdout_rmse(champion, holdout)
+    tolerance = candidate.spec.promotion.tolerance
+    worse = [
+        f"{name} RMSE {candidate_rmse[name]:.4g} > {champion_rmse[name]:.4g} (+{tolerance:.0%})"
+        for name in _promotion_models(candidate)
+        if candidate_rmse[name] > champion_rmse[name] * (1 + tolerance)
+    ]
+    if worse:
+        return EvaluateOutput(False, "challenger loses: " + "; ".join(worse), candidate_rmse, champion_rmse)
+    return EvaluateOutput(True, f"challenger within {tolerance:.0%} of the champion on every promotion model",
+                          candidate_rmse, champion_rmse)
+
+
+def evaluate_challenger(inp: EvaluateInput, settings: Settings | None = None) -> EvaluateOutput:
+    from dragon.data import read_history
+    from training.transforms import prepare_training_data
+
+    settings = settings or load_settings()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_path = Path(scratch)
+        candidate = load_bundle(unpack_bundle(fetch(inp.candidate_bundle_uri, scratch_path), scratch_path))
+        deployed = registry.deployed_version(settings, inp.plant_name, inp.env)
+        champion = load_bundle(registry.local_path(deployed.source)) if deployed else None
+        if inp.holdout_uri is None:
+            raise RegistryError("evaluate: give the recent hold-out data (holdout_uri) to compare on")
+        spec = candidate.spec
+        holdout = prepare_training_data(
+            read_history(fetch(inp.holdout_uri, scratch_path), spec), spec, source=inp.holdout_uri
+        ).holdout
+        return compare_bundles(candidate, champion, holdout)
+
+
+# --- register and approve ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegisterInput(_Step):
+    bundle_uri: str
+    plant_name: str
+    run_id: str | None = None
+    approval_required: bool = False
+    promotion: dict | None = None  # an EvaluateOutput as a dict, recorded on the version
+
+
+@dataclass(frozen=True)
+class RegisterOutput(_Step):
+    version: str
+    model_name: str
+    approval: str
+    promote: bool = True
+
+
+def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOutput:
+    """Register a trained bundle (directory or model.tar.gz) as a new version of the plant's model."""
+    from training.catalog import record_training
+
+    settings = settings or load_settings()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_path = Path(scratch)
+        bundle_dir = unpack_bundle(fetch(inp.bundle_uri, scratch_path), scratch_path)
+        report_dir = bundle_dir.parent / "report" if (bundle_dir.parent / "report").is_dir() else None
+        result = record_training(settings, bundle_dir, report_dir=report_dir,
+                                 extra_tags={"bundle.uri": inp.bundle_uri})
+    version = result["version"]
+    approval = APPROVAL_PENDING if inp.approval_required else APPROVED
+    registry.set_tag(settings, inp.plant_name, version, registry.APPROVAL_TAG, approval)
+    registry.set_tag(settings, inp.plant_name, version, "model_data_url", inp.bundle_uri)
+    promote = True if inp.promotion is None else bool(inp.promotion.get("promote"))
+    if inp.promotion is not None:
+        registry.set_tag(settings, inp.plant_name, version, PROMOTION_TAG,
+                         json.dumps({"promote": promote, "reason": inp.promotion.get("reason", "")})[:5000])
+    return RegisterOutput(version, inp.plant_name, approval, promote)
+
+
+@dataclass(frozen=True)
+class ApprovalInput(_Step):
+    plant_name: str
+    version: str
+    decision: str  # approved | rejected
+    reason: str = ""
+
+
+def set_approval(inp: ApprovalInput, settings: Settings | None = None) -> RegisterOutput:
+    settings = settings or load_settings()
+    if inp.decision not in (APPROVED, REJECTED):
+        raise RegistryError(f"approval decision must be '{APPROVED}' or '{REJECTED}', not '{inp.decision}'")
+    registry.set_tag(settings, inp.plant_name, inp.version, registry.APPROVAL_TAG, inp.decision)
+    if inp.reason:
+        registry.set_tag(settings, inp.plant_name, inp.version, "approval.reason", inp.reason)
+    return RegisterOutput(inp.version, inp.plant_name, inp.decision, inp.decision == APPROVED)
+
+
+# --- deploy and undeploy bookkeeping -----------------------------------------------------------------
+@dataclass(frozen=True)
+class ResolveInput(_Step):
+    plant_name: str
+    env: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolveOutput(_Step):
+    version: str
+    model_data_url: str
+    bundle_uri: str
+
+
+def resolve_version(inp: ResolveInput, settings: Settings | None = None) -> ResolveOutput:
+    """The version to deploy (default: champion); refuses rejected or still-pending versions."""
+    settings = settings or load_settings()
+    info = registry.get_version(settings, inp.plant_name, inp.version)
+    approval = info.tags.get(registry.APPROVAL_TAG, APPROVED)
+    if approval != APPROVED:
+        raise RegistryError(f"version {info.version} of '{inp.plant_name}' is {approval}, not approved: "
+                            f"approve it first (dragon models approve {info.version})")
+    return ResolveOutput(info.version, info.tags.get("model_data_url", info.source), info.source)
+
+
+@dataclass(frozen=True)
+class TagInput(_Step):
+    plant_name: str
+    version: str
+    env: str
+    endpoint_name: str = ""
+
+
+@dataclass(frozen=True)
+class TagOutput(_Step):
+    plant_name: str
+    env: str
+    deployed_version: str | None
+    message: str
+
+
+def tag_deployment(inp: TagInput, settings: Settings | None = None) -> TagOutput:
+    """After a deployment succeeded: this version carries deployed.<env>, no other version does,
+    and it becomes the champion."""
+    settings = settings or load_settings()
+    key = registry.deployed_tag(inp.env)
+    registry.get_version(settings, inp.plant_name, inp.version)
+    for info in registry.list_versions(settings, inp.plant_name):
+        if info.version != inp.version and key in info.tags:
+            registry.delete_tag(settings, inp.plant_name, info.version, key)
+    registry.set_tag(settings, inp.plant_name, inp.version, key, "true")
+    if inp.endpoint_name:
+        registry.set_tag(settings, inp.plant_name, inp.version, f"endpoint.{inp.env}", inp.endpoint_name)
+    registry.set_alias(settings, inp.plant_name, registry.CHAMPION, inp.version)
+    return TagOutput(inp.plant_name, inp.env, inp.version, f"version {inp.version} deployed to {inp.env}")
+
+
+@dataclass(frozen=True)
+class UntagInput(_Step):
+    plant_name: str
+    env: str
+    version: str | None = None
+
+
+def untag_deployment(inp: UntagInput, settings: Settings | None = None) -> TagOutput:
+    """After an undeploy: no version carries deployed.<env> (or only the given one loses it)."""
+    settings = settings or load_settings()
+    key = registry.deployed_tag(inp.env)
+    removed = []
+    for info in registry.list_versions(settings, inp.plant_name):
+        if key in info.tags and inp.version in (None, info.version):
+            registry.delete_tag(settings, inp.plant_name, info.version, key)
+            registry.delete_tag(settings, inp.plant_name, info.version, f"endpoint.{inp.env}")
+            removed.append(info.version)
+    message = f"removed {key} from version(s) {', '.join(removed)}" if removed else f"nothing deployed to {inp.env}"
+    return TagOutput(inp.plant_name, inp.env, None, message)
+
+
+@dataclass(frozen=True)
+class FailureInput(_Step):
+    plant_name: str
+    env: str
+    error: str
+    cause: str = ""
+    version: str | None = None
+
+
+def record_failure(inp: FailureInput, settings: Settings | None = None) -> TagOutput:
+    """A deployment failed. deployed.<env> is set only after success, so the failed version never
+    got it and the previously deployed version (still serving) keeps it; record why on the version."""
+    settings = settings or load_settings()
+    if inp.version is not None:
+        reason = json.dumps({"env": inp.env, "error": inp.error, "cause": inp.cause[:2000]})
+        registry.set_tag(settings, inp.plant_name, inp.version, f"{FAILURE_TAG}.{inp.env}", reason)
+    still = registry.deployed_version(settings, inp.plant_name, inp.env)
+    return TagOutput(inp.plant_name, inp.env, still.version if still else None,
+                     f"deployment to {inp.env} failed: {inp.error}")

@@ -1,0 +1,211 @@
+"""The model registry and experiment catalog: MLflow, SQLite under DRAGON_HOME by default.
+
+One registered model per plant; one version = one bundle (six models). Aliases
+(`champion`) and tags (`deployed.<env>=true`, `approval=pending|approved|rejected`)
+follow ARCHITECTURE.md. MLflow is imported lazily: `import mlflow` costs ~1 s.
+
+Registration is atomic: the bundle is verified and stored as run artifacts first,
+and the version is created in one database transaction only after that, so a
+training that fails or is killed leaves no half version.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from dragon.errors import RegistryError
+from dragon.settings import Settings
+
+CHAMPION = "champion"
+APPROVAL_TAG = "approval"
+BUNDLE_ARTIFACT = "bundle"
+
+
+def deployed_tag(env: str) -> str:
+    return f"deployed.{env}"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    model_name: str
+    version: str
+    run_id: str | None
+    source: str
+    created_at: int
+    aliases: list[str]
+    tags: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def deployed_envs(self) -> list[str]:
+        return sorted(k.removeprefix("deployed.") for k, v in self.tags.items() if k.startswith("deployed.") and v == "true")
+
+
+def _client(settings: Settings):
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow import MlflowClient
+
+    ensure_store(settings)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def ensure_store(settings: Settings) -> None:
+    """Create the SQLite store once, under a file lock: several processes creating a new
+    database at the same moment race on schema migration (FACTS.md)."""
+    if not settings.tracking_uri.startswith("sqlite:///"):
+        return
+    settings.home.mkdir(parents=True, exist_ok=True)
+    marker = settings.home / ".store-ready"
+    if marker.exists():
+        return
+    with open(settings.home / ".store.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(tracking_uri=settings.tracking_uri).search_experiments(max_results=1)
+            marker.touch()
+
+
+def experiment_id(settings: Settings, plant_name: str) -> str:
+    client = _client(settings)
+    found = client.get_experiment_by_name(plant_name)
+    if found is not None:
+        return found.experiment_id
+    from mlflow.exceptions import MlflowException
+
+    location = (settings.artifact_root / plant_name).as_uri()
+    try:
+        return client.create_experiment(plant_name, artifact_location=location)
+    except MlflowException:  # another process created it first
+        return client.get_experiment_by_name(plant_name).experiment_id
+
+
+def local_path(uri: str) -> Path:
+    """The local path of a file:// artifact URI (the embedded default's artifact store)."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        raise RegistryError(f"bundle source {uri} is not on this machine (download it, or use --bundle)")
+    return Path(unquote(parsed.path))
+
+
+def _info(client, version) -> ModelVersionInfo:
+    metrics: dict[str, float] = {}
+    if version.run_id:
+        try:
+            metrics = dict(client.get_run(version.run_id).data.metrics)
+        except Exception:  # noqa: BLE001 - a deleted run must not hide the version
+            metrics = {}
+    return ModelVersionInfo(
+        model_name=version.name,
+        version=str(version.version),
+        run_id=version.run_id,
+        source=version.source,
+        created_at=int(version.creation_timestamp or 0),
+        aliases=list(getattr(version, "aliases", []) or []),
+        tags=dict(version.tags or {}),
+        metrics=metrics,
+    )
+
+
+def register_bundle(
+    settings: Settings, plant_name: str, run_id: str, bundle_dir: Path, tags: dict[str, str] | None = None
+) -> ModelVersionInfo:
+    """Store a verified bundle as the run's artifacts and create a registry version for it."""
+    from mlflow.exceptions import MlflowException
+
+    from dragon.bundle import verify_bundle
+
+    verify_bundle(bundle_dir)
+    client = _client(settings)
+    client.log_artifacts(run_id, str(bundle_dir), BUNDLE_ARTIFACT)
+    source = f"{client.get_run(run_id).info.artifact_uri}/{BUNDLE_ARTIFACT}"
+    verify_bundle(local_path(source)) if urlparse(source).scheme in ("", "file") else None
+    try:
+        client.create_registered_model(plant_name)
+    except MlflowException:
+        pass  # exists already (or created by a concurrent training)
+    version = client.create_model_version(plant_name, source=source, run_id=run_id, tags=tags or {})
+    if not _has_alias(client, plant_name, CHAMPION):
+        client.set_registered_model_alias(plant_name, CHAMPION, version.version)
+    return get_version(settings, plant_name, str(version.version))
+
+
+def _has_alias(client, plant_name: str, alias: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version_by_alias(plant_name, alias)
+        return True
+    except MlflowException:
+        return False
+
+
+def get_version(settings: Settings, plant_name: str, version_or_alias: str | None = None) -> ModelVersionInfo:
+    """A version by number, or by alias (default: champion)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    wanted = str(version_or_alias or CHAMPION)
+    try:
+        if wanted.isdigit():
+            found = client.get_model_version(plant_name, wanted)
+        else:
+            found = client.get_model_version_by_alias(plant_name, wanted)
+    except MlflowException:
+        known = list_versions(settings, plant_name)
+        hint = ", ".join(v.version for v in known) or "none (run `dragon train` first)"
+        raise RegistryError(
+            f"plant '{plant_name}' has no model version or alias '{wanted}' in {settings.tracking_uri}; "
+            f"versions: {hint}"
+        ) from None
+    return _info(client, found)
+
+
+def resolve_bundle(plant_name: str, version_or_alias: str | None, settings: Settings) -> Path:
+    """The local bundle directory of a registered version."""
+    info = get_version(settings, plant_name, version_or_alias)
+    path = local_path(info.source)
+    if not path.is_dir():
+        raise RegistryError(f"version {info.version} of '{plant_name}': its bundle {path} is missing")
+    return path
+
+
+def list_versions(settings: Settings, plant_name: str) -> list[ModelVersionInfo]:
+    client = _client(settings)
+    found = client.search_model_versions(f"name = '{plant_name}'")
+    infos = [_info(client, v) for v in found]
+    return sorted(infos, key=lambda v: int(v.version), reverse=True)
+
+
+def set_tag(settings: Settings, plant_name: str, version: str, key: str, value: str) -> None:
+    get_version(settings, plant_name, version)
+    _client(settings).set_model_version_tag(plant_name, version, key, value)
+
+
+def delete_tag(settings: Settings, plant_name: str, version: str, key: str) -> None:
+    info = get_version(settings, plant_name, version)
+    if key in info.tags:
+        _client(settings).delete_model_version_tag(plant_name, version, key)
+
+
+def set_alias(settings: Settings, plant_name: str, alias: str, version: str) -> None:
+    get_version(settings, plant_name, version)
+    _client(settings).set_registered_model_alias(plant_name, alias, version)
+
+
+def deployed_version(settings: Settings, plant_name: str, env: str) -> ModelVersionInfo | None:
+    """The version carrying `deployed.<env>=true`, if any."""
+    for info in list_versions(settings, plant_name):
+        if info.tags.get(deployed_tag(env)) == "true":
+            return info
+    return None
+
+
+def run_metrics(settings: Settings, run_id: str) -> dict[str, Any]:
+    return dict(_client(settings).get_run(run_id).data.metrics)

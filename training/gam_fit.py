@@ -1,0 +1,310 @@
+"""Fit one plant GAM (a `[models.*]` table) with per-term smoothing selection.
+
+pygam's `gridsearch` refits the whole model on every row for every candidate
+lambda. For a Gaussian GAM the fit needs only the sufficient statistics X'X, X'y
+and y'y (accumulated over row chunks, so memory stays flat) plus the penalty
+matrices: each candidate then costs one p-by-p Cholesky solve, and GCV needs only
+p-by-p algebra too (the idea of mgcv's `bam`). The model matrix and the penalties
+come from pygam's own term machinery, so the result is an ordinary fitted
+`LinearGAM`: `predict`, `prediction_intervals`, `partial_dependence` and
+`summary` work on it, and pygam's `fit` is never called.
+
+Equivalence with pygam (checked in tests/training/test_gam_fit.py): pygam's PIRLS
+for a Gaussian GAM solves `(X'X + P(lam) + sqrt(eps) I) b = X'y` (plus the
+coefficient-dependent constraint penalty C(b), iterated, for shape constraints),
+with `edof = trace(H^-1 X'X)`, `GCV = n RSS / (n - 1.4 edof)^2` and
+`cov = scale^2 H^-1 X'X H^-1`; we evaluate exactly these from the statistics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+from pygam import LinearGAM, s, te
+from pygam.terms import TermList
+from pygam.utils import flatten
+
+from dragon.errors import DataError
+from dragon.spec import GamModel
+
+GCV_GAMMA = 1.4  # pygam's default inflation of the edof in GCV (Wood 2006, p. 177)
+RIDGE = float(np.sqrt(np.finfo(np.float64).eps))  # pygam's diagonal loading of the penalty
+MIN_ROWS_PER_COEF = 5  # fewer rows than this per coefficient cannot support a smoothing choice
+MAX_SWEEPS = 4  # coordinate-descent sweeps over the smoothing parameters
+MIN_GCV_GAIN = 1e-9  # relative GCV improvement that counts as a better candidate
+
+
+@dataclass(frozen=True)
+class GamFit:
+    """A fitted plant GAM and how its smoothing was chosen."""
+
+    gam: LinearGAM
+    lam: dict[str, list[float]]  # term label -> one lambda per penalty (a te() term has one per margin)
+    gcv: float
+    edof: float
+    fit_seconds: float
+    n_rows: int
+
+
+@dataclass(frozen=True)
+class SufficientStats:
+    """Everything a Gaussian GAM fit needs from the rows: X'X, X'y, y'y, sum y, n."""
+
+    gram: np.ndarray
+    cross: np.ndarray
+    yy: float
+    y_sum: float
+    n_rows: int
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    lams: tuple[float, ...]
+    coef: np.ndarray
+    factor: tuple[np.ndarray, bool]  # Cholesky factor of H = X'X + P(lam) + C(coef) + ridge I
+    influence: np.ndarray  # H^-1 X'X: its trace is the edof
+    rss: float
+    edof: float
+    gcv: float
+
+
+def build_gam(model: GamModel) -> LinearGAM:
+    """An unfitted LinearGAM for `model`: feature i of `model.features` is column i of X.
+
+    One spline term per feature, one tensor term per interaction, shape constraints on
+    the spline of the constrained feature and on that feature's margin of any tensor
+    term (so the whole function keeps the shape), `n_splines` from the spec.
+    """
+    column = {feature: i for i, feature in enumerate(model.features)}
+    terms = [
+        s(column[f], n_splines=model.n_splines, constraints=model.shape.get(f)) for f in model.features
+    ]
+    for a, b in model.interactions:
+        terms.append(
+            te(
+                column[a],
+                column[b],
+                n_splines=model.n_splines,
+                constraints=[model.shape.get(a), model.shape.get(b)],
+            )
+        )
+    return LinearGAM(TermList(*terms))
+
+
+def term_labels(gam: LinearGAM, features: list[str]) -> list[str]:
+    """Readable labels of the non-intercept terms, e.g. `s(feed)` and `te(t1,o2)`."""
+    labels = []
+    for term in gam.terms:
+        if term.isintercept:
+            continue
+        names = [features[int(i)] for i in np.atleast_1d(term.feature)]
+        labels.append(f"{'te' if term.istensor else 's'}({','.join(names)})")
+    return labels
+
+
+def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 50_000) -> GamFit:
+    """Fit `model` on X (columns = `model.features`) and y (= `model.target`).
+
+    Smoothing is selected per penalty by minimising pygam's GCV: first the best
+    lambda shared by all terms on `model.lam_grid` (what pygam's gridsearch does),
+    then coordinate descent per penalty on that grid refined by its geometric
+    midpoints. Raises DataError for NaN/inf, a constant feature or too few rows.
+    """
+    started = time.perf_counter()
+    gam = build_gam(model)
+    X, y = _checked(model, X, y, n_coefs=gam.terms.n_coefs + 1)  # + 1: the intercept pygam adds
+    gam._validate_params()
+    # Edge knots from the global range of every column, whatever the chunking.
+    gam._validate_data_dep_params(np.vstack([X.min(axis=0), X.max(axis=0)]))
+    gam.statistics_ = {"n_samples": len(y), "m_features": X.shape[1]}
+    stats = accumulate(gam, X, y, chunk_rows=chunk_rows)
+    components = penalty_components(gam)
+    best = _select(gam, stats, components, model.lam_grid)
+    _install(gam, stats, best)
+    labels = term_labels(gam, model.features)
+    lam = {label: [float(v) for v in np.atleast_1d(flatten(lams))] for label, lams in zip(labels, gam.lam)}
+    return GamFit(
+        gam=gam,
+        lam=lam,
+        gcv=best.gcv,
+        edof=best.edof,
+        fit_seconds=time.perf_counter() - started,
+        n_rows=len(y),
+    )
+
+
+def accumulate(gam: LinearGAM, X: np.ndarray, y: np.ndarray, *, chunk_rows: int) -> SufficientStats:
+    """X'X, X'y, y'y over row chunks of pygam's own model matrix (memory ~ chunk_rows x p)."""
+    p = gam.terms.n_coefs
+    gram = np.zeros((p, p))
+    cross = np.zeros(p)
+    for start in range(0, len(y), chunk_rows):
+        basis = gam._modelmat(X[start : start + chunk_rows]).toarray()
+        target = y[start : start + chunk_rows]
+        gram += basis.T @ basis
+        cross += basis.T @ target
+    return SufficientStats(gram, cross, float(y @ y), float(y.sum()), len(y))
+
+
+def penalty_components(gam: LinearGAM) -> list[np.ndarray]:
+    """One p-by-p penalty matrix per smoothing parameter, each at lambda = 1.
+
+    pygam's penalty is linear in the lambdas, so P(lam) = sum_k lam_k P_k.
+    """
+    saved = flatten(gam.lam)
+    components = []
+    for k in range(len(saved)):
+        gam.terms.lam = [1.0 if j == k else 0.0 for j in range(len(saved))]
+        components.append(gam.terms.build_penalties().toarray())
+    gam.terms.lam = saved
+    return components
+
+
+def evaluate(
+    gam: LinearGAM,
+    stats: SufficientStats,
+    components: list[np.ndarray],
+    lams: tuple[float, ...],
+    start: np.ndarray | None = None,
+) -> _Candidate:
+    """Solve the penalised least squares for `lams` and score it by GCV.
+
+    `start` warm-starts the shape-constraint iteration (ignored without constraints).
+    """
+    base = stats.gram + sum(lam * P for lam, P in zip(lams, components))
+    base[np.diag_indices_from(base)] += RIDGE
+    if gam.terms.hasconstraint:
+        coef, factor = _constrained_solve(gam, base, stats.cross, start)
+    else:
+        factor = sla.cho_factor(base, check_finite=False)
+        coef = sla.cho_solve(factor, stats.cross, check_finite=False)
+    # RSS = y'y - 2 b'X'y + b'X'X b, from the statistics alone.
+    rss = max(stats.yy - coef @ (2.0 * stats.cross - stats.gram @ coef), 0.0)
+    influence = sla.cho_solve(factor, stats.gram, check_finite=False)
+    edof = float(np.trace(influence))
+    n = stats.n_rows
+    gcv = n * rss / (n - GCV_GAMMA * edof) ** 2
+    return _Candidate(tuple(lams), coef, factor, influence, rss, edof, gcv)
+
+
+def _constrained_solve(
+    gam: LinearGAM, base: np.ndarray, cross: np.ndarray, start: np.ndarray | None
+) -> tuple[np.ndarray, tuple[np.ndarray, bool]]:
+    """pygam's shape-constraint iteration, on p-by-p matrices only.
+
+    The constraint penalty C(b) (lambda 1e9 on violated differences) depends only on
+    the coefficients, so each PIRLS step of pygam is one solve with X'X + P + C(b).
+    Without `start` it starts where pygam starts (all coefficients sqrt(eps)); it
+    stops at pygam's tol.
+    """
+    coef = np.full(len(cross), RIDGE) if start is None else start
+    for _ in range(gam.max_iter):
+        constraint = gam.terms.build_constraints(coef, gam._constraint_lam, gam._constraint_l2)
+        factor = sla.cho_factor(base + constraint.toarray(), check_finite=False)
+        new = sla.cho_solve(factor, cross, check_finite=False)
+        diff = np.linalg.norm(coef - new) / np.linalg.norm(new)
+        coef = new
+        if diff < gam.tol:
+            break
+    return coef, factor
+
+
+def _select(
+    gam: LinearGAM, stats: SufficientStats, components: list[np.ndarray], lam_grid: list[float]
+) -> _Candidate:
+    grid = np.sort(np.asarray(lam_grid, dtype=float))
+    shared = [evaluate(gam, stats, components, (lam,) * len(components)) for lam in grid]
+    best = min(shared, key=lambda c: c.gcv)
+    # Per-penalty search on the spec grid plus its geometric midpoints.
+    fine = np.sort(np.r_[grid, np.sqrt(grid[:-1] * grid[1:])])
+    for _ in range(MAX_SWEEPS):
+        improved = False
+        for k in range(len(components)):
+            for lam in fine:
+                if lam == best.lams[k]:
+                    continue
+                lams = best.lams[:k] + (float(lam),) + best.lams[k + 1 :]
+                candidate = evaluate(gam, stats, components, lams, start=best.coef)
+                if candidate.gcv < best.gcv * (1.0 - MIN_GCV_GAIN):
+                    best, improved = candidate, True
+        if not improved:
+            break
+    return best
+
+
+def _install(gam: LinearGAM, stats: SufficientStats, best: _Candidate) -> None:
+    """Leave `gam` as pygam's own fit with these lambdas would: coef_, statistics_, scale."""
+    gam.terms.lam = list(best.lams)
+    gam.coef_ = best.coef
+    n, edof, rss = stats.n_rows, best.edof, best.rss
+    scale = float(np.sqrt(rss / (n - edof)))
+    gam.distribution.scale = scale
+    # cov = scale^2 H^-1 X'X H^-1 (pygam's B B' scale^2), formed as A A' so that it stays
+    # positive semi-definite although X'X is singular (each spline basis contains the constant).
+    eigval, eigvec = np.linalg.eigh(stats.gram)
+    root = sla.cho_solve(best.factor, eigvec * np.sqrt(np.clip(eigval, 0.0, None)), check_finite=False)
+    cov = root @ root.T * scale**2
+    loglik = _normal_loglik(rss, n, scale)
+    null_rss = stats.yy - stats.y_sum**2 / n
+    null_loglik = _normal_loglik(null_rss, n, scale)
+    aic = -2.0 * loglik + 2.0 * edof + 2.0  # +2: the scale is estimated
+    st = gam.statistics_
+    # pygam's edof_per_coef is diag(U1 U1') of its QR/SVD; we use mgcv's diag(H^-1 X'X):
+    # a different split over coefficients with the same total edof.
+    st["edof_per_coef"] = np.diagonal(best.influence).copy()
+    st["edof"] = edof
+    st["scale"] = scale
+    st["cov"] = cov
+    st["se"] = np.sqrt(np.diagonal(cov))
+    st["AIC"] = aic
+    st["AICc"] = aic + 2.0 * (edof + 1.0) * (edof + 2.0) / (n - edof - 2.0)
+    st["pseudo_r2"] = OrderedDict(
+        explained_deviance=1.0 - rss / null_rss,
+        McFadden=loglik / null_loglik,
+        McFadden_adj=1.0 - (loglik - edof) / null_loglik,
+    )
+    st["GCV"], st["UBRE"] = best.gcv, None
+    st["loglikelihood"] = loglik
+    st["deviance"] = rss / scale**2  # pygam reports the scaled deviance
+    st["p_values"] = gam._estimate_p_values()
+
+
+def _normal_loglik(rss: float, n: int, scale: float) -> float:
+    return -0.5 * n * np.log(2.0 * np.pi * scale**2) - rss / (2.0 * scale**2)
+
+
+def _checked(
+    model: GamModel, X: np.ndarray, y: np.ndarray, *, n_coefs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).ravel()
+    where = f"model '{model.name}'"
+    if X.ndim != 2 or X.shape[1] != len(model.features):
+        raise DataError(
+            f"{where}: expected {len(model.features)} feature columns {model.features}, got shape {X.shape}"
+        )
+    if len(y) != len(X):
+        raise DataError(f"{where}: {len(X)} feature rows but {len(y)} values of target '{model.target}'")
+    if len(y) < MIN_ROWS_PER_COEF * n_coefs:
+        raise DataError(
+            f"{where}: {len(y)} training rows for {n_coefs} coefficients; need at least "
+            f"{MIN_ROWS_PER_COEF * n_coefs} (use a longer history or fewer n_splines)"
+        )
+    for values, tag in [*zip(X.T, model.features), (y, model.target)]:
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DataError(
+                f"{where}: tag '{tag}' has {int(bad.sum())} NaN/inf value(s) (first at row "
+                f"{int(np.argmax(bad))}); drop or fill those rows before training"
+            )
+    for values, tag in zip(X.T, model.features):
+        if len(values) and values.min() == values.max():
+            raise DataError(
+                f"{where}: feature '{tag}' is constant ({values[0]:g}) in the training rows; "
+                "a GAM cannot learn its effect - use a history where it moves or drop it from the model"
+            )
+    return X, y
