@@ -8,13 +8,18 @@ into AWS requests and AWS answers into small dataclasses, nothing more.
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dragon.errors import DragonError
+
+STACK_ENV = "DRAGON_STACK"
+DEFAULT_STACK = "yet-dragon-dev"
 
 #: Stack outputs the CLI needs (names fixed in deploy/templates/stack.yaml).
 OUTPUT_KEYS = {
@@ -55,6 +60,13 @@ def endpoint_name(plant_name: str, env: str) -> str:
     return f"{plant_name}-{env}"
 
 
+def default_plant_name() -> str:
+    """The shipped plant, when a workflow is started without naming one."""
+    from dragon.spec import load_plant
+
+    return load_plant(None).name
+
+
 def approval_token_key(plant_name: str, version: str) -> str:
     return f"approvals/{plant_name}/{version}.json"
 
@@ -76,7 +88,10 @@ class AwsBackend:
         self.stack = stack or StackOutputs()
 
     @classmethod
-    def from_environment(cls, *, region: str | None = None, bucket: str = "") -> AwsBackend:
+    def from_environment(cls, *, region: str | None = None, bucket: str | None = None) -> AwsBackend:
+        """A Lambda passes its bucket; the CLI reads the stack named by $DRAGON_STACK or yet-dragon-dev."""
+        if bucket is None:
+            return cls.from_stack(os.environ.get(STACK_ENV, DEFAULT_STACK), region=region)
         import boto3
 
         session = boto3.session.Session(region_name=region)
@@ -89,7 +104,9 @@ class AwsBackend:
         )
 
     @classmethod
-    def from_stack(cls, stack_name: str, *, region: str | None = None, cloudformation: Any = None) -> AwsBackend:
+    def from_stack(
+        cls, stack_name: str, *, region: str | None = None, cloudformation: Any = None
+    ) -> AwsBackend:
         """Clients for the region plus the ARNs and bucket of a deployed YET Dragon stack."""
         import boto3
 
@@ -99,7 +116,8 @@ class AwsBackend:
             stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
         except Exception as error:  # botocore raises ClientError for an unknown stack
             raise DragonError(
-                f"CloudFormation stack {stack_name!r} not found ({error}); deploy deploy/templates/stack.yaml first",
+                f"CloudFormation stack {stack_name!r} not found ({error}); "
+                "deploy deploy/templates/stack.yaml first (see README, Deploy on AWS)",
                 exit_code=1,
             ) from error
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
@@ -115,17 +133,19 @@ class AwsBackend:
     # ---------------------------------------------------------------- Step Functions
     def _start(self, state_machine_arn: str, payload: dict[str, Any], name: str | None) -> str:
         if not state_machine_arn:
-            raise DragonError("no state machine ARN: pass --stack NAME of a deployed YET Dragon stack", exit_code=1)
-        kwargs: dict[str, Any] = {"stateMachineArn": state_machine_arn, "input": json.dumps(payload)}
-        if name:
-            kwargs["name"] = name
-        return self.stepfunctions.start_execution(**kwargs)["executionArn"]
+            raise DragonError(
+                "no state machine ARN: pass --stack NAME of a deployed YET Dragon stack", exit_code=1
+            )
+        answer = self.stepfunctions.start_execution(
+            stateMachineArn=state_machine_arn, name=name or str(uuid.uuid4()), input=json.dumps(payload)
+        )
+        return answer["executionArn"]
 
     def start_training_workflow(
         self,
         *,
-        plant_name: str,
         data_uri: str,
+        plant_name: str | None = None,
         env: str = "dev",
         plant_uri: str | None = None,
         holdout_uri: str | None = None,
@@ -133,7 +153,7 @@ class AwsBackend:
         name: str | None = None,
     ) -> str:
         payload = {
-            "plant_name": plant_name,
+            "plant_name": plant_name or default_plant_name(),
             "data_uri": data_uri,
             "env": env,
             "plant_uri": plant_uri,
@@ -145,8 +165,8 @@ class AwsBackend:
     def start_deployment_workflow(
         self,
         *,
-        plant_name: str,
         env: str,
+        plant_name: str | None = None,
         version: str | None = None,
         mode: str = "realtime",
         batch_input_uri: str | None = None,
@@ -158,7 +178,7 @@ class AwsBackend:
         if mode == "batch" and not (batch_input_uri and batch_output_uri):
             raise DragonError("a batch deployment needs both an input and an output S3 URI")
         payload = {
-            "plant_name": plant_name,
+            "plant_name": plant_name or default_plant_name(),
             "env": env,
             "version": version,
             "mode": mode,
@@ -188,7 +208,9 @@ class AwsBackend:
     def store_approval_token(self, plant_name: str, version: str, task_token: str) -> str:
         key = approval_token_key(plant_name, version)
         body = json.dumps({"plant_name": plant_name, "version": version, "task_token": task_token})
-        self.s3.put_object(Bucket=self.stack.bucket, Key=key, Body=body.encode(), ServerSideEncryption="AES256")
+        self.s3.put_object(
+            Bucket=self.stack.bucket, Key=key, Body=body.encode(), ServerSideEncryption="AES256"
+        )
         return key
 
     def complete_approval(self, plant_name: str, version: str, decision: str, reason: str) -> None:
@@ -252,7 +274,10 @@ class AwsBackend:
         channels = [channel("train", data_uri)] + ([channel("plant", plant_uri)] if plant_uri else [])
         return {
             "TrainingJobName": job_name,
-            "AlgorithmSpecification": {"TrainingImage": self.stack.training_image, "TrainingInputMode": "File"},
+            "AlgorithmSpecification": {
+                "TrainingImage": self.stack.training_image,
+                "TrainingInputMode": "File",
+            },
             "RoleArn": self.stack.sagemaker_role_arn,
             "InputDataConfig": channels,
             "OutputDataConfig": {"S3OutputPath": f"s3://{self.stack.bucket}/training"},
@@ -294,7 +319,9 @@ class AwsBackend:
             kwargs["NextToken"] = answer["NextToken"]
 
     def add_model_package_tags(self, model_package_arn: str, tags: dict[str, str]) -> None:
-        self.sagemaker.add_tags(ResourceArn=model_package_arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        self.sagemaker.add_tags(
+            ResourceArn=model_package_arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+        )
 
     def remove_model_package_tags(self, model_package_arn: str, keys: list[str]) -> None:
         self.sagemaker.delete_tags(ResourceArn=model_package_arn, TagKeys=keys)
@@ -302,9 +329,18 @@ class AwsBackend:
     # ---------------------------------------------------------------- EventBridge
     def put_event(self, source: str, detail_type: str, detail: dict[str, Any], bus: str = "default") -> str:
         answer = self.events.put_events(
-            Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": bus}]
+            Entries=[
+                {
+                    "Source": source,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": bus,
+                }
+            ]
         )
         entry = answer["Entries"][0]
         if answer.get("FailedEntryCount"):
-            raise DragonError(f"EventBridge refused the {detail_type!r} event: {entry.get('ErrorMessage')}", exit_code=1)
+            raise DragonError(
+                f"EventBridge refused the {detail_type!r} event: {entry.get('ErrorMessage')}", exit_code=1
+            )
         return entry["EventId"]

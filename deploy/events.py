@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,30 +56,10 @@ RULE_PATTERNS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class LocalEvent:
-    """One event file: the EventBridge envelope (source, detail-type, detail, time, id) plus its path."""
-
-    path: Path
-    id: str
-    source: str
-    detail_type: str
-    time: str
-    detail: dict[str, Any]
-
-    def envelope(self) -> dict[str, Any]:
-        return {
-            "version": "0",
-            "id": self.id,
-            "source": self.source,
-            "detail-type": self.detail_type,
-            "time": self.time,
-            "detail": self.detail,
-        }
-
-
-def emit_event(settings: Settings, detail_type: str, detail: dict[str, Any], *, source: str = SOURCE_REGISTRY) -> Path:
-    """Write an event file under settings.events_dir; written whole then renamed, so readers never see half."""
+def emit_event(
+    settings: Settings, detail_type: str, detail: dict[str, Any], *, source: str = SOURCE_REGISTRY
+) -> Path:
+    """Write an event file under settings.events_dir, whole then renamed: readers never see half of one."""
     now = datetime.now(UTC)
     event_id = str(uuid.uuid4())
     envelope = {
@@ -100,32 +79,23 @@ def emit_event(settings: Settings, detail_type: str, detail: dict[str, Any], *, 
     return path
 
 
-def _read(path: Path) -> LocalEvent:
-    raw = json.loads(path.read_text())
-    return LocalEvent(
-        path=path,
-        id=raw["id"],
-        source=raw["source"],
-        detail_type=raw["detail-type"],
-        time=raw["time"],
-        detail=raw.get("detail", {}),
-    )
-
-
-def pending_events(settings: Settings, pattern: dict[str, Any] | None = None) -> list[LocalEvent]:
-    """Events not handled yet, oldest first; with a pattern, only those it matches."""
+def pending_events(settings: Settings, pattern: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Events not handled yet (EventBridge envelopes), oldest first; with a pattern, only those it matches."""
     if not settings.events_dir.is_dir():
         return []
-    events = [_read(p) for p in sorted(settings.events_dir.glob("*.json"))]
-    return [e for e in events if pattern is None or matches(pattern, e.envelope())]
+    events = [json.loads(p.read_text()) for p in sorted(settings.events_dir.glob("*.json"))]
+    return [e for e in events if pattern is None or matches(pattern, e)]
 
 
-def mark_handled(settings: Settings, event: LocalEvent) -> Path:
-    """Move the event to events_dir/handled so that it is acted on once."""
+def mark_handled(settings: Settings, event: dict[str, Any]) -> Path:
+    """Move the event's file to events_dir/handled so that it is acted on once."""
+    found = list(settings.events_dir.glob(f"*-{event['id']}.json"))
+    if not found:
+        raise FileNotFoundError(f"event {event['id']} is not pending in {settings.events_dir}")
     handled = settings.events_dir / "handled"
     handled.mkdir(parents=True, exist_ok=True)
-    target = handled / event.path.name
-    os.replace(event.path, target)
+    target = handled / found[0].name
+    os.replace(found[0], target)
     return target
 
 

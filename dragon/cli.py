@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dragon.errors import DragonError
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exit_code, int) and exit_code != 0:
             sys.exit(exit_code)
     except DragonError as error:
-        err_console.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        # escape: messages name TOML tables like [tags.x], which rich would read as markup
+        err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -70,7 +70,7 @@ class DataQualityReport:
 
     def top_problems(self, limit: int = 5) -> list[str]:
         """The largest problems as 'tag: N problem (e.g. rows ...)', worst first."""
-        items = [(count, tag, problem) for tag, per in self.problems.items() for problem, count in per.items()]
+        items = [(n, tag, problem) for tag, per in self.problems.items() for problem, n in per.items()]
         items.sort(key=lambda item: (-item[0], item[1], item[2]))
         return [
             f"{tag}: {count} {problem} (e.g. rows {', '.join(map(str, self.examples[tag][problem]))})"
@@ -85,17 +85,18 @@ class DataQualityReport:
             "rows_dropped": self.rows_dropped,
             "dropped": dict(self.dropped),
             "problems": {tag: dict(per) for tag, per in self.problems.items()},
-            "examples": {tag: {p: list(rows) for p, rows in per.items()} for tag, per in self.examples.items()},
+            "examples": {tag: {p: list(r) for p, r in per.items()} for tag, per in self.examples.items()},
             "warnings": list(self.warnings),
         }
 
     def render(self):
         """A rich renderable for the CLI: summary, drop reasons, problems per tag, warnings."""
         from rich.console import Group
+        from rich.markup import escape
         from rich.table import Table
         from rich.text import Text
 
-        summary = Table(title=f"data quality: {self.source}", show_header=False)
+        summary = Table(title=f"data quality: {escape(self.source)}", show_header=False)
         summary.add_row("rows in", f"{self.rows_in:,}")
         summary.add_row("rows kept", f"{self.rows_kept:,}")
         share = self.rows_dropped / self.rows_in if self.rows_in else 0.0
@@ -105,11 +106,14 @@ class DataQualityReport:
                 summary.add_row(f"  dropped: {reason}", f"{self.dropped[reason]:,}")
         parts: list[Any] = [summary]
         if self.problems:
-            problems = Table("tag", "problem", "count", "first rows", title="problems per tag")
+            problems = Table(
+                "tag", "problem", "count", "first rows", title="problems per tag",
+                caption="rows are numbered from 1 in file order (the CSV header is not a row)",
+            )
             for tag, per in self.problems.items():
                 for problem, count in per.items():
                     rows = ", ".join(map(str, self.examples[tag][problem]))
-                    problems.add_row(tag, problem, f"{count:,}", rows)
+                    problems.add_row(escape(tag), problem, f"{count:,}", rows)
             parts.append(problems)
         else:
             parts.append(Text("no data problems found", style="green"))
@@ -195,7 +199,9 @@ def check_history(frame: pd.DataFrame, spec: PlantSpec, source: str) -> CheckedH
     report = DataQualityReport(source=source, rows_in=len(frame), rows_kept=0)
     missing_unused = [tag for tag in spec.tags if tag not in frame.columns]
     if missing_unused:
-        report.warnings.append(f"no column for unused tag(s) {', '.join(missing_unused)} (not needed by any model)")
+        report.warnings.append(
+            f"no column for unused tag(s) {', '.join(missing_unused)} (no model or detector reads them)"
+        )
 
     frame = frame.reset_index(drop=True)
     row_number = np.arange(1, len(frame) + 1)
@@ -222,7 +228,8 @@ def check_history(frame: pd.DataFrame, spec: PlantSpec, source: str) -> CheckedH
     report.count(time_column, DUPLICATE_TIMESTAMP, row_number[duplicate])
     drop_reason[duplicate & (drop_reason == "")] = DUPLICATE_TIMESTAMP
 
-    # Readings are judged on the rows whose timestamp is usable, in time order.
+    # Readings are judged on the rows whose timestamp is usable, in time order (a row already
+    # dropped for its timestamp is not counted again for its readings).
     ok_rows = ~(bad_time | duplicate)
     ok_times = _nanoseconds(frame[time_column])[ok_rows]
     step = float(np.median(np.diff(ok_times))) if len(ok_times) > 1 else 0.0  # the sample period
@@ -234,7 +241,8 @@ def check_history(frame: pd.DataFrame, spec: PlantSpec, source: str) -> CheckedH
         frame[tag] = values
         readings = values[ok_rows]
         if len(readings) > 1 and np.nanmin(readings, initial=np.inf) == np.nanmax(readings, initial=-np.inf):
-            report.warnings.append(f"{tag} holds one value ({readings[~np.isnan(readings)][0]:g}) in every row")
+            value = readings[~np.isnan(readings)][0]
+            report.warnings.append(f"{tag} holds one value ({value:g}) in every row")
         if tag in used_set:
             for problem in READING_PROBLEMS:
                 drop_reason[bad[problem] & (drop_reason == "")] = problem
@@ -287,7 +295,9 @@ def _check_tag(
     return values, bad
 
 
-def _frozen_readings(values: np.ndarray, times_ns: np.ndarray, step: float, frozen_minutes: int) -> np.ndarray:
+def _frozen_readings(
+    values: np.ndarray, times_ns: np.ndarray, step: float, frozen_minutes: int
+) -> np.ndarray:
     """Readings inside a run of one unchanging value that lasts too long.
 
     Lab values legitimately hold between samples (every 8 h in the default plant), so a run

@@ -29,8 +29,18 @@ from dragon.errors import BundleError
 FORMAT = "dragon-gam"
 FORMAT_VERSION = 1
 ARRAY_STATISTICS = ("cov", "se", "edof_per_coef", "p_values")
-SCALAR_STATISTICS = ("n_samples", "m_features", "edof", "scale", "AIC", "AICc", "GCV", "UBRE",
-                     "loglikelihood", "deviance")
+SCALAR_STATISTICS = (
+    "n_samples",
+    "m_features",
+    "edof",
+    "scale",
+    "AIC",
+    "AICc",
+    "GCV",
+    "UBRE",
+    "loglikelihood",
+    "deviance",
+)
 MARGIN_FIELDS = ("n_splines", "spline_order", "basis", "dtype", "lam", "penalties", "constraints")
 
 
@@ -70,7 +80,7 @@ def load_gam(directory: Path, name: str) -> LinearGAM:
             arrays = {key: npz[key] for key in ("coef", *ARRAY_STATISTICS)}
         return _rebuild(layout, arrays)
     except FileNotFoundError as error:
-        raise BundleError(f"{error.filename}: GAM file missing from the bundle; re-export the bundle") from None
+        raise BundleError(f"{error.filename}: GAM file missing from the bundle; re-export it") from None
     except (OSError, KeyError, TypeError, ValueError, IndexError, zipfile.BadZipFile) as error:
         raise BundleError(
             f"{json_path} / {npz_path.name}: malformed GAM ({type(error).__name__}: {error}); "

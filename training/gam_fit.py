@@ -43,7 +43,8 @@ class GamFit:
     """A fitted plant GAM and how its smoothing was chosen."""
 
     gam: LinearGAM
-    lam: dict[str, list[float]]  # term label -> one lambda per penalty (a te() term has one per margin)
+    lam: list[list[float]]  # per term (in `terms` order): one lambda per penalty (te() has one per margin)
+    terms: list[str]  # term labels, e.g. `s(feed_rate)`, `te(ox1_temperature,ox1_offgas_o2)`
     gcv: float
     edof: float
     fit_seconds: float
@@ -80,9 +81,7 @@ def build_gam(model: GamModel) -> LinearGAM:
     term (so the whole function keeps the shape), `n_splines` from the spec.
     """
     column = {feature: i for i, feature in enumerate(model.features)}
-    terms = [
-        s(column[f], n_splines=model.n_splines, constraints=model.shape.get(f)) for f in model.features
-    ]
+    terms = [s(column[f], n_splines=model.n_splines, constraints=model.shape.get(f)) for f in model.features]
     for a, b in model.interactions:
         terms.append(
             te(
@@ -121,15 +120,29 @@ def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 
     # Edge knots from the global range of every column, whatever the chunking.
     gam._validate_data_dep_params(np.vstack([X.min(axis=0), X.max(axis=0)]))
     gam.statistics_ = {"n_samples": len(y), "m_features": X.shape[1]}
-    stats = accumulate(gam, X, y, chunk_rows=chunk_rows)
-    components = penalty_components(gam)
-    best = _select(gam, stats, components, model.lam_grid)
-    _install(gam, stats, best)
-    labels = term_labels(gam, model.features)
-    lam = {label: [float(v) for v in np.atleast_1d(flatten(lams))] for label, lams in zip(labels, gam.lam)}
+    problem = PenalisedProblem(
+        stats=accumulate(gam, X, y, chunk_rows=chunk_rows),
+        components=penalty_components(gam),
+        shape=ShapePenalty.of(gam) if gam.terms.hasconstraint else None,
+        max_iter=gam.max_iter,
+        tol=gam.tol,
+    )
+    try:
+        best = _select(problem, model.lam_grid)
+        if problem.shape is not None:
+            # The search warm-starts the constraint iteration; redo the winner from pygam's own
+            # start so that the result is the one pygam's fit gives with these lambdas.
+            best = evaluate(problem, best.lams)
+    except np.linalg.LinAlgError:
+        raise DataError(
+            f"model '{model.name}': the penalised least-squares system is numerically singular for "
+            f"these training rows (features {model.features}); check for features with almost no variation"
+        ) from None
+    _install(gam, problem.stats, best)
     return GamFit(
         gam=gam,
-        lam=lam,
+        lam=[[float(v) for v in np.atleast_1d(flatten(lams))] for lams in gam.lam],
+        terms=term_labels(gam, model.features),
         gcv=best.gcv,
         edof=best.edof,
         fit_seconds=time.perf_counter() - started,
@@ -164,21 +177,91 @@ def penalty_components(gam: LinearGAM) -> list[np.ndarray]:
     return components
 
 
+@dataclass(frozen=True)
+class ShapePenalty:
+    """pygam's shape-constraint penalty C(b) as dense p-by-p algebra.
+
+    pygam builds, per constrained spline (or tensor margin, slice by slice), the
+    difference operator D of order 1 (monotonic) or 2 (convex/concave), penalises
+    the violated differences with 1e9 * D' diag(violated) D and adds a diagonal
+    loading to every slice with a violation. pygam does that with Python loops over
+    sparse matrices (~10 ms per call for a tensor term); here all slices are rows
+    of one matrix, checked equal to `gam.terms.build_constraints` in the tests.
+    """
+
+    differences: np.ndarray  # (rows, p): one row per difference of one constrained slice
+    increasing: np.ndarray  # (rows,) True: violated when the difference < 0, else when > 0
+    slice_of_row: np.ndarray  # (rows,) index into `slices`
+    slices: list[np.ndarray]  # coefficient indices of each constrained slice
+    strength: float
+    loading: float
+
+    @classmethod
+    def of(cls, gam: LinearGAM) -> ShapePenalty:
+        p = gam.terms.n_coefs
+        rows, increasing, slice_of_row, slices = [], [], [], []
+        for i, term in enumerate(gam.terms):
+            if term.isintercept or not term.hasconstraint:
+                continue
+            offset = gam.terms.get_coef_indices(i)[0]
+            margins = list(term) if term.istensor else [term]
+            for m, margin in enumerate(margins):
+                local = term._iterate_marginal_coef_slices(m) if term.istensor else [np.arange(term.n_coefs)]
+                for constraint in margin.constraints:
+                    if constraint is None:
+                        continue
+                    order = 1 if constraint.startswith("monotonic") else 2
+                    operator = np.diff(np.eye(margin.n_coefs), n=order, axis=0)
+                    for index in local:
+                        block = np.zeros((len(operator), p))
+                        block[:, offset + np.asarray(index)] = operator
+                        rows.append(block)
+                        increasing += [constraint in ("monotonic_inc", "convex")] * len(operator)
+                        slice_of_row += [len(slices)] * len(operator)
+                        slices.append(offset + np.asarray(index))
+        return cls(
+            np.vstack(rows),
+            np.asarray(increasing),
+            np.asarray(slice_of_row),
+            slices,
+            float(gam._constraint_lam),
+            float(gam._constraint_l2),
+        )
+
+    def matrix(self, coef: np.ndarray) -> np.ndarray:
+        differences = self.differences @ coef
+        violated = np.where(self.increasing, differences < 0, differences > 0)
+        active = self.differences[violated]
+        penalty = self.strength * (active.T @ active)
+        for violated_slice in np.unique(self.slice_of_row[violated]):
+            index = self.slices[violated_slice]
+            penalty[index, index] += self.loading
+        return penalty
+
+
+@dataclass(frozen=True)
+class PenalisedProblem:
+    """Everything a candidate lambda needs: no row of data is touched again."""
+
+    stats: SufficientStats
+    components: list[np.ndarray]
+    shape: ShapePenalty | None
+    max_iter: int
+    tol: float
+
+
 def evaluate(
-    gam: LinearGAM,
-    stats: SufficientStats,
-    components: list[np.ndarray],
-    lams: tuple[float, ...],
-    start: np.ndarray | None = None,
+    problem: PenalisedProblem, lams: tuple[float, ...], start: np.ndarray | None = None
 ) -> _Candidate:
     """Solve the penalised least squares for `lams` and score it by GCV.
 
-    `start` warm-starts the shape-constraint iteration (ignored without constraints).
+    `start` warm-starts the shape-constraint iteration (unused without constraints).
     """
-    base = stats.gram + sum(lam * P for lam, P in zip(lams, components))
+    stats = problem.stats
+    base = stats.gram + sum(lam * P for lam, P in zip(lams, problem.components, strict=True))
     base[np.diag_indices_from(base)] += RIDGE
-    if gam.terms.hasconstraint:
-        coef, factor = _constrained_solve(gam, base, stats.cross, start)
+    if problem.shape is not None:
+        coef, factor = _constrained_solve(problem, base, start)
     else:
         factor = sla.cho_factor(base, check_finite=False)
         coef = sla.cho_solve(factor, stats.cross, check_finite=False)
@@ -192,43 +275,40 @@ def evaluate(
 
 
 def _constrained_solve(
-    gam: LinearGAM, base: np.ndarray, cross: np.ndarray, start: np.ndarray | None
+    problem: PenalisedProblem, base: np.ndarray, start: np.ndarray | None
 ) -> tuple[np.ndarray, tuple[np.ndarray, bool]]:
     """pygam's shape-constraint iteration, on p-by-p matrices only.
 
-    The constraint penalty C(b) (lambda 1e9 on violated differences) depends only on
-    the coefficients, so each PIRLS step of pygam is one solve with X'X + P + C(b).
-    Without `start` it starts where pygam starts (all coefficients sqrt(eps)); it
-    stops at pygam's tol.
+    C(b) depends only on the coefficients, so each PIRLS step of pygam is one solve
+    with X'X + P + C(b). Without `start` it starts where pygam starts (all
+    coefficients sqrt(eps)); it stops at pygam's tol.
     """
+    cross = problem.stats.cross
     coef = np.full(len(cross), RIDGE) if start is None else start
-    for _ in range(gam.max_iter):
-        constraint = gam.terms.build_constraints(coef, gam._constraint_lam, gam._constraint_l2)
-        factor = sla.cho_factor(base + constraint.toarray(), check_finite=False)
+    for _ in range(problem.max_iter):
+        factor = sla.cho_factor(base + problem.shape.matrix(coef), check_finite=False)
         new = sla.cho_solve(factor, cross, check_finite=False)
         diff = np.linalg.norm(coef - new) / np.linalg.norm(new)
         coef = new
-        if diff < gam.tol:
+        if diff < problem.tol:
             break
     return coef, factor
 
 
-def _select(
-    gam: LinearGAM, stats: SufficientStats, components: list[np.ndarray], lam_grid: list[float]
-) -> _Candidate:
+def _select(problem: PenalisedProblem, lam_grid: list[float]) -> _Candidate:
+    n_lams = len(problem.components)
     grid = np.sort(np.asarray(lam_grid, dtype=float))
-    shared = [evaluate(gam, stats, components, (lam,) * len(components)) for lam in grid]
-    best = min(shared, key=lambda c: c.gcv)
+    best = min((evaluate(problem, (lam,) * n_lams) for lam in grid), key=lambda c: c.gcv)
     # Per-penalty search on the spec grid plus its geometric midpoints.
     fine = np.sort(np.r_[grid, np.sqrt(grid[:-1] * grid[1:])])
     for _ in range(MAX_SWEEPS):
         improved = False
-        for k in range(len(components)):
+        for k in range(n_lams):
             for lam in fine:
                 if lam == best.lams[k]:
                     continue
                 lams = best.lams[:k] + (float(lam),) + best.lams[k + 1 :]
-                candidate = evaluate(gam, stats, components, lams, start=best.coef)
+                candidate = evaluate(problem, lams, start=best.coef)
                 if candidate.gcv < best.gcv * (1.0 - MIN_GCV_GAIN):
                     best, improved = candidate, True
         if not improved:
@@ -277,9 +357,7 @@ def _normal_loglik(rss: float, n: int, scale: float) -> float:
     return -0.5 * n * np.log(2.0 * np.pi * scale**2) - rss / (2.0 * scale**2)
 
 
-def _checked(
-    model: GamModel, X: np.ndarray, y: np.ndarray, *, n_coefs: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _checked(model: GamModel, X: np.ndarray, y: np.ndarray, *, n_coefs: int) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).ravel()
     where = f"model '{model.name}'"
@@ -294,14 +372,14 @@ def _checked(
             f"{where}: {len(y)} training rows for {n_coefs} coefficients; need at least "
             f"{MIN_ROWS_PER_COEF * n_coefs} (use a longer history or fewer n_splines)"
         )
-    for values, tag in [*zip(X.T, model.features), (y, model.target)]:
+    for values, tag in [*zip(X.T, model.features, strict=True), (y, model.target)]:
         bad = ~np.isfinite(values)
         if bad.any():
             raise DataError(
                 f"{where}: tag '{tag}' has {int(bad.sum())} NaN/inf value(s) (first at row "
                 f"{int(np.argmax(bad))}); drop or fill those rows before training"
             )
-    for values, tag in zip(X.T, model.features):
+    for values, tag in zip(X.T, model.features, strict=True):
         if len(values) and values.min() == values.max():
             raise DataError(
                 f"{where}: feature '{tag}' is constant ({values[0]:g}) in the training rows; "

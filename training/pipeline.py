@@ -110,7 +110,7 @@ def train_bundle(
     for name in spec.model_order:
         model, gam = spec.models[name], gam_fits[name].gam
         gam_metrics[name] = evaluate_gam(name, model, gam, data.holdout, data.holdout_truth)
-        plots[name] = [*plot_partial_dependence(name, model, gam, report_dir), plot_residuals(name, gam, data.holdout, report_dir)]
+        plots[name] = [*plot_partial_dependence(name, model, gam, report_dir), plot_residuals(name, model, gam, data.holdout, report_dir)]
         progress("evaluate", 1, len(spec.models) + 1)
     gate = evaluate_gate(detectors, data.detector_holdout)
     progress("evaluate", 1, len(spec.models) + 1)

@@ -1,0 +1,219 @@
+"""Smoothing selection speed: pygam's gridsearch versus training/gam_fit.py.
+
+For each history size the four GAMs of the default plant are fitted twice, each
+fitter in its own subprocess (clean peak RSS) on the same rows:
+  (a) pygam: `LinearGAM.gridsearch` over the spec's lambda grid (shared lambda, the
+      same terms from `build_gam`), refitting on every row for every candidate;
+  (b) project: `fit_gam` (sufficient statistics, per-term GCV selection).
+Printed: wall seconds (fitting only), peak RSS, hold-out RMSE / sd(target) per model,
+and the speed-up. The last line is one JSON object with the figures of the largest
+size (all four GAMs together; RMSE as the mean over the models of RMSE / sd).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/train_speed.py [--sizes 50000 200000 500000] [--quick]
+
+Thread pools are pinned to one thread before numpy loads (a shared 2-core machine).
+"""
+
+from __future__ import annotations
+
+import os
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+for _var in THREAD_VARS:
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.special import ndtr  # noqa: E402
+
+from dragon.spec import PlantSpec, load_plant  # noqa: E402
+
+HOLDOUT_FRACTION = 0.2
+MAX_HOLDOUT_ROWS = 100_000
+FITTERS = ("pygam", "project")
+
+
+def synthetic_plant_history(spec: PlantSpec, rows: int, seed: int) -> dict[str, np.ndarray]:
+    """A stand-in plant history (used only while dragon/simulator is missing).
+
+    Inputs wander like plant signals (AR(1), uniform marginals inside bounds/valid);
+    each model target is a smooth non-linear function of its features (one shape per
+    feature, a product per interaction) plus noise, following the model chain.
+    """
+    rng = np.random.default_rng(seed)
+    targets = set(spec.model_targets.values())
+    history: dict[str, np.ndarray] = {}
+    for name, tag in spec.tags.items():
+        if name in targets:
+            continue
+        low, high = tag.bounds or tag.valid
+        if tag.bounds is None:  # a plausible operating band inside the sensor range
+            low, high = low + 0.3 * (high - low), low + 0.6 * (high - low)
+        walk = _ar1(rng, rows, phi=0.995)
+        history[name] = low + (high - low) * ndtr(walk)
+    shapes = (np.sin, np.tanh, np.square, lambda z: np.exp(0.5 * z), lambda z: np.abs(z) ** 1.5)
+    for model_name in spec.model_order:
+        model = spec.models[model_name]
+        z = {f: _standardised(history[f]) for f in model.features}
+        signal = sum(
+            shapes[i % len(shapes)](1.2 * z[f]) * (1.0 + 0.3 * i) for i, f in enumerate(model.features)
+        )
+        for a, b in model.interactions:
+            signal = signal + 0.8 * z[a] * z[b]
+        signal = _standardised(signal) + 0.15 * rng.standard_normal(rows)
+        low, high = spec.tags[model.target].valid
+        history[model.target] = low + (high - low) * (0.5 + 0.08 * signal)
+    return history
+
+
+def _ar1(rng: np.random.Generator, rows: int, phi: float) -> np.ndarray:
+    from scipy.signal import lfilter
+
+    innovations = rng.standard_normal(rows) * np.sqrt(1.0 - phi**2)
+    start = rng.standard_normal()
+    return lfilter([1.0], [1.0, -phi], innovations, zi=[phi * start])[0]
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / values.std()
+
+
+def plant_history(spec: PlantSpec, rows: int, seed: int) -> tuple[dict[str, np.ndarray], str]:
+    """The history to fit on and where it came from: the plant simulator when it exists."""
+    found = importlib.util.find_spec("dragon.simulator") is not None
+    simulator = importlib.import_module("dragon.simulator") if found else None
+    generate_history = getattr(simulator, "generate_history", None)
+    if generate_history is not None:
+        days = rows / 1440.0 * 1.02  # 1-minute samples, a little extra for dropped rows
+        frame = generate_history(days, seed, sample_minutes=1.0).history
+        tags = sorted(spec.used_tags)
+        frame = frame[tags].dropna().iloc[:rows]
+        return {tag: frame[tag].to_numpy(dtype=np.float64) for tag in tags}, "dragon.simulator"
+    return synthetic_plant_history(spec, rows, seed), "synthetic_plant_history (bench stand-in)"
+
+
+def worker(fitter: str, data_path: Path, train_rows: int) -> dict:
+    """Fit the four GAMs with one fitter; runs in its own process for a clean peak RSS."""
+    from training.gam_fit import build_gam, fit_gam
+
+    spec = load_plant()
+    with np.load(data_path) as npz:
+        history = {tag: npz[tag] for tag in npz.files}
+    rss_before_mb = _current_rss_mb()
+    seconds, rmse = {}, {}
+    for name, model in spec.models.items():
+        X = np.column_stack([history[f] for f in model.features])
+        y = history[model.target]
+        X_train, y_train, X_test, y_test = X[:train_rows], y[:train_rows], X[train_rows:], y[train_rows:]
+        started = time.perf_counter()
+        if fitter == "pygam":
+            gam = build_gam(model)
+            gam.gridsearch(X_train, y_train, lam=np.asarray(model.lam_grid), progress=False)
+        else:
+            gam = fit_gam(model, X_train, y_train).gam
+        seconds[name] = time.perf_counter() - started
+        residual = gam.predict(X_test) - y_test
+        rmse[name] = float(np.sqrt(np.mean(residual**2)) / y_test.std())
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"seconds": seconds, "rmse": rmse, "peak_mb": peak_mb, "rss_before_mb": rss_before_mb}
+
+
+def _current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def run_size(spec: PlantSpec, rows: int, seed: int, workdir: Path) -> dict:
+    holdout = min(int(rows * HOLDOUT_FRACTION / (1 - HOLDOUT_FRACTION)), MAX_HOLDOUT_ROWS)
+    history, source = plant_history(spec, rows + holdout, seed)
+    data_path = workdir / f"history_{rows}.npz"
+    np.savez(data_path, **history)
+    print(f"\n== {rows} training rows + {holdout} hold-out rows, data: {source}", flush=True)
+    results = {}
+    for fitter in FITTERS:
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            fitter,
+            "--data",
+            str(data_path),
+            "--rows",
+            str(rows),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{fitter} worker failed:\n{done.stderr[-3000:]}")
+        results[fitter] = json.loads(done.stdout.strip().splitlines()[-1])
+    _print_table(spec, results)
+    a, b = results["pygam"], results["project"]
+    summary = {
+        "rows": rows,
+        "project_seconds": round(sum(b["seconds"].values()), 3),
+        "pygam_seconds": round(sum(a["seconds"].values()), 3),
+        "project_rmse": round(float(np.mean(list(b["rmse"].values()))), 6),
+        "pygam_rmse": round(float(np.mean(list(a["rmse"].values()))), 6),
+        "project_peak_mb": round(b["peak_mb"], 1),
+        "pygam_peak_mb": round(a["peak_mb"], 1),
+    }
+    summary["speedup"] = round(summary["pygam_seconds"] / summary["project_seconds"], 1)
+    print(
+        f"total: project {summary['project_seconds']:.2f} s, pygam {summary['pygam_seconds']:.2f} s, "
+        f"speed-up {summary['speedup']:.1f}x; mean RMSE/sd project {summary['project_rmse']:.5f}, "
+        f"pygam {summary['pygam_rmse']:.5f} "
+        f"({100 * (summary['project_rmse'] / summary['pygam_rmse'] - 1):+.2f} %)"
+    )
+    return summary
+
+
+def _print_table(spec: PlantSpec, results: dict) -> None:
+    print(f"{'model':<14}{'project s':>11}{'pygam s':>11}{'speed-up':>10}{'project rmse/sd':>17}", end="")
+    print(f"{'pygam rmse/sd':>15}")
+    a, b = results["pygam"], results["project"]
+    for name in spec.models:
+        speedup = a["seconds"][name] / b["seconds"][name]
+        print(
+            f"{name:<14}{b['seconds'][name]:>11.2f}{a['seconds'][name]:>11.2f}{speedup:>9.1f}x"
+            f"{b['rmse'][name]:>17.5f}{a['rmse'][name]:>15.5f}"
+        )
+    for fitter in FITTERS:
+        r = results[fitter]
+        print(f"{fitter}: peak RSS {r['peak_mb']:.0f} MB (data loaded: {r['rss_before_mb']:.0f} MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 500_000])
+    parser.add_argument("--quick", action="store_true", help="one small size (20k rows): a smoke run")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--worker", choices=FITTERS, help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.data, args.rows)))
+        return
+    sizes = [20_000] if args.quick else args.sizes
+    print("threads: " + ", ".join(f"{v}={os.environ[v]}" for v in THREAD_VARS) + f"; cpus={os.cpu_count()}")
+    spec = load_plant()
+    with tempfile.TemporaryDirectory() as workdir:
+        summaries = [run_size(spec, rows, args.seed, Path(workdir)) for rows in sizes]
+    print(json.dumps(summaries[-1]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Keep deploy/templates/stack.yaml in step with its sources.
+
+The state machine definitions (deploy/statemachines/*.asl.json) and the EventBridge patterns
+(deploy/events.py) live in one place each; the template carries copies between
+`# BEGIN GENERATED <source>` and `# END GENERATED` markers, inline so that cfn-lint checks the state
+machines too (rule E3601). `python -m deploy.stack` rewrites the copies; a test fails while they differ.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from deploy.events import RULE_PATTERNS
+
+DEPLOY_DIR = Path(__file__).resolve().parent
+TEMPLATE_PATH = DEPLOY_DIR / "templates" / "stack.yaml"
+
+_BLOCK = re.compile(
+    r"^(?P<indent>[ ]*)# BEGIN GENERATED (?P<source>\S+)\n.*?^(?P=indent)# END GENERATED$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def source_document(source: str) -> dict:
+    """`statemachines/<name>.asl.json` (a file under deploy/) or `events:<RuleName>`."""
+    if source.startswith("events:"):
+        return RULE_PATTERNS[source.removeprefix("events:")]
+    return json.loads((DEPLOY_DIR / source).read_text())
+
+
+def render_stack(text: str) -> str:
+    def fill(match: re.Match[str]) -> str:
+        indent, source = match["indent"], match["source"]
+        body = json.dumps(source_document(source), indent=2)
+        lines = [f"{indent}# BEGIN GENERATED {source}", *(indent + line for line in body.splitlines())]
+        return "\n".join([*lines, f"{indent}# END GENERATED"])
+
+    return _BLOCK.sub(fill, text)
+
+
+def main() -> None:
+    text = TEMPLATE_PATH.read_text()
+    rendered = render_stack(text)
+    if rendered != text:
+        TEMPLATE_PATH.write_text(rendered)
+        print(f"updated {TEMPLATE_PATH}")
+    else:
+        print(f"{TEMPLATE_PATH} is up to date")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+"""Drift statistics: training baselines and the comparison of a window of data against them.
+
+A baseline freezes, per feature, what training saw: completeness, moments, range and
+quantile bins. A window (captured requests, or any table of plant states) is judged
+against it per feature with
+
+* PSI on the baseline's frozen bins, corrected for its small-sample bias: under no drift
+  the expected PSI of a window of n rows on k bins is about (k - 1)/n (PSI ~ chi2_{k-1}/n),
+  0.045 at 200 rows and 10 bins, so the raw value would read as drift on small windows.
+  We report `psi` = max(0, raw - (k-1)/n - (k-1)/n_baseline) and keep `psi_raw`;
+* the Kolmogorov–Smirnov distance, approximated from what the baseline keeps: the baseline's
+  CDF is known exactly at its bin edges (the cumulative bin fractions), so the distance is
+  the largest gap between it and the window's ECDF over those edges. With deciles that is
+  the maximum over 9 points, a lower bound of the true two-sample distance that is tight
+  for location and scale shifts (their largest gap sits near the middle quantiles);
+* completeness and range checks (outside the baseline's [min, max] widened by a margin, or
+  outside the tag's valid range).
+
+Decision rule (status per feature). Alert when the effect is large enough to matter *and*
+cannot be sampling noise: corrected PSI >= psi_alert, or KS > max(ks_alert, c/sqrt(n_eff))
+with c the 0.1 % critical value of the Kolmogorov distribution. The effect-size thresholds
+keep irrelevant shifts quiet on big windows (a p-value test flags a 0.1-sd shift at 2000
+rows); the significance floor keeps small windows quiet. Warn when corrected PSI >=
+psi_warn or KS > ks_alert without significance. Windows under `min_rows` are not judged.
+Every alert and every data-quality failure is a violation; `drift` = any violation.
+
+Rows are treated as independent: windows of autocorrelated minute data drawn as one
+contiguous block see one operating regime and differ, honestly, from a year's marginal
+distribution (bench/drift_detection.py measures both).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dragon.errors import DataError
+from dragon.spec import DriftSettings, Tag
+
+RANGE_MARGIN = 0.1  # widen the baseline [min, max] by this share of its span on each side
+RANGE_TOLERANCE = 0.01  # share of a window's values allowed outside the range before a violation
+COMPLETENESS_TOLERANCE = 0.05  # allowed drop of completeness below the baseline's
+KS_CRITICAL = 1.949  # Kolmogorov distribution: P(sqrt(n) D > 1.949) = 0.001 under no drift
+
+# Model Monitor's constraint_check_type values; `range_check` is our extension (BYOC may add types).
+DRIFT_CHECK = "baseline_drift_check"
+COMPLETENESS_CHECK = "completeness_check"
+MISSING_COLUMN_CHECK = "missing_column_check"
+RANGE_CHECK = "range_check"
+
+
+def _json_float(value: float) -> float | str:
+    """JSON has no infinity: write it as the string Python's float() reads back."""
+    return value if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+@dataclass(frozen=True)
+class FeatureBaseline:
+    """What training saw of one feature; `bin_edges` start at -inf and end at +inf."""
+
+    tag: str
+    n: int
+    completeness: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    bin_edges: tuple[float, ...]
+    bin_fractions: tuple[float, ...]
+
+    def bin_indices(self, values: np.ndarray) -> np.ndarray:
+        """Bin i holds bin_edges[i] <= x < bin_edges[i+1] (ties go right, as at training)."""
+        return np.searchsorted(np.asarray(self.bin_edges[1:-1]), values, side="right")
+
+    @property
+    def edge_cdf(self) -> np.ndarray:
+        """The baseline's P(X < edge) at each interior bin edge."""
+        return np.cumsum(self.bin_fractions)[:-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["bin_edges"] = [_json_float(edge) for edge in self.bin_edges]
+        raw["bin_fractions"] = list(self.bin_fractions)
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> FeatureBaseline:
+        try:
+            return cls(
+                tag=str(raw["tag"]),
+                n=int(raw["n"]),
+                completeness=float(raw["completeness"]),
+                mean=float(raw["mean"]),
+                std=float(raw["std"]),
+                min=float(raw["min"]),
+                max=float(raw["max"]),
+                bin_edges=tuple(float(edge) for edge in raw["bin_edges"]),
+                bin_fractions=tuple(float(share) for share in raw["bin_fractions"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"baseline of '{raw.get('tag', '?')}': missing or bad key ({error})") from None
+
+
+def _numeric_column(frame: pd.DataFrame, tag: str) -> np.ndarray:
+    """The column as floats; anything unreadable (text, None, inf) becomes NaN = missing."""
+    values = pd.to_numeric(frame[tag], errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def compute_baselines(frame: pd.DataFrame, tags: list[str], bins: int = 10) -> dict[str, FeatureBaseline]:
+    """Freeze per-feature statistics and quantile bins of a training table."""
+    missing = [tag for tag in tags if tag not in frame.columns]
+    if missing:
+        raise DataError(f"training data has no column for {missing}: cannot compute drift baselines")
+    baselines = {}
+    for tag in tags:
+        values = _numeric_column(frame, tag)
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            raise DataError(f"training data column '{tag}' has no numeric value: cannot compute its baseline")
+        interior, counts = _quantile_bins(present, bins)
+        edges = (-math.inf, *(float(edge) for edge in interior), math.inf)
+        baselines[tag] = FeatureBaseline(
+            tag=tag,
+            n=int(present.size),
+            completeness=float(present.size / len(values)) if len(values) else 0.0,
+            mean=float(present.mean()),
+            std=float(present.std(ddof=1)) if present.size > 1 else 0.0,
+            min=float(present.min()),
+            max=float(present.max()),
+            bin_edges=edges,
+            bin_fractions=tuple(float(c) for c in counts / present.size),
+        )
+    return baselines
+
+
+def _quantile_bins(present: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Interior edges at the quantiles, deduplicated (a setpoint held for a shift has few values),
+    then merged until no bin is empty: an always-empty training bin would add PSI to every window."""
+    interior = np.unique(np.quantile(present, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    while True:
+        counts = np.bincount(np.searchsorted(interior, present, side="right"), minlength=interior.size + 1)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size == 0:
+            return interior, counts
+        # drop the edge that closes the empty bin from the left (the first bin has only a right edge)
+        interior = np.delete(interior, max(empty[0] - 1, 0))
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    psi: float | None
+    ks: float | None
+    completeness: float
+    out_of_range: float  # share of present values outside the widened baseline or valid range
+    status: str  # ok | warn | alert | insufficient
+    psi_raw: float | None = None
+    window_fractions: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        rounded = {k: (None if v is None else round(v, 6)) for k, v in
+                   (("psi", self.psi), ("ks", self.ks), ("psi_raw", self.psi_raw))}
+        return {**rounded, "completeness": round(self.completeness, 6),
+                "out_of_range": round(self.out_of_range, 6), "status": self.status}
+
+
+@dataclass(frozen=True)
+class Violation:
+    feature: str
+    kind: str  # a Model Monitor constraint_check_type (or range_check)
+    description: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"feature": self.feature, "kind": self.kind, "description": self.description}
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    drift: bool
+    window_rows: int
+    features: dict[str, FeatureDrift]
+    violations: list[Violation] = field(default_factory=list)
+    verdict: str = ""
+
+    @property
+    def alerting(self) -> list[str]:
+        return [tag for tag, feature in self.features.items() if feature.status == "alert"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "drift": self.drift,
+            "window_rows": self.window_rows,
+            "verdict": self.verdict,
+            "features": {tag: feature.to_dict() for tag, feature in self.features.items()},
+            "violations": [violation.to_dict() for violation in self.violations],
+        }
+
+
+def population_stability_index(
+    baseline: FeatureBaseline, window_fractions: np.ndarray, n_window: int
+) -> float:
+    """Raw PSI on the frozen bins. Empty bins are floored at half a count of their sample
+    (a continuity correction) so one empty bin cannot dominate a small window."""
+    expected = np.maximum(np.asarray(baseline.bin_fractions), 0.5 / max(baseline.n, 1))
+    actual = np.maximum(window_fractions, 0.5 / max(n_window, 1))
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _psi_bias(bins: int, n_window: int, n_baseline: int) -> float:
+    """Expected PSI of two samples of one distribution: (k - 1) (1/n + 1/m)."""
+    return (bins - 1) * (1.0 / n_window + 1.0 / max(n_baseline, 1))
+
+
+def _ks_floor(n_window: int, n_baseline: int) -> float:
+    """Smallest KS distance that is not sampling noise at the 0.1 % level."""
+    effective = n_window * n_baseline / (n_window + n_baseline)
+    return KS_CRITICAL / math.sqrt(effective)
+
+
+def _feature_drift(
+    baseline: FeatureBaseline, values: np.ndarray, settings: DriftSettings, valid: tuple[float, float] | None
+) -> FeatureDrift:
+    present = values[~np.isnan(values)]
+    completeness = float(present.size / len(values)) if len(values) else 0.0
+    span = baseline.max - baseline.min
+    low, high = baseline.min - RANGE_MARGIN * span, baseline.max + RANGE_MARGIN * span
+    if valid is not None:
+        low, high = max(low, valid[0]), min(high, valid[1])
+    outside = float(np.mean((present < low) | (present > high))) if present.size else 0.0
+    if present.size < settings.min_rows:
+        return FeatureDrift(None, None, completeness, outside, "insufficient")
+    counts = np.bincount(baseline.bin_indices(present), minlength=len(baseline.bin_fractions))
+    fractions = counts / present.size
+    psi_raw = population_stability_index(baseline, fractions, present.size)
+    psi = max(0.0, psi_raw - _psi_bias(len(baseline.bin_fractions), present.size, baseline.n))
+    window_cdf = np.cumsum(fractions)[:-1]
+    ks = float(np.max(np.abs(window_cdf - baseline.edge_cdf))) if window_cdf.size else 0.0
+    ks_significant = ks > max(settings.ks_alert, _ks_floor(present.size, baseline.n))
+    if psi >= settings.psi_alert or ks_significant:
+        status = "alert"
+    elif psi >= settings.psi_warn or ks > settings.ks_alert:
+        status = "warn"
+    else:
+        status = "ok"
+    return FeatureDrift(psi, ks, completeness, outside, status, psi_raw, tuple(float(f) for f in fractions))
+
+
+def _violations(
+    tag: str, baseline: FeatureBaseline, feature: FeatureDrift, settings: DriftSettings
+) -> list[Violation]:
+    found = []
+    if feature.status == "alert":
+        found.append(Violation(tag, DRIFT_CHECK, (
+            f"distribution differs from training: PSI {feature.psi:.3f} (alert at {settings.psi_alert}), "
+            f"KS {feature.ks:.3f} (alert above {settings.ks_alert})")))
+    floor = baseline.completeness - COMPLETENESS_TOLERANCE
+    if feature.completeness < floor:
+        found.append(Violation(tag, COMPLETENESS_CHECK, (
+            f"completeness {feature.completeness:.1%} is below the baseline's {baseline.completeness:.1%} "
+            f"minus {COMPLETENESS_TOLERANCE:.0%}")))
+    if feature.out_of_range > RANGE_TOLERANCE:
+        found.append(Violation(tag, RANGE_CHECK, (
+            f"{feature.out_of_range:.1%} of values lie outside the training range "
+            f"[{baseline.min:.4g}, {baseline.max:.4g}] (+{RANGE_MARGIN:.0%} margin) "
+            "or the tag's valid range")))
+    return found
+
+
+def analyse_drift(
+    baselines: dict[str, FeatureBaseline],
+    window: pd.DataFrame,
+    settings: DriftSettings,
+    tags: dict[str, Tag] | None = None,
+) -> DriftReport:
+    """Judge a window against the baselines (see the module docstring for the rule).
+
+    `tags` (the plant spec's tags) adds each tag's valid range to the range check.
+    """
+    rows = len(window)
+    if rows < settings.min_rows:
+        features = {tag: FeatureDrift(None, None, 0.0, 0.0, "insufficient") for tag in baselines}
+        verdict = f"window too small to judge ({rows} rows < {settings.min_rows})"
+        return DriftReport(False, rows, features, [], verdict)
+    features: dict[str, FeatureDrift] = {}
+    violations: list[Violation] = []
+    for tag, baseline in baselines.items():
+        if tag not in window.columns:
+            features[tag] = FeatureDrift(None, None, 0.0, 0.0, "insufficient")
+            violations.append(Violation(tag, MISSING_COLUMN_CHECK, "column is missing from the window"))
+            continue
+        valid = tags[tag].valid if tags and tag in tags else None
+        feature = _feature_drift(baseline, _numeric_column(window, tag), settings, valid)
+        features[tag] = feature
+        violations.extend(_violations(tag, baseline, feature, settings))
+    return DriftReport(bool(violations), rows, features, violations, _verdict(features, violations))
+
+
+def _verdict(features: dict[str, FeatureDrift], violations: list[Violation]) -> str:
+    if not violations:
+        warned = [tag for tag, feature in features.items() if feature.status == "warn"]
+        return "no drift" + (f" (watch: {', '.join(warned)})" if warned else "")
+    alerting = [tag for tag, feature in features.items() if feature.status == "alert"]
+    parts = [f"{len(violations)} violation(s)"]
+    if alerting:
+        parts.append(f"drift in {', '.join(alerting)}")
+    return "drift: " + "; ".join(parts)
+
+
+# --- SageMaker Model Monitor shapes --------------------------------------------------------------
+
+
+def model_monitor_statistics(baselines: dict[str, FeatureBaseline]) -> dict[str, Any]:
+    """The baselines as Model Monitor's statistics.json. The distribution is given as buckets
+    (our quantile bins, outer edges closed at the observed min and max); no KLL sketch, which
+    Model Monitor documents as optional for bring-your-own containers."""
+    features = []
+    for tag, baseline in baselines.items():
+        edges = [baseline.min, *baseline.bin_edges[1:-1], baseline.max]
+        num_missing = round(baseline.n / baseline.completeness) - baseline.n if baseline.completeness else 0
+        features.append({
+            "name": tag,
+            "inferred_type": "Fractional",
+            "numerical_statistics": {
+                "common": {"num_present": baseline.n, "num_missing": int(num_missing)},
+                "mean": baseline.mean,
+                "sum": baseline.mean * baseline.n,
+                "std_dev": baseline.std,
+                "min": baseline.min,
+                "max": baseline.max,
+                "distribution": {"kll": {"buckets": [
+                    {"lower_bound": lower, "upper_bound": upper, "count": round(share * baseline.n)}
+                    for lower, upper, share in zip(edges[:-1], edges[1:], baseline.bin_fractions, strict=True)
+                ]}},
+            },
+        })
+    item_count = max((f["numerical_statistics"]["common"]["num_present"]
+                      + f["numerical_statistics"]["common"]["num_missing"] for f in features), default=0)
+    return {"version": 0, "dataset": {"item_count": item_count}, "features": features}
+
+
+def model_monitor_constraints(
+    baselines: dict[str, FeatureBaseline], settings: DriftSettings
+) -> dict[str, Any]:
+    """The baselines as Model Monitor's constraints.json; its distribution comparison (a KS-like
+    distance against `comparison_threshold`) takes our ks_alert."""
+    return {
+        "version": 0,
+        "features": [
+            {
+                "name": tag,
+                "inferred_type": "Fractional",
+                "completeness": max(0.0, baseline.completeness - COMPLETENESS_TOLERANCE),
+                "num_constraints": {"is_non_negative": baseline.min >= 0.0},
+            }
+            for tag, baseline in baselines.items()
+        ],
+        "monitoring_config": {
+            "evaluate_constraints": "Enabled",
+            "emit_metrics": "Enabled",
+            "datatype_check_threshold": 1.0,
+            "domain_content_threshold": 1.0,
+            "distribution_constraints": {
+                "perform_comparison": "Enabled",
+                "comparison_threshold": settings.ks_alert,
+                "comparison_method": "Robust",
+            },
+        },
+    }
+
+
+def constraint_violations(report: DriftReport) -> dict[str, Any]:
+    """A report's violations as Model Monitor's constraint_violations.json."""
+    return {"violations": [
+        {"feature_name": v.feature, "constraint_check_type": v.kind, "description": v.description}
+        for v in report.violations
+    ]}
+
+
+# --- human output ----------------------------------------------------------------------------------
+
+_STATUS_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red", "insufficient": "dim"}
+
+
+def render_drift_report(report: DriftReport):
+    """A rich renderable: the verdict, one row per feature, then the violations."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    table = Table(title=f"Drift over {report.window_rows} rows", title_justify="left")
+    for column in ("feature", "PSI", "KS", "complete", "out of range", "status"):
+        table.add_column(column, justify="left" if column in ("feature", "status") else "right")
+    for tag, feature in report.features.items():
+        style = _STATUS_STYLE.get(feature.status, "")
+        table.add_row(tag, number(feature.psi), number(feature.ks), f"{feature.completeness:.1%}",
+                      f"{feature.out_of_range:.1%}", Text(feature.status, style=style))
+    verdict = Text(report.verdict, style="bold red" if report.drift else "bold green")
+    parts = [verdict, table]
+    for violation in report.violations:
+        parts.append(Text(f"  {violation.kind}  {violation.feature}: {violation.description}", style="red"))
+    return Group(*parts)
+
+
+def plot_drift(
+    baselines: dict[str, FeatureBaseline], window: pd.DataFrame, report: DriftReport, out_dir: str | Path
+) -> list[Path]:
+    """One PNG per drifting (alert or warn) feature: bin fractions (what PSI sees) and the
+    CDFs (what KS sees) of training and window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for tag, feature in report.features.items():
+        if feature.status not in ("alert", "warn") or tag not in window.columns:
+            continue
+        baseline = baselines[tag]
+        values = _numeric_column(window, tag)
+        values = values[~np.isnan(values)]
+        labels = _bin_labels(baseline)
+        positions = np.arange(len(labels))
+        figure, (bars, cdf) = plt.subplots(1, 2, figsize=(11, 4))
+        bars.bar(positions - 0.2, baseline.bin_fractions, width=0.4, label="training")
+        bars.bar(positions + 0.2, feature.window_fractions, width=0.4, label="window")
+        bars.set_xticks(positions, labels, rotation=45, ha="right", fontsize=7)
+        bars.set_ylabel("share of rows")
+        bars.set_title(f"{tag}: PSI {feature.psi:.3f} ({feature.status})")
+        bars.legend()
+        interior = np.asarray(baseline.bin_edges[1:-1])
+        cdf.plot(interior, baseline.edge_cdf, "o-", label="training (at bin edges)")
+        cdf.plot(np.sort(values), np.arange(1, values.size + 1) / values.size, label="window ECDF")
+        cdf.set_title(f"KS {feature.ks:.3f}")
+        cdf.set_xlabel(tag)
+        cdf.legend()
+        figure.tight_layout()
+        path = out / f"drift_{tag}.png"
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+def _bin_labels(baseline: FeatureBaseline) -> list[str]:
+    edges = baseline.bin_edges
+    last = len(edges) - 2
+    return [f"<{edges[1]:.4g}" if i == 0 else (f"≥{edges[i]:.4g}" if i == last else f"{edges[i]:.4g}")
+            for i in range(len(edges) - 1)]

@@ -1,0 +1,162 @@
+"""Batch recommendations over a stored table: one output row per input row, on all cores.
+
+The table is cut into chunks; each worker process loads and verifies the bundle
+once and answers chunks with the same `Answerer` the server uses. A bad row
+becomes an error row (status "error" and its problems) and never stops the run.
+Columns that are not tags of the plant are ignored (reported once); the time
+column is carried to the output so rows can be joined back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dragon.errors import DataError
+
+SUFFIXES = (".csv", ".parquet", ".pq")
+DEFAULT_CHUNK_ROWS = 256
+
+_answerer = None  # this worker process's Answerer, loaded once by _start_worker
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    output: Path
+    rows: int
+    statuses: dict[str, int]
+    ignored_columns: list[str]
+    seconds: float
+    workers: int
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    first_row: int
+    rows: list[dict[str, Any]]
+
+
+def _suffix(path: Path, what: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"{path}: unknown {what} file type '{path.suffix}' (use .csv or .parquet)")
+    return suffix
+
+
+def read_table(path: Path):
+    import pandas as pd
+    import pyarrow
+
+    suffix = _suffix(path, "input")
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (pass --input PATH to a CSV or Parquet table)")
+    try:
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (OSError, ValueError, UnicodeDecodeError, pyarrow.ArrowException) as error:
+        raise DataError(f"{path}: cannot read the file as {suffix[1:]}: {error}") from None
+
+
+def _start_worker(bundle: str, model_version: str) -> None:
+    global _answerer
+    from threadpoolctl import threadpool_limits
+
+    from dragon.bundle import load_bundle
+    from inference.answering import Answerer
+
+    threadpool_limits(1)
+    _answerer = Answerer.load(load_bundle(bundle), model_version)
+
+
+def _answer_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]]]:
+    from inference.payloads import Record, flatten
+
+    answers = _answerer.answer([Record(row) for row in chunk.rows], first_index=chunk.first_row)
+    flat = []
+    for offset, answer in enumerate(answers):
+        answer.pop("record", None)  # the output's `row` column numbers every row
+        flat.append({"row": chunk.first_row + offset, **flatten(answer)})
+    return chunk.first_row, flat
+
+
+def _answered(
+    chunks: list[_Chunk], workers: int, bundle: str, model_version: str
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(first row, flat answers) per chunk, in completion order."""
+    if workers == 1:
+        _start_worker(bundle, model_version)
+        yield from map(_answer_chunk, chunks)
+        return
+    context = multiprocessing.get_context("spawn")  # never fork a process that holds threads
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(bundle, model_version)
+    ) as pool:
+        for future in as_completed([pool.submit(_answer_chunk, chunk) for chunk in chunks]):
+            yield future.result()
+
+
+def run_batch(
+    input_path: Path,
+    output_path: Path,
+    bundle: Path,
+    model_version: str | None = None,
+    *,
+    workers: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Callable[[int, int], None] | None = None,
+) -> BatchSummary:
+    """Recommend for every row of `input_path`; `progress(rows_advanced, rows_total)` after each chunk."""
+    import pandas as pd
+
+    from dragon.bundle import load_bundle
+    from inference.answering import bundle_fingerprint
+
+    output_suffix = _suffix(output_path, "output")
+    started = time.perf_counter()
+    loaded = load_bundle(bundle)  # verifies before any worker starts: a bad bundle fails once, clearly
+    spec = loaded.spec
+    model_version = model_version or bundle_fingerprint(loaded)
+    table = read_table(input_path)
+    tags = [column for column in table.columns if column in spec.tags]
+    ignored = [
+        str(c) for c in table.columns if c not in spec.tags and c not in (spec.time_column, "timestamp")
+    ]
+    records = table[tags].to_dict("records")
+    chunks = [
+        _Chunk(start, records[start : start + chunk_rows]) for start in range(0, len(records), chunk_rows)
+    ]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks) or 1))
+    done: dict[int, list[dict[str, Any]]] = {}
+    for first_row, rows in _answered(chunks, workers, str(bundle), model_version):
+        done[first_row] = rows
+        if progress:
+            progress(len(rows), len(records))
+    rows = [row for first_row in sorted(done) for row in done[first_row]]
+    out = pd.DataFrame(rows)
+    if spec.time_column in table.columns and len(out):
+        out[spec.time_column] = table[spec.time_column].to_numpy()
+    leading = [c for c in ("row", spec.time_column, "status", "reason", "errors") if c in out.columns]
+    out = out[leading + [c for c in out.columns if c not in leading]]
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    if output_suffix == ".csv":
+        out.to_csv(output_path, index=False)
+    else:
+        out.to_parquet(output_path, index=False)
+    statuses = out["status"].value_counts().to_dict() if len(out) else {}
+    return BatchSummary(
+        output_path,
+        len(out),
+        {str(k): int(v) for k, v in statuses.items()},
+        ignored,
+        time.perf_counter() - started,
+        workers,
+    )

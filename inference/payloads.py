@@ -1,0 +1,265 @@
+"""Invocation bodies in and out: JSON, JSON Lines and CSV, content negotiation, size limits.
+
+Decoding splits a body into records without judging their values: a record that
+cannot even be read (a bad JSON line, a ragged CSV row) carries its own errors and
+the others are still answered. `dragon.data.parse_state` then judges each state.
+A body that cannot be read at all raises `RequestRejected` with the HTTP status
+to answer (400, 406, 413 or 415).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dragon.errors import DataError
+from dragon.spec import PlantSpec
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+CSV = "text/csv"
+# Request media types we read, with the aliases clients use for JSON Lines.
+CONTENT_TYPES = {
+    JSON: JSON,
+    JSONLINES: JSONLINES,
+    "application/x-jsonlines": JSONLINES,
+    "application/jsonl": JSONLINES,
+    "application/x-ndjson": JSONLINES,
+    CSV: CSV,
+}
+ANSWER_TYPES = (JSON, JSONLINES, CSV)
+MEGABYTE = 1024 * 1024
+
+
+class RequestRejected(DataError):
+    """A request refused as a whole; `status_code` is the 4xx to answer."""
+
+    def __init__(self, status_code: int, message: str, details: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.details = list(details)
+
+
+@dataclass
+class Record:
+    """One input record: the raw state, or the reasons it could not be read."""
+
+    raw: Mapping[str, Any] | None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Payload:
+    records: list[Record]
+    single: bool  # a {"state": ...} body: answered with one object, bad input is a 400
+    content_type: str
+
+
+def media_type(header: str | None) -> str:
+    """The bare media type of a Content-Type/Accept item: no parameters, lower case."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def request_type(content_type: str | None) -> str:
+    found = CONTENT_TYPES.get(media_type(content_type))
+    if found is None:
+        shown = media_type(content_type) or "none"
+        raise RequestRejected(
+            415, f"unsupported Content-Type '{shown}'", [f"send one of: {', '.join(sorted(CONTENT_TYPES))}"]
+        )
+    return found
+
+
+def answer_type(accept: str | None) -> str:
+    """Pick the answer type from an Accept header (highest q first); absent or */* means JSON."""
+    if not accept or not accept.strip():
+        return JSON
+    choices = []
+    for position, item in enumerate(accept.split(",")):
+        name, _, params = item.partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        choices.append((-quality, position, name.strip().lower()))
+    for negative_quality, _, name in sorted(choices):
+        if negative_quality >= 0:
+            continue
+        if name in ("*/*", "application/*"):
+            return JSON
+        if name == "text/*":
+            return CSV
+        if CONTENT_TYPES.get(name) in ANSWER_TYPES:
+            return CONTENT_TYPES[name]
+    raise RequestRejected(
+        406, f"cannot answer in '{accept.strip()[:100]}'", [f"accept one of: {', '.join(ANSWER_TYPES)}"]
+    )
+
+
+def decode(body: bytes, content_type: str, spec: PlantSpec) -> Payload:
+    if not body.strip():
+        raise RequestRejected(400, "empty body", ['send a plant state, e.g. {"state": {"tag": value, ...}}'])
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RequestRejected(400, f"body is not UTF-8 text (byte {error.start})") from None
+    if content_type == JSON:
+        return _decode_json(text)
+    if content_type == JSONLINES:
+        return Payload(_decode_json_lines(text), single=False, content_type=content_type)
+    return Payload(_decode_csv(text, spec), single=False, content_type=content_type)
+
+
+def _loads(text: str) -> Any:
+    # Python's json reads NaN/Infinity as floats: parse_state then names the tag that carries them.
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"not valid JSON ({str(error)[:120]})") from None
+
+
+def _decode_json(text: str) -> Payload:
+    try:
+        body = _loads(text)
+    except ValueError as error:
+        raise RequestRejected(400, str(error)) from None
+    expected = 'expected {"state": {tag: value, ...}} or {"instances": [{tag: value, ...}, ...]}'
+    if not isinstance(body, dict) or len(body) != 1 or not {"state", "instances"} & body.keys():
+        keys = list(body)[:8] if isinstance(body, dict) else type(body).__name__
+        raise RequestRejected(400, f"unexpected JSON body: {expected}", [f"got {keys}"])
+    if "state" in body:
+        state = body["state"]
+        if not isinstance(state, dict):
+            raise RequestRejected(
+                400, "state: must be an object of tag: value", [f"got {type(state).__name__}"]
+            )
+        return Payload([Record(state)], single=True, content_type=JSON)
+    instances = body["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise RequestRejected(400, "instances: must be a non-empty list of plant states")
+    return Payload([_as_record(item) for item in instances], single=False, content_type=JSON)
+
+
+def _as_record(item: Any) -> Record:
+    if isinstance(item, dict):
+        return Record(item)
+    return Record(None, [f"a plant state must be an object of tag: value, got {type(item).__name__}"])
+
+
+def _decode_json_lines(text: str) -> list[Record]:
+    records = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            item = _loads(line)
+        except ValueError as error:
+            records.append(Record(None, [str(error)]))
+            continue
+        # A line is a state, or {"state": {...}} as in the JSON body.
+        if isinstance(item, dict) and set(item) == {"state"}:
+            item = item["state"]
+        records.append(_as_record(item))
+    return records
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _decode_csv(text: str, spec: PlantSpec) -> list[Record]:
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    except csv.Error as error:
+        raise RequestRejected(400, f"not valid CSV ({error})") from None
+    if not rows:
+        raise RequestRejected(400, "empty CSV body")
+    first = [cell.strip() for cell in rows[0]]
+    if all(isinstance(_number(cell), float) for cell in first):
+        # No header: SageMaker batch transform splits a file by lines, so only the first
+        # mini-batch would carry it. Headerless rows hold the required tags in spec order.
+        header, data = spec.required_state_tags, rows
+        if len(first) != len(header):
+            raise RequestRejected(
+                400,
+                f"CSV without a header row needs {len(header)} columns, got {len(first)}",
+                [f"columns in order: {', '.join(header)}; or start with a header row of tag names"],
+            )
+    else:
+        header, data = first, rows[1:]
+        _check_header(header, spec)
+    records = []
+    for row in data:
+        if len(row) != len(header):
+            records.append(Record(None, [f"row has {len(row)} fields, the header has {len(header)}"]))
+            continue
+        records.append(Record({tag: _number(cell.strip()) for tag, cell in zip(header, row, strict=True)}))
+    if not records:
+        raise RequestRejected(400, "CSV has a header row but no data rows")
+    return records
+
+
+def _check_header(header: list[str], spec: PlantSpec) -> None:
+    problems = []
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        problems.append(f"duplicate column(s): {', '.join(duplicates)}")
+    ignored = {spec.time_column, "timestamp"}
+    unknown = [name for name in header if name not in spec.tags and name not in ignored]
+    if unknown:
+        problems.append(f"unknown tag(s): {', '.join(unknown)} (not tags of plant '{spec.name}')")
+    missing = [tag for tag in spec.required_state_tags if tag not in header]
+    if missing:
+        problems.append(f"missing tag(s): {', '.join(missing)}")
+    if problems:
+        raise RequestRejected(400, "CSV header row does not match the plant's tags", problems)
+
+
+def problems_of(error: DataError) -> list[str]:
+    """The list items of a parse_state message ('source: N problem(s):\\n  - ...')."""
+    items = [line.strip()[2:] for line in error.message.splitlines()[1:] if line.strip().startswith("- ")]
+    return items or [error.message]
+
+
+def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted columns (`setpoints.ox1_temperature`); lists of per-model dicts by model."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list) and all(isinstance(v, Mapping) and "model" in v for v in value):
+            for item in value:
+                rest = {k: v for k, v in item.items() if k != "model"}
+                flat.update(flatten(rest, f"{name}.{item['model']}."))
+        elif isinstance(value, list):
+            flat[name] = "; ".join(map(str, value))
+        else:
+            flat[name] = value
+    return flat
+
+
+def encode(results: list[dict[str, Any]], *, single: bool, answer: str, model_version: str) -> bytes:
+    if answer == JSON:
+        body = results[0] if single else {"predictions": results, "model_version": model_version}
+        return json.dumps(body, allow_nan=False).encode()
+    if answer == JSONLINES:
+        return "".join(json.dumps(result, allow_nan=False) + "\n" for result in results).encode()
+    rows = [flatten(result) for result in results]
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()

@@ -1,0 +1,106 @@
+"""Starting the endpoint: resolve the bundle, check it once, then run uvicorn workers.
+
+The bundle is loaded and checked in the launcher first, so a bundle that fails
+verification stops the server with one log line and exit code 2 (uvicorn would
+otherwise restart the failing workers). Each worker then loads it again in its
+own lifespan before it answers /ping.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from dragon.errors import DragonError
+from inference.config import CAPTURE_ENV, CAPTURE_OFF, VERSION_ENV, ServeConfig, capture_max_bytes, payload_mb
+
+log = logging.getLogger("dragon.serve")
+
+# Each worker does its numerics on one thread: workers, not BLAS threads, use the cores.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+CONTAINER_MODEL_DIR = "/opt/ml/model"
+
+
+def one_thread_per_worker() -> None:
+    """Call before numpy is imported (workers inherit the environment)."""
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
+def capture_dir(*, local: bool) -> Path | None:
+    """DRAGON_CAPTURE_DIR (a folder or "off"); else DRAGON_HOME's capture folder locally or when
+    DRAGON_HOME is set; else off (a container without capture configured)."""
+    raw = os.environ.get(CAPTURE_ENV)
+    if raw is not None:
+        return None if raw.strip() in ("", CAPTURE_OFF) else Path(raw).resolve()
+    if local or os.environ.get("DRAGON_HOME"):
+        from dragon.settings import load_settings
+
+        return load_settings().capture_dir
+    return None
+
+
+def container_bundle() -> Path:
+    return Path(os.environ.get("SM_MODEL_DIR") or CONTAINER_MODEL_DIR)
+
+
+def registry_bundle(version: str | None, plant: Path | None) -> tuple[Path, str]:
+    """The bundle directory and version number of a registered version (default: champion)."""
+    from dragon.registry import get_version, resolve_bundle
+    from dragon.settings import load_settings
+    from dragon.spec import load_plant
+
+    settings = load_settings()
+    spec = load_plant(plant)
+    info = get_version(settings, spec.name, version)
+    return resolve_bundle(spec.name, info.version, settings), info.version
+
+
+def build_config(
+    bundle: Path, *, model_version: str | None, workers: int, capture: Path | None
+) -> ServeConfig:
+    if workers < 1:
+        raise DragonError(f"--workers must be at least 1, got {workers}")
+    return ServeConfig(
+        bundle=bundle.resolve(),
+        model_version=model_version or os.environ.get(VERSION_ENV) or None,
+        capture_dir=capture,
+        capture_max_bytes=capture_max_bytes(),
+        max_payload_mb=payload_mb(),
+        workers=workers,
+    )
+
+
+def check_bundle(config: ServeConfig) -> None:
+    """Load the bundle and build its recommender once; raise DragonError if it does not verify."""
+    from dragon.bundle import load_bundle
+    from inference.answering import Answerer
+
+    Answerer.load(load_bundle(config.bundle), config.model_version or "check")
+
+
+def run_server(config: ServeConfig, *, host: str, port: int) -> None:
+    """Serve until stopped. A bundle that does not verify: one log line, exit code 2."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    one_thread_per_worker()
+    try:
+        check_bundle(config)
+    except DragonError as error:
+        log.error("serve: cannot start, %s", " ".join(error.message.split()))
+        sys.exit(2)
+    os.environ.update(config.to_env())
+    log.info("serving %s on http://%s:%d with %d worker(s)", config.bundle, host, port, config.workers)
+    uvicorn.run(
+        "inference.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=config.workers,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )

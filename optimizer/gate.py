@@ -1,0 +1,214 @@
+"""The anomaly gate: both Isolation Forests score the current state and every candidate.
+
+sklearn's `score_samples` costs ~3 ms for one row (input validation, a Python call per tree),
+so the fitted trees are packed into flat arrays and traversed for all rows and trees at once:
+each step moves every (row, tree) pair one level down. Path length = depth of the leaf reached
++ c(n_leaf) (the average path length of an unsuccessful BST search over the leaf's training
+samples); score = 2^(-mean path / c(max_samples)). As in sklearn, inputs are compared in
+float32. `CompiledForest.verify` checks the result against `score_samples` when a bundle loads.
+
+Anomaly score convention (BRIEF): score = -score_samples(X), higher = more anomalous; a row is
+flagged when score > threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dragon.bundle import Detector
+from dragon.errors import BundleError
+
+VERIFY_TOLERANCE = 1e-9
+FAR_TAGS = 3  # tags named in a blocked answer
+
+
+def average_path_length(n: np.ndarray) -> np.ndarray:
+    """c(n): average path length of an unsuccessful search in a BST of n nodes (sklearn's definition)."""
+    n = np.asarray(n, dtype=float)
+    out = np.zeros_like(n)
+    out[n == 2] = 1.0
+    big = n > 2
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+class CompiledForest:
+    """A fitted IsolationForest as flat node arrays (all trees concatenated)."""
+
+    def __init__(self, forest: Any) -> None:
+        n_inputs = int(forest.n_features_in_)
+        features, thresholds, lefts, rights, leaf_path = [], [], [], [], []
+        roots = []
+        offset = 0
+        for tree, columns in zip(forest.estimators_, forest.estimators_features_, strict=True):
+            t = tree.tree_
+            n_nodes = t.node_count
+            leaf = t.children_left == -1
+            depth = _node_depths(t.children_left, t.children_right)
+            feature = np.where(leaf, 0, np.asarray(columns)[np.maximum(t.feature, 0)])  # tree column -> input column
+            features.append(feature)
+            thresholds.append(np.where(leaf, np.inf, t.threshold))
+            # A leaf points to itself, so extra steps after reaching it change nothing.
+            own = np.arange(n_nodes) + offset
+            lefts.append(np.where(leaf, own, t.children_left + offset))
+            rights.append(np.where(leaf, own, t.children_right + offset))
+            leaf_path.append(np.where(leaf, depth + average_path_length(t.n_node_samples), 0.0))
+            roots.append(offset)
+            offset += n_nodes
+            if int(np.max(depth)) > 64:
+                raise BundleError("an isolation tree deeper than 64 levels: not an Isolation Forest")
+        self.n_inputs = n_inputs
+        self._feature = np.concatenate(features).astype(np.intp)
+        self._threshold = np.concatenate(thresholds)
+        self._left = np.concatenate(lefts).astype(np.intp)
+        self._right = np.concatenate(rights).astype(np.intp)
+        self._leaf_path = np.concatenate(leaf_path)
+        self._roots = np.array(roots, dtype=np.intp)
+        self._steps = int(max(_node_depths(e.tree_.children_left, e.tree_.children_right).max()
+                              for e in forest.estimators_))
+        self._normaliser = float(average_path_length(np.array([forest.max_samples_]))[0])
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """Anomaly score (= -score_samples) of each row of X (n, n_inputs)."""
+        X = np.asarray(np.atleast_2d(X), dtype=np.float32).astype(np.float64)
+        n = len(X)
+        node = np.broadcast_to(self._roots, (n, len(self._roots))).copy()
+        rows = np.arange(n)[:, None]
+        for _ in range(self._steps):
+            go_left = X[rows, self._feature[node]] <= self._threshold[node]
+            node = np.where(go_left, self._left[node], self._right[node])
+        mean_path = self._leaf_path[node].mean(axis=1)
+        if self._normaliser == 0.0:
+            return np.ones(n)
+        return 2.0 ** (-mean_path / self._normaliser)
+
+    def verify(self, sample_X: np.ndarray, forest: Any, *, name: str, tolerance: float = VERIFY_TOLERANCE) -> float:
+        expected = -forest.score_samples(np.asarray(sample_X, dtype=float))
+        error = float(np.max(np.abs(self.scores(sample_X) - expected)))
+        if not error <= tolerance:
+            raise BundleError(f"compiled detector '{name}' differs from sklearn by {error:.3g} (> {tolerance:g})")
+        return error
+
+
+def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    depth = np.zeros(len(left))
+    for node in range(len(left)):  # sklearn numbers children after their parent
+        if left[node] != -1:
+            depth[left[node]] = depth[node] + 1
+            depth[right[node]] = depth[node] + 1
+    return depth
+
+
+@dataclass(frozen=True)
+class DetectorVerdict:
+    score: float
+    threshold: float
+    anomalous: bool
+
+    def to_dict(self) -> dict:
+        return {"score": round(self.score, 6), "threshold": round(self.threshold, 6), "anomalous": bool(self.anomalous)}
+
+
+@dataclass(frozen=True)
+class FarTag:
+    """A tag of a flagged detector and how far it sits from its training distribution."""
+
+    tag: str
+    value: float
+    z_score: float
+
+    def to_dict(self) -> dict:
+        return {"tag": self.tag, "value": self.value, "z_score": round(self.z_score, 3)}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    verdicts: dict[str, DetectorVerdict]
+    far_tags: dict[str, list[FarTag]]  # flagged detector -> tags furthest from training, worst first
+
+    @property
+    def flagged(self) -> list[str]:
+        return [name for name, verdict in self.verdicts.items() if verdict.anomalous]
+
+    @property
+    def passed(self) -> bool:
+        return not self.flagged
+
+    def reason(self) -> str:
+        parts = []
+        for name in self.flagged:
+            verdict = self.verdicts[name]
+            far = ", ".join(f"{t.tag}={t.value:.4g} (z={t.z_score:+.1f})" for t in self.far_tags.get(name, []))
+            parts.append(f"detector '{name}' flags the state (score {verdict.score:.3f} > threshold "
+                         f"{verdict.threshold:.3f}); furthest from training: {far or 'n/a'}")
+        return "; ".join(parts)
+
+
+class Gate:
+    """Every detector of a bundle, compiled, with the training baselines used to explain a block."""
+
+    def __init__(self, detectors: Mapping[str, Detector], baselines: Mapping[str, Any]) -> None:
+        self.detectors = dict(detectors)
+        self._baselines = baselines
+        self._compiled = {}
+        for name, detector in self.detectors.items():
+            compiled = CompiledForest(detector.forest)
+            if compiled.n_inputs != len(detector.features):
+                raise BundleError(f"detector '{name}' was fitted on {compiled.n_inputs} inputs, "
+                                  f"its spec lists {len(detector.features)} features")
+            compiled.verify(self._verification_rows(detector), detector.forest, name=name)
+            self._compiled[name] = compiled
+
+    def _verification_rows(self, detector: Detector, rows: int = 64, seed: int = 0) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        centre = np.array([_stat(self._baselines.get(f), "mean", 0.0) for f in detector.features])
+        spread = np.array([max(_stat(self._baselines.get(f), "std", 1.0), 1e-9) for f in detector.features])
+        return centre + spread * rng.normal(0.0, 2.0, size=(rows, len(detector.features)))
+
+    def scores(self, rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each detector's scores for rows given as {tag: values (n,)}."""
+        return {
+            name: self._compiled[name].scores(np.column_stack([np.atleast_1d(rows[f]) for f in d.features]))
+            for name, d in self.detectors.items()
+        }
+
+    def flags(self, rows: Mapping[str, np.ndarray]) -> np.ndarray:
+        """True where any detector flags the row."""
+        flagged = None
+        for name, score in self.scores(rows).items():
+            hit = score > self.detectors[name].threshold
+            flagged = hit if flagged is None else flagged | hit
+        return flagged if flagged is not None else np.zeros(len(next(iter(rows.values()))), dtype=bool)
+
+    def check(self, state: Mapping[str, float]) -> GateResult:
+        scores = self.scores({tag: np.array([value]) for tag, value in state.items()})
+        verdicts, far = {}, {}
+        for name, detector in self.detectors.items():
+            score = float(scores[name][0])
+            verdicts[name] = DetectorVerdict(score, detector.threshold, score > detector.threshold)
+            if verdicts[name].anomalous:
+                far[name] = self.far_tags(detector.features, state)
+        return GateResult(verdicts, far)
+
+    def far_tags(self, tags: list[str], state: Mapping[str, float], limit: int = FAR_TAGS) -> list[FarTag]:
+        """The tags furthest from their training mean, in training standard deviations."""
+        found = []
+        for tag in tags:
+            baseline = self._baselines.get(tag)
+            if baseline is None:
+                continue
+            std = _stat(baseline, "std", 0.0)
+            z = (state[tag] - _stat(baseline, "mean", 0.0)) / std if std > 0 else 0.0
+            found.append(FarTag(tag, float(state[tag]), float(z)))
+        return sorted(found, key=lambda t: -abs(t.z_score))[:limit]
+
+
+def _stat(baseline: Any, key: str, default: float) -> float:
+    if baseline is None:
+        return default
+    value = baseline.get(key, default) if isinstance(baseline, Mapping) else getattr(baseline, key, default)
+    return float(value) if value is not None and np.isfinite(value) else default

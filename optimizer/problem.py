@@ -1,0 +1,199 @@
+"""The setpoint problem at one plant state, in the form SLSQP wants.
+
+Decision variables are the setpoints; disturbances and other inputs stay at their current
+values. The box is bounds ∩ [current - max_move, current + max_move]; SLSQP works on the box
+rescaled to [0, 1] per setpoint (setpoints whose box is a single point are fixed). The
+objective is the bias-corrected objective model's change from the current state, divided by
+that model's residual scale; each constraint is a margin (limit - upper bound for `max`,
+lower bound - limit for `min`, at the constraint's confidence), divided by its model's scale,
+and must stay >= 0. Values and gradients come from one chain evaluation, cached per point, since
+SLSQP asks for objective and constraints at the same point separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from dragon.spec import PlantSpec
+from optimizer.chain import ChainEvaluation, CompiledChain
+
+FEASIBILITY_TOLERANCE = 1e-6  # model units; SLSQP lands on active constraints within ~1e-10
+
+
+@dataclass(frozen=True)
+class ConstraintTerm:
+    """One side of one spec constraint with its limit resolved to a number at this state."""
+
+    model: str
+    side: Literal["max", "min"]
+    limit: float
+    confidence: float
+    relative_to_current: bool
+
+    @property
+    def bound_side(self) -> Literal["upper", "lower"]:
+        return "upper" if self.side == "max" else "lower"
+
+
+@dataclass(frozen=True)
+class Box:
+    low: np.ndarray
+    high: np.ndarray
+    problems: list[str]  # setpoints whose bounds and move limit do not intersect
+
+    @property
+    def free(self) -> np.ndarray:
+        return self.high > self.low
+
+
+def setpoint_box(spec: PlantSpec, u0: np.ndarray) -> Box:
+    """bounds ∩ [u0 - max_move, u0 + max_move]; a setpoint outside its bounds by less than its move
+    limit gets a box that brings it back inside; by more, the box is empty and named."""
+    low, high, problems = [], [], []
+    for tag, current in zip(spec.setpoints, u0, strict=True):
+        info = spec.tags[tag]
+        b_low, b_high = info.bounds
+        lo, hi = max(b_low, current - info.max_move), min(b_high, current + info.max_move)
+        if lo > hi:
+            problems.append(f"setpoint {tag} = {current:.6g} is outside its bounds [{b_low}, {b_high}] by more "
+                            f"than its max_move {info.max_move}: bring it back inside by hand first")
+            lo = hi = current
+        low.append(lo)
+        high.append(hi)
+    return Box(np.array(low), np.array(high), problems)
+
+
+def within_limits(spec: PlantSpec, u: np.ndarray, u0: np.ndarray) -> np.ndarray:
+    """`u` nudged (by at most a few ulps) so that bounds and move limits hold exactly in floats."""
+    u = u.copy()
+    for i, tag in enumerate(spec.setpoints):
+        info = spec.tags[tag]
+        u[i] = min(max(u[i], info.bounds[0]), info.bounds[1])
+        while abs(u[i] - u0[i]) > info.max_move:
+            u[i] = np.nextafter(u[i], u0[i])
+    return u
+
+
+class SetpointProblem:
+    """Objective, constraint margins and their gradients at one plant state."""
+
+    def __init__(self, chain: CompiledChain, spec: PlantSpec, state: Mapping[str, float], biases: np.ndarray) -> None:
+        self.chain = chain
+        self.spec = spec
+        self.state = state
+        self.biases = biases
+        self.u0 = np.array([state[tag] for tag in spec.setpoints])
+        self.box = setpoint_box(spec, self.u0)
+        self.objective_model = spec.objective.model
+        self.sense = 1.0 if spec.objective.sense == "maximize" else -1.0
+        self.current = self.evaluate(self.u0[None, :])
+        self.constraints = self._resolve_constraints()
+        self._objective_scale = max(chain.scales[chain.models.index(self.objective_model)], 1e-9)
+        self._constraint_scales = np.array(
+            [max(chain.scales[chain.models.index(c.model)], 1e-9) for c in self.constraints]
+        )
+        self._free = self.box.free
+        self._cache_key: bytes | None = None
+        self._cache: ChainEvaluation | None = None
+
+    def _resolve_constraints(self) -> list[ConstraintTerm]:
+        terms = []
+        for constraint in self.spec.constraints:
+            current = float(self.current.values[0, self.current.index(constraint.model)])
+            for side, limit in (("max", constraint.max), ("min", constraint.min)):
+                if limit is None:
+                    continue
+                relative = limit == "current"
+                if relative:  # the model's bias-corrected value now, with the tolerance allowed
+                    limit = current + constraint.tolerance if side == "max" else current - constraint.tolerance
+                terms.append(ConstraintTerm(constraint.model, side, float(limit), constraint.confidence, relative))
+        return terms
+
+    def evaluate(self, U: np.ndarray) -> ChainEvaluation:
+        return self.chain.evaluate(U, self.state, self.biases)
+
+    def objective(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray]:
+        """Objective model values (n,) and gradients (n, S) at the evaluated rows."""
+        k = ev.index(self.objective_model)
+        return ev.values[:, k], ev.gradient[:, k, :]
+
+    def gain(self, ev: ChainEvaluation) -> np.ndarray:
+        """Improvement of the objective over the current state (positive = better)."""
+        return self.sense * (self.objective(ev)[0] - self.current.values[0, ev.index(self.objective_model)])
+
+    def margins(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Margins (n, C) (>= 0 satisfied), their gradients (n, C, S) and the bounds (n, C)."""
+        n, S = ev.gradient.shape[0], ev.gradient.shape[2]
+        margins = np.empty((n, len(self.constraints)))
+        gradients = np.empty((n, len(self.constraints), S))
+        bounds = np.empty_like(margins)
+        for i, term in enumerate(self.constraints):
+            bound, d_bound = ev.bound(term.model, term.confidence, term.bound_side)
+            bounds[:, i] = bound
+            if term.side == "max":
+                margins[:, i], gradients[:, i] = term.limit - bound, -d_bound
+            else:
+                margins[:, i], gradients[:, i] = bound - term.limit, d_bound
+        return margins, gradients, bounds
+
+    def feasible(self, margins: np.ndarray) -> np.ndarray:
+        return np.all(margins >= -FEASIBILITY_TOLERANCE, axis=1) if margins.size else np.ones(len(margins), bool)
+
+    def violation(self, margins: np.ndarray) -> np.ndarray:
+        """Total scaled constraint violation of each row (0 when feasible)."""
+        if not margins.size:
+            return np.zeros(len(margins))
+        return np.sum(np.maximum(-margins / self._constraint_scales, 0.0), axis=1)
+
+    # --- the scaled problem for scipy: z in [0, 1] over the free setpoints -----------------
+    @property
+    def n_free(self) -> int:
+        return int(np.count_nonzero(self._free))
+
+    def to_setpoints(self, z: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(z)
+        U = np.broadcast_to(self.box.low, (len(z), len(self.box.low))).copy()
+        width = (self.box.high - self.box.low)[self._free]
+        U[:, self._free] = self.box.low[self._free] + np.clip(z, 0.0, 1.0) * width
+        return U
+
+    def to_scaled(self, U: np.ndarray) -> np.ndarray:
+        U = np.atleast_2d(U)
+        width = (self.box.high - self.box.low)[self._free]
+        return np.clip((U[:, self._free] - self.box.low[self._free]) / width, 0.0, 1.0)
+
+    def _at(self, z: np.ndarray) -> ChainEvaluation:
+        key = np.asarray(z, dtype=float).tobytes()
+        if key != self._cache_key:
+            self._cache = self.evaluate(self.to_setpoints(z))
+            self._cache_key = key
+        return self._cache
+
+    def _chain_rule(self) -> np.ndarray:
+        return (self.box.high - self.box.low)[self._free]
+
+    def scaled_objective(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        """Minimised by SLSQP: -gain / scale and its gradient wrt z."""
+        ev = self._at(z)
+        value, gradient = self.objective(ev)
+        f = -self.sense * (value[0] - self.current.values[0, ev.index(self.objective_model)]) / self._objective_scale
+        g = -self.sense * gradient[0, self._free] * self._chain_rule() / self._objective_scale
+        return float(f), g
+
+    def scaled_margins(self, z: np.ndarray) -> np.ndarray:
+        margins, _, _ = self.margins(self._at(z))
+        return margins[0] / self._constraint_scales
+
+    def scaled_margin_jacobian(self, z: np.ndarray) -> np.ndarray:
+        _, gradients, _ = self.margins(self._at(z))
+        return gradients[0][:, self._free] * self._chain_rule() / self._constraint_scales[:, None]
+
+    def scaled_violation(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        """½ Σ (scaled violation)², for moving an infeasible state toward feasibility."""
+        scaled = self.scaled_margins(z)
+        short = np.minimum(scaled, 0.0)
+        return float(0.5 * short @ short), short @ self.scaled_margin_jacobian(z)

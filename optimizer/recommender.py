@@ -1,0 +1,343 @@
+"""One setpoint recommendation per plant state: gate, bias update, multi-start SLSQP, explanation.
+
+`Recommender(bundle).recommend(state)` never raises for a validated state: a state a detector
+flags, a setpoint too far outside its bounds or any numerical failure becomes a `blocked` or
+`hold` answer with its reason. Steps:
+
+1. The gate: every detector scores the state; one flag = `blocked` (no setpoints).
+2. Bias update of every model whose target the state carries (optimizer/chain.py).
+3. Starts: the current setpoints (clipped into the box) plus `spec.optimizer.starts - 1`
+   Latin-hypercube points of the box (fixed seed). If the current point violates a constraint,
+   a least-violation solve from it comes first and is added as a start.
+4. SLSQP from each start, on analytic gradients. Every end point, and points part-way back along
+   the line to the current setpoints (in case the full move leaves known territory), is clipped
+   into the box and re-checked in one batched evaluation: feasibility, then the detectors.
+5. The best feasible unflagged candidate wins. If its gain is below `spec.optimizer.min_benefit`
+   the answer is `hold` (current setpoints kept), unless the current setpoints are outside their
+   bounds or violate a constraint: then the move that fixes (or reduces) that is recommended.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import qmc
+
+from dragon.bundle import Bundle
+from optimizer.chain import CompiledChain
+from optimizer.explain import attribute_gain
+from optimizer.gate import DetectorVerdict, FarTag, Gate, GateResult
+from optimizer.problem import FEASIBILITY_TOLERANCE, SetpointProblem, within_limits
+
+Status = Literal["recommended", "hold", "blocked"]
+SEED = 0
+SLSQP_OPTIONS = {"maxiter": 60, "ftol": 1e-7}
+BACKTRACK = (0.75, 0.5, 0.25)  # fractions of each move tried as well, in case the full move is flagged
+INTERVAL_WIDTH = 0.95  # predicted.lower/upper: two-sided 95 % prediction interval
+ACTIVE_TOLERANCE = 0.01  # a constraint is active when its margin is below this share of its model's scale
+
+
+@dataclass(frozen=True)
+class ModelPrediction:
+    current: float
+    recommended: float | None
+    lower: float | None
+    upper: float | None
+
+    def to_dict(self) -> dict:
+        return {"current": _r(self.current), "recommended": _r(self.recommended),
+                "lower": _r(self.lower), "upper": _r(self.upper)}
+
+
+@dataclass(frozen=True)
+class ObjectiveSummary:
+    model: str
+    sense: str
+    current: float
+    recommended: float
+    gain: float
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "current": _r(self.current), "recommended": _r(self.recommended),
+                "gain": _r(self.gain)}
+
+
+@dataclass(frozen=True)
+class ConstraintStatus:
+    model: str
+    side: Literal["max", "min"]
+    limit: float
+    confidence: float
+    bound: float  # the prediction bound at the recommended (or, if none, current) setpoints
+    satisfied: bool
+    margin: float
+    active: bool
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, self.side: _r(self.limit), "bound": _r(self.bound),
+                "satisfied": bool(self.satisfied), "margin": _r(self.margin), "active": bool(self.active),
+                "confidence": self.confidence}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    contributions: dict[str, float] = field(default_factory=dict)  # setpoint -> share of the gain
+    method: str = ""
+    quadrature_error: float = 0.0
+    active_constraints: list[str] = field(default_factory=list)
+    bias_offsets: dict[str, float] = field(default_factory=dict)  # model -> measured - predicted
+    candidate_anomaly: dict[str, float] = field(default_factory=dict)  # detector -> score of the move
+    far_tags: dict[str, list[FarTag]] = field(default_factory=dict)  # blocked: detector -> tags
+
+    def to_dict(self) -> dict:
+        return {
+            "contributions": {k: _r(v) for k, v in self.contributions.items()},
+            "method": self.method,
+            "quadrature_error": _r(self.quadrature_error),
+            "active_constraints": list(self.active_constraints),
+            "bias_offsets": {k: _r(v) for k, v in self.bias_offsets.items()},
+            "candidate_anomaly": {k: _r(v) for k, v in self.candidate_anomaly.items()},
+            "far_tags": {k: [t.to_dict() for t in v] for k, v in self.far_tags.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One answer; `to_dict()` is the recommendation JSON of ARCHITECTURE.md plus `explanation`."""
+
+    status: Status
+    reason: str
+    setpoints: dict[str, float] | None  # full vector when recommended (current one on hold), None blocked
+    moves: dict[str, float] | None
+    current_setpoints: dict[str, float]
+    predicted: dict[str, ModelPrediction]
+    objective: ObjectiveSummary | None
+    constraints: list[ConstraintStatus]
+    anomaly: dict[str, DetectorVerdict]
+    model_version: str
+    explanation: Explanation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "setpoints": None if self.setpoints is None else {k: _r(v) for k, v in self.setpoints.items()},
+            "moves": None if self.moves is None else {k: _r(v) for k, v in self.moves.items()},
+            "predicted": {k: v.to_dict() for k, v in self.predicted.items()},
+            "objective": None if self.objective is None else self.objective.to_dict(),
+            "constraints": [c.to_dict() for c in self.constraints],
+            "anomaly": {k: v.to_dict() for k, v in self.anomaly.items()},
+            "model_version": self.model_version,
+            "explanation": self.explanation.to_dict(),
+        }
+
+
+def _r(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+class Recommender:
+    """Compiles a bundle once (and checks the compiled models against pygam and sklearn)."""
+
+    def __init__(self, bundle: Bundle, *, model_version: str | None = None) -> None:
+        self.bundle = bundle
+        self.spec = bundle.spec
+        self.chain = CompiledChain.from_bundle(bundle)
+        self.gate = Gate(bundle.detectors, bundle.baselines)
+        self.model_version = model_version if model_version is not None else bundle.path.name
+        n_setpoints = len(self.spec.setpoints)
+        extra = max(self.spec.optimizer.starts - 1, 0)
+        self._unit_starts = (
+            qmc.LatinHypercube(d=n_setpoints, seed=SEED).random(extra) if extra else np.empty((0, n_setpoints))
+        )
+
+    def recommend_many(self, states: Iterable[Mapping[str, float]]) -> list[Recommendation]:
+        return [self.recommend(state) for state in states]
+
+    def recommend(self, state: Mapping[str, float]) -> Recommendation:
+        current = {tag: float(state[tag]) for tag in self.spec.setpoints if tag in state}
+        try:
+            missing = [tag for tag in self.spec.required_state_tags if tag not in state]
+            if missing:
+                return self._blocked(current, f"the state lacks tag(s) {', '.join(missing)}", {})
+            gate = self.gate.check(state)
+            if not gate.passed:
+                return self._blocked(current, gate.reason(), gate.verdicts, far_tags=gate.far_tags)
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                return self._optimise(state, gate)
+        except Exception as error:  # numerical trouble must not reach the plant as a traceback
+            return self._blocked(current, f"the optimizer failed on this state ({type(error).__name__}: {error}); "
+                                          "no move is recommended", {})
+
+    # --- answers --------------------------------------------------------------------------
+    def _blocked(self, current: dict[str, float], reason: str, verdicts: dict[str, DetectorVerdict], *,
+                 far_tags: dict[str, list[FarTag]] | None = None, problem: SetpointProblem | None = None
+                 ) -> Recommendation:
+        predicted, constraints, objective = {}, [], None
+        if problem is not None:
+            predicted, objective, constraints = self._describe(problem, None)
+        return Recommendation("blocked", reason, None, None, current, predicted, objective, constraints,
+                              verdicts, self.model_version, Explanation(far_tags=far_tags or {}))
+
+    def _optimise(self, state: Mapping[str, float], gate: GateResult) -> Recommendation:
+        spec = self.spec
+        biases = self.chain.biases(state)
+        problem = SetpointProblem(self.chain, spec, state, biases)
+        u0 = problem.u0
+        current = dict(zip(spec.setpoints, u0.tolist(), strict=True))
+        if problem.box.problems:
+            return self._blocked(current, "; ".join(problem.box.problems), gate.verdicts, problem=problem)
+        if not np.all(np.isfinite(problem.current.values)):
+            return self._blocked(current, "the models give no finite prediction at this state", gate.verdicts)
+
+        margins0, _, _ = problem.margins(problem.current)
+        out_of_bounds = [tag for tag, value, (lo, hi) in zip(spec.setpoints, u0, self._bounds(), strict=True)
+                         if not lo <= value <= hi]
+        infeasible_now = not problem.feasible(margins0)[0]
+
+        candidates = self._solve(problem, infeasible_now)
+        rows = np.vstack([candidates, self._backtracked(u0, candidates)])
+        rows = np.array([within_limits(spec, row, u0) for row in rows])
+        ev = problem.evaluate(rows)
+        gains = problem.gain(ev)
+        margins, _, _ = problem.margins(ev)
+        feasible = problem.feasible(margins) & np.all(np.isfinite(ev.values), axis=1)
+        flagged = self.gate.flags(self._candidate_rows(problem, rows, ev))
+        usable = ~flagged
+
+        if not usable.any():
+            return self._hold(problem, gate, biases, "every candidate move, even a quarter of one, "
+                                                     "leaves the detectors' known territory")
+        if (feasible & usable).any():
+            pick = np.flatnonzero(feasible & usable)
+            best = pick[np.argmax(gains[pick])]
+        else:  # nothing feasible in reach: the move that reduces the violation most
+            pick = np.flatnonzero(usable)
+            best = pick[np.argmin(problem.violation(margins[pick]))]
+            if problem.violation(margins[best:best + 1])[0] >= problem.violation(margins0)[0] and not out_of_bounds:
+                return self._hold(problem, gate, biases, "the current state violates a constraint and no move "
+                                                         "within the move limits reduces the violation")
+        u_star = rows[best]
+        gain = float(gains[best])
+        if out_of_bounds:
+            reason = f"brings {', '.join(out_of_bounds)} back inside bounds"
+        elif infeasible_now:
+            reason = ("the current state violates a constraint; this move restores it" if feasible[best]
+                      else "the current state violates a constraint; no move within the limits restores it, "
+                           "this one reduces the violation most")
+        elif gain < spec.optimizer.min_benefit:
+            return self._hold(problem, gate, biases, f"best predicted gain {gain:.4g} is below the minimum "
+                                                     f"benefit {spec.optimizer.min_benefit:g}")
+        else:
+            reason = f"predicted {spec.objective.model} gain {gain:.4g} within bounds, move limits and constraints"
+        return self._recommended(problem, gate, biases, u_star, reason, ev, best)
+
+    def _solve(self, problem: SetpointProblem, infeasible_now: bool) -> np.ndarray:
+        """End points of SLSQP from every start (setpoint units), plus the clipped current point."""
+        u0c = np.clip(problem.u0, problem.box.low, problem.box.high)
+        found = [u0c]
+        if problem.n_free == 0:
+            return np.array(found)
+        free = problem.box.free
+        starts = [problem.to_scaled(u0c)[0]]
+        if infeasible_now:
+            repaired = minimize(problem.scaled_violation, starts[0], jac=True, method="L-BFGS-B",
+                                bounds=[(0.0, 1.0)] * problem.n_free)
+            starts.insert(0, np.clip(repaired.x, 0.0, 1.0))
+            found.append(problem.to_setpoints(starts[0])[0])
+        starts.extend(self._unit_starts[:, free])
+        constraints = (
+            [{"type": "ineq", "fun": problem.scaled_margins, "jac": problem.scaled_margin_jacobian}]
+            if problem.constraints else []
+        )
+        for z0 in starts:
+            result = minimize(problem.scaled_objective, z0, jac=True, method="SLSQP",
+                              bounds=[(0.0, 1.0)] * problem.n_free, constraints=constraints,
+                              options=SLSQP_OPTIONS)
+            if np.all(np.isfinite(result.x)):
+                found.append(problem.to_setpoints(np.clip(result.x, 0.0, 1.0))[0])
+        return np.array(found)
+
+    @staticmethod
+    def _backtracked(u0: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        return np.vstack([u0 + fraction * (candidates - u0) for fraction in BACKTRACK])
+
+    def _bounds(self) -> list[tuple[float, float]]:
+        return [self.spec.tags[tag].bounds for tag in self.spec.setpoints]
+
+    def _candidate_rows(self, problem: SetpointProblem, U: np.ndarray, ev) -> dict[str, np.ndarray]:
+        """Detector inputs at candidate setpoints: setpoints moved, model targets predicted
+        (bias-corrected), every other tag at its current value."""
+        n = len(U)
+        rows = {tag: np.full(n, value) for tag, value in problem.state.items()}
+        for i, tag in enumerate(self.spec.setpoints):
+            rows[tag] = U[:, i]
+        for k, model in enumerate(self.chain.models):
+            rows[self.spec.models[model].target] = ev.values[:, k]
+        return rows
+
+    def _hold(self, problem: SetpointProblem, gate: GateResult, biases: np.ndarray, reason: str) -> Recommendation:
+        current = dict(zip(self.spec.setpoints, problem.u0.tolist(), strict=True))
+        predicted, objective, constraints = self._describe(problem, problem.u0)
+        explanation = Explanation(bias_offsets=self._offsets(biases),
+                                  active_constraints=[c.model for c in constraints if c.active])
+        return Recommendation("hold", reason, dict(current), {tag: 0.0 for tag in current}, current, predicted,
+                              objective, constraints, gate.verdicts, self.model_version, explanation)
+
+    def _recommended(self, problem: SetpointProblem, gate: GateResult, biases: np.ndarray, u_star: np.ndarray,
+                     reason: str, ev, best: int) -> Recommendation:
+        current = dict(zip(self.spec.setpoints, problem.u0.tolist(), strict=True))
+        setpoints = dict(zip(self.spec.setpoints, u_star.tolist(), strict=True))
+        moves = {tag: setpoints[tag] - current[tag] for tag in current}
+        predicted, objective, constraints = self._describe(problem, u_star)
+        attribution = attribute_gain(problem, u_star)
+        candidate_scores = self.gate.scores(self._candidate_rows(problem, u_star[None, :],
+                                                                 problem.evaluate(u_star[None, :])))
+        explanation = Explanation(
+            contributions=attribution.contributions,
+            method="integrated gradients along the straight line from the current to the recommended "
+                   "setpoints through the bias-corrected model chain (sums to the gain)",
+            quadrature_error=attribution.quadrature_error,
+            active_constraints=[f"{c.model} {c.side}" for c in constraints if c.active],
+            bias_offsets=self._offsets(biases),
+            candidate_anomaly={name: float(score[0]) for name, score in candidate_scores.items()},
+        )
+        return Recommendation("recommended", reason, setpoints, moves, current, predicted, objective, constraints,
+                              gate.verdicts, self.model_version, explanation)
+
+    def _offsets(self, biases: np.ndarray) -> dict[str, float]:
+        return {model: float(b) for model, b in zip(self.chain.models, biases, strict=True)}
+
+    def _describe(self, problem: SetpointProblem, u: np.ndarray | None):
+        """predicted, objective and constraint status at the current and (if any) the new setpoints."""
+        at = problem.current if u is None else problem.evaluate(u[None, :])
+        predicted = {}
+        for k, model in enumerate(self.chain.models):
+            half = problem.chain.gam(model).quantile(0.5 + INTERVAL_WIDTH / 2) * at.prediction_sd(model)[0]
+            value = float(at.values[0, k])
+            predicted[model] = ModelPrediction(
+                float(problem.current.values[0, k]),
+                None if u is None else value,
+                None if u is None else value - half,
+                None if u is None else value + half,
+            )
+        k = at.index(problem.objective_model)
+        objective = ObjectiveSummary(problem.objective_model, self.spec.objective.sense,
+                                     float(problem.current.values[0, k]), float(at.values[0, k]),
+                                     float(problem.gain(at)[0]))
+        margins, _, bounds = problem.margins(at)
+        constraints = []
+        for i, term in enumerate(problem.constraints):
+            scale = problem.chain.scales[problem.chain.models.index(term.model)]
+            margin = float(margins[0, i])
+            constraints.append(ConstraintStatus(
+                term.model, term.side, term.limit, term.confidence, float(bounds[0, i]),
+                margin >= -FEASIBILITY_TOLERANCE, margin, margin < ACTIVE_TOLERANCE * max(scale, 1e-9),
+            ))
+        return predicted, objective, constraints

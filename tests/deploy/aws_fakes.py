@@ -1,0 +1,152 @@
+"""AWS fakes for the deploy tests: the moto harness that runs our state machines with the project's real
+Lambda handlers in-process, and SageMaker fakes for what moto does not model (failures, UpdateEndpoint)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+BUCKET = "dragon-artifacts-test"
+PLANT = "yet-dragon"
+STATEMACHINES = Path(__file__).resolve().parents[2] / "deploy" / "statemachines"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/yet-dragon-dev:abc123"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/dragon-sagemaker"
+
+# DefinitionSubstitutions key -> (Lambda function name, handler name in deploy.lambdas)
+FUNCTIONS = {
+    "TransformFunctionArn": ("dragon-transform", "transform_handler"),
+    "EvaluateFunctionArn": ("dragon-evaluate", "evaluate_handler"),
+    "RegisterFunctionArn": ("dragon-register", "register_handler"),
+    "ApprovalFunctionArn": ("dragon-approval", "approval_handler"),
+    "ResolveVersionFunctionArn": ("dragon-resolve", "resolve_version_handler"),
+    "TagDeploymentFunctionArn": ("dragon-tag", "tag_deployment_handler"),
+    "UntagDeploymentFunctionArn": ("dragon-untag", "untag_deployment_handler"),
+    "RecordFailureFunctionArn": ("dragon-record-failure", "record_failure_handler"),
+}
+
+
+def substitutions() -> dict[str, str]:
+    """What the CloudFormation stack substitutes into the definitions."""
+    subs = {key: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}" for key, (name, _) in FUNCTIONS.items()}
+    subs.update(TrainingImage=IMAGE, InferenceImage=IMAGE, SageMakerRoleArn=ROLE, ArtifactBucket=BUCKET)
+    return subs
+
+
+def definition(name: str) -> str:
+    text = (STATEMACHINES / f"{name}.asl.json").read_text()
+    for key, value in substitutions().items():
+        text = text.replace("${" + key + "}", value)
+    assert "${" not in text, f"{name}: a substitution the test harness does not provide"
+    return text
+
+
+@dataclass
+class SageMakerFake:
+    """How the fake SageMaker behaves for the next resources created (moto completes everything)."""
+
+    training_outcome: str = "Completed"  # or Failed
+    endpoint_outcome: str = "InService"  # or Failed
+    update_outcome: str = "InService"  # or RolledBack: the endpoint keeps its old config
+    model_tar: bytes = b""
+    created_training_jobs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Harness:
+    sfn: Any
+    s3: Any
+    sagemaker: Any
+    arns: dict[str, str]
+    fake: SageMakerFake
+
+    def run(self, workflow: str, payload: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        arn = self.start(workflow, payload)
+        return self.wait(arn, timeout)
+
+    def start(self, workflow: str, payload: dict[str, Any]) -> str:
+        return self.sfn.start_execution(
+            stateMachineArn=self.arns[workflow], name=str(uuid.uuid4()), input=json.dumps(payload)
+        )["executionArn"]
+
+    def wait(self, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.sfn.describe_execution(executionArn=execution_arn)
+            if answer["status"] != "RUNNING":
+                return answer
+            time.sleep(0.05)
+        raise AssertionError(f"{execution_arn} still running after {timeout} s")
+
+    def upload(self, path: Path, key: str) -> str:
+        self.s3.upload_file(str(path), BUCKET, key)
+        return f"s3://{BUCKET}/{key}"
+
+
+def lambda_invoke(self, function_name, qualifier, body, headers, response_headers):
+    """Run the project's real handler in-process, reporting errors as the Lambda runtime does."""
+    from deploy import lambdas
+
+    name = function_name.rsplit(":", 1)[-1]
+    handler = getattr(lambdas, {fn: h for fn, h in FUNCTIONS.values()}[name])
+    try:
+        result = handler(json.loads(body or b"{}"), None)
+    except Exception as error:  # the runtime turns any exception into a function error
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
+    return json.dumps(result).encode()
+
+
+def install_sagemaker_fakes(monkeypatch, fake: SageMakerFake) -> None:
+    from moto.sagemaker import models, responses
+
+    original_job_init = models.FakeTrainingJob.__init__
+    original_endpoint_init = models.FakeEndpoint.__init__
+
+    def training_job_init(job, *args, **kwargs):
+        original_job_init(job, *args, **kwargs)
+        fake.created_training_jobs.append(job.training_job_name)
+        if fake.training_outcome == "Completed":
+            # SageMaker tars /opt/ml/model to the output path: put a real bundle there.
+            import boto3
+
+            uri = job.model_artifacts["S3ModelArtifacts"].removeprefix("s3://")
+            bucket, key = uri.split("/", 1)
+            boto3.client("s3", region_name=REGION).put_object(Bucket=bucket, Key=key, Body=fake.model_tar)
+        else:
+            job.training_job_status = job.secondary_status = fake.training_outcome
+            job.failure_reason = "AlgorithmError: out of memory in the fake"
+
+    def endpoint_init(endpoint, *args, **kwargs):
+        original_endpoint_init(endpoint, *args, **kwargs)
+        if fake.endpoint_outcome == "Failed":
+            endpoint.endpoint_status = "Failed"
+            endpoint.failure_reason = "capacity error in the fake"
+
+    def update_endpoint(response):
+        """moto lacks UpdateEndpoint: switch the config, or keep the old one (a rolled back update)."""
+        endpoint = response.sagemaker_backend.endpoints[response._get_param("EndpointName")]
+        if fake.update_outcome == "InService":
+            endpoint.endpoint_config_name = response._get_param("EndpointConfigName")
+        else:
+            endpoint.failure_reason = "update rolled back in the fake"
+        return responses.ActionResult({"EndpointArn": endpoint.arn})
+
+    original_describe = models.SageMakerModelBackend.describe_training_job
+
+    def describe_training_job(backend, name):
+        answer = original_describe(backend, name)
+        job = backend.training_jobs[name]
+        if getattr(job, "failure_reason", None):
+            answer["FailureReason"] = job.failure_reason
+        return answer
+
+    monkeypatch.setattr(models.FakeTrainingJob, "__init__", training_job_init)
+    monkeypatch.setattr(models.FakeEndpoint, "__init__", endpoint_init)
+    monkeypatch.setattr(models.SageMakerModelBackend, "describe_training_job", describe_training_job)
+    monkeypatch.setattr(responses.SageMakerResponse, "update_endpoint", update_endpoint, raising=False)

@@ -1,0 +1,66 @@
+"""Fixtures for the deploy tests: moto with Step Functions execution on (see aws_fakes.py)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+from aws_fakes import (
+    ACCOUNT,
+    BUCKET,
+    REGION,
+    Harness,
+    SageMakerFake,
+    definition,
+    install_sagemaker_fakes,
+    lambda_invoke,
+)
+
+
+@pytest.fixture()
+def aws_env(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def model_tar(shared_dir, trained_bundle) -> bytes:
+    """The trained bundle as SageMaker's model.tar.gz (the contents of /opt/ml/model at the root)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for item in sorted(Path(trained_bundle).iterdir()):
+            tar.add(item, arcname=item.name)
+    return buffer.getvalue()
+
+
+@pytest.fixture()
+def harness(aws_env, dragon_home, monkeypatch, model_tar):
+    import boto3
+    from moto import mock_aws
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    monkeypatch.setenv("DRAGON_ARTIFACT_BUCKET", BUCKET)
+    fake = SageMakerFake(model_tar=model_tar)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda_invoke)
+        install_sagemaker_fakes(monkeypatch, fake)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        states_role = f"arn:aws:iam::{ACCOUNT}:role/dragon-states"
+        arns = {
+            name: sfn.create_state_machine(
+                name=f"dragon-{name}", definition=definition(name), roleArn=states_role
+            )["stateMachineArn"]
+            for name in ("training", "deployment", "undeploy")
+        }
+        yield Harness(sfn, s3, boto3.client("sagemaker", region_name=REGION), arns, fake)

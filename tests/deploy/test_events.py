@@ -1,0 +1,168 @@
+"""EventBridge patterns against sample events: moto's EventBridge (a rule per pattern, an SQS queue as the
+target, since moto's test_event_pattern is a no-op), our local matcher agreeing with it, the template's
+input transformers reading fields the events carry, and the local event folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_fakes import REGION
+
+from deploy import events
+from deploy.stack import TEMPLATE_PATH
+from dragon.settings import load_settings
+
+
+def sagemaker_event(detail_type: str, detail: dict) -> dict:
+    return {
+        "version": "0",
+        "id": "3b6e1a52-0000-0000-0000-000000000000",
+        "source": "aws.sagemaker",
+        "account": "123456789012",
+        "time": "2026-11-24T10:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail-type": detail_type,
+        "detail": detail,
+    }
+
+
+def training_job(name: str, status: str) -> dict:
+    return sagemaker_event(
+        events.TRAINING_JOB_STATE_CHANGE,
+        {
+            "TrainingJobName": name,
+            "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
+            "TrainingJobStatus": status,
+            "SecondaryStatus": status,
+            "HyperParameters": {"plant_name": "yet-dragon"},
+            "ModelArtifacts": {"S3ModelArtifacts": f"s3://bucket/training/{name}/output/model.tar.gz"},
+            "Tags": {"dragon:plant": "yet-dragon"},
+        },
+    )
+
+
+def model_package(status: str) -> dict:
+    return sagemaker_event(
+        events.MODEL_PACKAGE_STATE_CHANGE,
+        {
+            "ModelPackageGroupName": "yet-dragon",
+            "ModelPackageVersion": 7,
+            "ModelPackageArn": f"arn:aws:sagemaker:{REGION}:123456789012:model-package/yet-dragon/7",
+            "ModelApprovalStatus": status,
+        },
+    )
+
+
+def drift() -> dict:
+    event = sagemaker_event(events.DRIFT_DETECTED, {"plant_name": "yet-dragon", "data_uri": "s3://b/recent/"})
+    return {**event, "source": events.SOURCE_MONITORING}
+
+
+# sample name -> (event, the rule that must match it, or None)
+SAMPLES = {
+    "our job completed": (training_job("dragon-train-0f3c", "Completed"), "TrainingJobCompletedRule"),
+    "our job failed": (training_job("dragon-train-0f3d", "Failed"), None),
+    "our job in progress": (training_job("dragon-train-0f3e", "InProgress"), None),
+    "someone else's job": (training_job("notebook-job-1", "Completed"), None),
+    "package approved": (model_package("Approved"), "ModelPackageApprovedRule"),
+    "package pending": (model_package("PendingManualApproval"), None),
+    "package rejected": (model_package("Rejected"), None),
+    "drift alarm": (drift(), "DriftDetectedRule"),
+}
+
+
+@pytest.fixture()
+def eventbridge(aws_env):
+    """A rule per pattern, each delivering to its own SQS queue."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        bridge = boto3.client("events", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        queues = {}
+        for rule, pattern in events.RULE_PATTERNS.items():
+            url = sqs.create_queue(QueueName=rule)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            bridge.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+            bridge.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": arn}])
+            queues[rule] = url
+        yield bridge, sqs, queues
+
+
+def deliveries(sqs, url: str) -> list[dict]:
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+        "Messages", []
+    )
+    return [json.loads(m["Body"]) for m in messages]
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_eventbridge_routes_each_sample_to_its_rule_only(eventbridge, sample):
+    bridge, sqs, queues = eventbridge
+    event, expected_rule = SAMPLES[sample]
+    entry = {
+        "Source": event["source"],
+        "DetailType": event["detail-type"],
+        "Detail": json.dumps(event["detail"]),
+    }
+    assert bridge.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    routed = {rule: deliveries(sqs, url) for rule, url in queues.items()}
+    assert {rule for rule, got in routed.items() if got} == ({expected_rule} if expected_rule else set())
+    if expected_rule:
+        assert routed[expected_rule][0]["detail"] == event["detail"]
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_local_matcher_agrees_with_eventbridge(sample):
+    event, expected_rule = SAMPLES[sample]
+    matched = {rule for rule, pattern in events.RULE_PATTERNS.items() if events.matches(pattern, event)}
+    assert matched == ({expected_rule} if expected_rule else set())
+
+
+def test_input_transformers_read_fields_the_events_carry():
+    from cfnlint.decode.cfn_yaml import loads
+
+    resources = loads(TEMPLATE_PATH.read_text())["Resources"]
+    samples = {rule: event for event, rule in SAMPLES.values() if rule}
+    for rule, event in samples.items():
+        # The template's pattern is the one in deploy/events.py (rendered by deploy/stack.py).
+        assert resources[rule]["Properties"]["EventPattern"] == events.RULE_PATTERNS[rule]
+        transformer = resources[rule]["Properties"]["Targets"][0]["InputTransformer"]
+        for name, path in transformer["InputPathsMap"].items():
+            value = event
+            for part in path.removeprefix("$.").split("."):
+                value = value[part]
+            assert value not in (None, ""), f"{rule}: <{name}> = {path} is empty in the sample"
+
+
+def test_emit_pending_and_mark_handled(dragon_home):
+    settings = load_settings()
+    assert events.pending_events(settings) == []
+    first = events.emit_event(
+        settings, events.MODEL_VERSION_REGISTERED, {"ModelName": "yet-dragon", "Version": "1"}
+    )
+    events.emit_event(
+        settings, events.DRIFT_DETECTED, {"plant_name": "yet-dragon"}, source=events.SOURCE_MONITORING
+    )
+    assert first.parent == settings.events_dir
+    pending = events.pending_events(settings)
+    assert [e["detail-type"] for e in pending] == [events.MODEL_VERSION_REGISTERED, events.DRIFT_DETECTED]
+    assert {"id", "time", "source", "detail-type", "detail"} <= set(pending[0])
+    drifts = events.pending_events(settings, events.DRIFT_DETECTED_PATTERN)
+    assert [e["detail"] for e in drifts] == [{"plant_name": "yet-dragon"}]
+
+    moved = events.mark_handled(settings, pending[0])
+    assert moved.parent.name == "handled" and not first.exists()
+    assert [e["id"] for e in events.pending_events(settings)] == [pending[1]["id"]]
+    with pytest.raises(FileNotFoundError):
+        events.mark_handled(settings, pending[0])
+
+
+def test_matcher_refuses_operators_it_does_not_implement():
+    with pytest.raises(ValueError, match="numeric"):
+        events.matches({"detail": {"x": [{"numeric": [">", 1]}]}}, {"detail": {"x": 2}})

@@ -1,0 +1,135 @@
+"""Linters over the AWS artefacts: statelint on every ASL file, cfn-lint on the template, hadolint on the
+Dockerfile; and the rules the linters cannot know (retries, catches, no JSONata, template in sync)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from statelint.linter import Linter
+
+from deploy.stack import TEMPLATE_PATH, render_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+STATEMACHINES = sorted((ROOT / "deploy" / "statemachines").glob("*.asl.json"))
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: install the dev extra (pip install -e .[dev])")
+    return found
+
+
+def all_states(definition: dict):
+    for name, state in definition["States"].items():
+        yield name, state
+        for branch in state.get("Branches", []):
+            yield from all_states(branch)
+
+
+def test_the_three_workflows_exist():
+    assert [p.name for p in STATEMACHINES] == [
+        "deployment.asl.json",
+        "training.asl.json",
+        "undeploy.asl.json",
+    ]
+
+
+@pytest.mark.parametrize("path", STATEMACHINES, ids=lambda p: p.stem)
+def test_statelint_is_clean(path):
+    assert Linter.validate(str(path)) == []
+
+
+def test_statelint_catches_a_dangling_next():
+    broken = json.loads(STATEMACHINES[1].read_text())
+    broken["States"]["Transform"]["Next"] = "NoSuchState"
+    assert any("NoSuchState" in problem for problem in Linter.validate(broken))
+
+
+@pytest.mark.parametrize("path", STATEMACHINES, ids=lambda p: p.stem)
+def test_every_task_retries_and_catches(path):
+    definition = json.loads(path.read_text())
+    assert "QueryLanguage" not in definition or definition["QueryLanguage"] == "JSONPath"
+    for name, state in all_states(definition):
+        if state["Type"] != "Task":
+            continue
+        assert state.get("Retry"), f"{path.name}: {name} has no Retry"
+        assert all(r["BackoffRate"] > 1 for r in state["Retry"]), f"{name}: retries without backoff"
+        assert state.get("Catch"), f"{path.name}: {name} has no Catch"
+        assert ".sync" not in state["Resource"], f"{name}: .sync fails under moto; poll instead"
+        assert "Arguments" not in state and "Output" not in state, f"{name}: JSONata fields"
+
+
+def test_deployment_tags_only_on_the_success_path():
+    """The one state that sets deployed.<env> is reachable only from an InService endpoint on our config."""
+    definition = json.loads((ROOT / "deploy" / "statemachines" / "deployment.asl.json").read_text())
+    pointing = [
+        name
+        for name, state in all_states(definition)
+        if state.get("Next") == "TagDeployment"
+        or any(c.get("Next") == "TagDeployment" for c in state.get("Choices", []) + state.get("Catch", []))
+    ]
+    assert pointing == ["EndpointReady"]
+
+
+def test_template_carries_the_current_definitions_and_patterns():
+    text = TEMPLATE_PATH.read_text()
+    assert render_stack(text) == text, "run `python -m deploy.stack` to refresh deploy/templates/stack.yaml"
+
+
+def test_cfn_lint_is_clean():
+    result = subprocess.run(
+        [tool("cfn-lint"), str(TEMPLATE_PATH)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_checks_the_inline_state_machines(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(TEMPLATE_PATH.read_text().replace('"Type": "Succeed"', '"Type": "Succeeded"', 1))
+    result = subprocess.run([tool("cfn-lint"), str(broken)], capture_output=True, text=True, check=False)
+    assert "E3601" in result.stdout
+
+
+def test_iam_has_no_wildcard_action_on_wildcard_resource():
+    from cfnlint.decode.cfn_yaml import loads  # understands the short intrinsic tags (!Sub, !GetAtt)
+
+    template = loads(TEMPLATE_PATH.read_text())
+    statements = [
+        statement
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Role"
+        for policy in resource["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    assert statements
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement.get("Resource") == "*":
+            assert all("*" not in action for action in actions), statement
+
+
+def test_hadolint_is_clean():
+    result = subprocess.run(
+        [tool("hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_contract():
+    text = (ROOT / "Dockerfile").read_text()
+    assert "sagemaker-scikit-learn:1.4-2-py312-cpu-py3" in text
+    assert "com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in text
+    assert "pip install --no-cache-dir -r requirements.lock" in text
+    assert "DRAGON_GIT_COMMIT=${GIT_COMMIT}" in text and "DRAGON_GIT_REPOSITORY=${GIT_REPOSITORY}" in text
+    scripts = (ROOT / "pyproject.toml").read_text()
+    assert (
+        'train = "training.entrypoint:main"' in scripts and 'serve = "inference.entrypoint:main"' in scripts
+    )

@@ -1,0 +1,113 @@
+"""Isolation Forest detectors: calibrated threshold, flagging, and the gate's bookkeeping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dragon.errors import DataError
+from dragon.spec import DetectorSpec
+from training.detectors import PROCESS_EPISODES, detector_flags, evaluate_gate, fit_detector
+
+FEATURES_A = ["a1", "a2", "a3"]
+FEATURES_B = ["b1", "b2"]
+
+
+def normal_rows(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.normal(size=(n, 5)), columns=FEATURES_A + FEATURES_B)
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    train = normal_rows(2000, seed=1)
+    return {
+        name: fit_detector(DetectorSpec(name=name, features=tags, contamination=0.02, n_estimators=50), train)
+        for name, tags in [("a", FEATURES_A), ("b", FEATURES_B)]
+    }
+
+
+def test_threshold_gives_the_intended_false_alarm_rate_on_fresh_normal_rows(detectors):
+    fresh = normal_rows(6000, seed=2)
+    for detector in detectors.values():
+        _, flagged = detector_flags(detector, fresh)
+        assert 0.01 <= flagged.mean() <= 0.035, (detector.name, flagged.mean())
+
+
+def test_obviously_shifted_row_is_flagged_and_a_central_row_is_not(detectors):
+    # Isolation Forest scores saturate outside the training range, so "obvious" means away in every feature.
+    rows = pd.DataFrame([[0.0] * 5, [6.0, -6.0, 6.0, 0.0, 0.0]], columns=FEATURES_A + FEATURES_B)
+    scores, flagged = detector_flags(detectors["a"], rows)
+    assert list(flagged) == [False, True]
+    assert scores[1] > detectors["a"].threshold > scores[0]
+
+
+def test_fit_uses_the_seed_reproducibly():
+    train = normal_rows(500, seed=3)
+    spec = DetectorSpec(name="a", features=FEATURES_A, n_estimators=20)
+    first, second = fit_detector(spec, train, seed=7), fit_detector(spec, train, seed=7)
+    assert first.threshold == second.threshold
+    assert fit_detector(spec, train, seed=8).threshold != first.threshold
+
+
+def crafted_frame() -> pd.DataFrame:
+    """Rows at the centre (never flagged) or 50 sd out in all of one detector's features (always flagged)."""
+    plan = [  # (episode, rows, rows far out in a-features, rows far out in b-features)
+        ("", 100, 1, 1),  # 2 false alarms in 100 normal rows
+        ("vacuum_loss", 10, 6, 0),
+        ("carbonate_pump_trip", 10, 0, 10),
+        ("novel_operation", 20, 5, 5),
+        ("t1_sensor_stuck", 8, 0, 2),
+    ]
+    frames = []
+    for episode, n, far_a, far_b in plan:
+        values = np.zeros((n, 5))
+        values[:far_a, :3] = 50.0
+        values[far_a : far_a + far_b, 3:] = -50.0
+        frame = pd.DataFrame(values, columns=FEATURES_A + FEATURES_B)
+        frame["episode"] = episode
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_evaluate_gate_counts_recall_and_false_alarms(detectors):
+    gate = evaluate_gate(detectors, crafted_frame())
+    assert gate.false_alarm_rate == pytest.approx(2 / 100)
+    assert gate.recall_by_episode == pytest.approx(
+        {"t1_sensor_stuck": 2 / 8, "vacuum_loss": 0.6, "carbonate_pump_trip": 1.0, "novel_operation": 0.5}
+    )
+    assert list(gate.recall_by_episode) == [
+        "t1_sensor_stuck", "carbonate_pump_trip", "vacuum_loss", "novel_operation"
+    ]
+    assert gate.recall == pytest.approx((6 + 10 + 10) / 40)  # the sensor fault is not in the gate recall
+    assert "t1_sensor_stuck" not in PROCESS_EPISODES
+    assert (gate.n_rows, gate.n_normal) == (148, 100)
+    assert gate.by_episode["vacuum_loss"].precision == pytest.approx(6 / 8)
+    a, b = gate.detectors["a"], gate.detectors["b"]
+    assert a.false_alarm_rate == pytest.approx(0.01) and b.false_alarm_rate == pytest.approx(0.01)
+    assert a.by_episode["vacuum_loss"].recall == pytest.approx(0.6)
+    assert b.by_episode["vacuum_loss"].recall == 0.0
+    # The 10 far rows outscore the 99 central normal rows and tie with the one far normal row.
+    assert b.by_episode["carbonate_pump_trip"].auc == pytest.approx(1.0 - 0.5 / 100)
+    assert gate.to_dict()["recall_by_episode"]["vacuum_loss"] == pytest.approx(0.6)
+    assert a.to_dict()["threshold"] == a.threshold
+
+
+def test_unscorable_row_is_flagged_and_unlabelled_rows_count_as_normal(detectors):
+    rows = pd.DataFrame(np.zeros((4, 5)), columns=FEATURES_A + FEATURES_B)
+    rows.loc[2, "b2"] = np.nan
+    gate = evaluate_gate(detectors, rows)
+    assert gate.false_alarm_rate == pytest.approx(0.25)
+    assert gate.recall is None and gate.recall_by_episode == {}
+    assert gate.detectors["a"].false_alarm_rate == 0.0
+
+
+def test_bad_training_data_is_a_clear_error():
+    spec = DetectorSpec(name="ox", features=["a1", "missing_tag"])
+    with pytest.raises(DataError, match="missing_tag"):
+        fit_detector(spec, normal_rows(200, seed=4))
+    rows = normal_rows(200, seed=4)
+    rows["a2"] = np.nan
+    with pytest.raises(DataError, match="no values at all for a2"):
+        fit_detector(DetectorSpec(name="ox", features=["a1", "a2"]), rows)

@@ -1,0 +1,77 @@
+"""dragon train: the summary contract, atomic registration and concurrent registrations."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from dragon.errors import DataError
+from dragon.registry import list_versions
+from dragon.settings import load_settings
+
+SUMMARY_MODEL_KEYS = {"rmse", "mae", "r2", "r2_truth", "fit_seconds", "n_rows"}
+
+
+def test_trained_summary_has_the_documented_shape(shared_dir, trained_bundle):
+    summary = json.loads((trained_bundle.parent / "summary.json").read_text())
+    assert set(summary) >= {"models", "detectors", "gate", "data"}
+    for metrics in summary["models"].values():
+        assert SUMMARY_MODEL_KEYS <= set(metrics)
+        assert metrics["r2_truth"] is not None  # the truth file sits beside the history
+    assert {"recall", "false_alarm_rate", "recall_by_episode"} <= set(summary["gate"])
+    assert summary["data"]["rows_used"] <= summary["data"]["rows_in"]
+
+
+def test_record_training_registers_a_version_with_provenance(dragon_home, trained_bundle):
+    from training.catalog import record_training
+
+    result = record_training(load_settings(), trained_bundle)
+    versions = list_versions(load_settings(), "yet-dragon")
+    assert [v.version for v in versions] == [result["version"]] == ["1"]
+    assert versions[0].aliases == ["champion"]  # the first version becomes the champion
+    assert "models.yield.rmse" in versions[0].metrics
+    assert versions[0].tags["data.sha256"] == json.loads((trained_bundle / "manifest.json").read_text())[
+        "provenance"]["data_sha256"]
+
+
+def test_failed_training_registers_nothing(dragon_home, small_history, small_plant, tmp_path):
+    from training.catalog import train_and_register
+
+    broken = pd.read_parquet(small_history).drop(columns=["yield"])
+    path = tmp_path / "broken.parquet"
+    broken.to_parquet(path)
+    with pytest.raises(DataError, match="yield"):
+        train_and_register([path], small_plant, load_settings())
+    assert list_versions(load_settings(), "yet-dragon") == []
+
+
+def _register(bundle: str) -> str:
+    from training.catalog import record_training
+
+    return record_training(load_settings(), __import__("pathlib").Path(bundle))["version"]
+
+
+def test_two_registrations_at_once_get_distinct_versions(dragon_home, trained_bundle):
+    from dragon.registry import ensure_store
+
+    ensure_store(load_settings())
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        versions = pool.map(_register, [str(trained_bundle)] * 2)
+    assert sorted(versions) == ["1", "2"]
+    assert sorted(v.version for v in list_versions(load_settings(), "yet-dragon")) == ["1", "2"]
+
+
+def test_cli_train_bad_data_exits_2_without_traceback(dragon_home, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,ox1_temperature\n2026-01-01T00:00:00Z,105\n")
+    result = subprocess.run([sys.executable, "-m", "dragon.cli", "train", "--data", str(bad)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error" in result.stderr.lower()
+    assert list_versions(load_settings(), "yet-dragon") == []
