@@ -46,6 +46,8 @@ RANGE_MARGIN = 0.1  # widen the baseline [min, max] by this share of its span on
 RANGE_TOLERANCE = 0.01  # share of a window's values allowed outside the range before a violation
 COMPLETENESS_TOLERANCE = 0.05  # allowed drop of completeness below the baseline's
 KS_CRITICAL = 1.949  # Kolmogorov distribution: P(sqrt(n) D > 1.949) = 0.001 under no drift
+NOISE_LEVEL = 0.001  # per-feature false-alarm level of the significance floors
+BATCH_BLOCKS = 20  # contiguous blocks for the batch-means effective sample size
 
 # Model Monitor's constraint_check_type values; `range_check` is our extension (BYOC may add types).
 DRIFT_CHECK = "baseline_drift_check"
@@ -72,6 +74,11 @@ class FeatureBaseline:
     max: float
     bin_edges: tuple[float, ...]
     bin_fractions: tuple[float, ...]
+    n_effective: float = 0.0  # independent-sample equivalent of `n` (batch means); 0 = unknown = n
+
+    @property
+    def information(self) -> float:
+        return self.n_effective or float(self.n)
 
     def bin_indices(self, values: np.ndarray) -> np.ndarray:
         """Bin i holds bin_edges[i] <= x < bin_edges[i+1] (ties go right, as at training)."""
@@ -101,6 +108,7 @@ class FeatureBaseline:
                 max=float(raw["max"]),
                 bin_edges=tuple(float(edge) for edge in raw["bin_edges"]),
                 bin_fractions=tuple(float(share) for share in raw["bin_fractions"]),
+                n_effective=float(raw.get("n_effective", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise DataError(f"baseline of '{raw.get('tag', '?')}': missing or bad key ({error})") from None
@@ -136,8 +144,30 @@ def compute_baselines(frame: pd.DataFrame, tags: list[str], bins: int = 10) -> d
             max=float(present.max()),
             bin_edges=edges,
             bin_fractions=tuple(float(c) for c in counts / present.size),
+            n_effective=effective_sample_size(present),
         )
     return baselines
+
+
+def effective_sample_size(values: np.ndarray, blocks: int = BATCH_BLOCKS) -> float:
+    """How many independent rows `values` (in time order) are worth, by batch means:
+    n_eff = n var(x) / (m var(block means)) over `blocks` contiguous blocks of m rows.
+
+    Minute data of a plant are far from independent: a setpoint held for a week or a load
+    held for ten days makes a year of rows worth a few dozen draws. Both the noise floor of
+    PSI and KS and the baseline's own uncertainty scale with n_eff, not n; iid rows give n."""
+    n = values.size
+    if n < 2 * blocks:
+        return float(n)
+    size = n // blocks
+    spread = float(values.var())
+    if spread == 0.0:
+        return 1.0  # a constant: one observation, repeated
+    block_means = values[: size * blocks].reshape(blocks, size).mean(axis=1)
+    between = float(block_means.var(ddof=1))
+    if between == 0.0:
+        return float(n)
+    return float(min(n, max(1.0, n * spread / (size * between))))
 
 
 def _quantile_bins(present: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -212,15 +242,18 @@ def population_stability_index(
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def _psi_bias(bins: int, n_window: int, n_baseline: int) -> float:
-    """Expected PSI of two samples of one distribution: (k - 1) (1/n + 1/m)."""
-    return (bins - 1) * (1.0 / n_window + 1.0 / max(n_baseline, 1))
+def _psi_noise(bins: int, n_window: float, n_baseline: float) -> tuple[float, float]:
+    """PSI of two samples of one distribution is about chi2_{k-1} (1/n + 1/m): its mean
+    (the bias we subtract) and its 1 - NOISE_LEVEL quantile (the significance floor)."""
+    from scipy.stats import chi2
+
+    scale = 1.0 / n_window + 1.0 / n_baseline
+    return (bins - 1) * scale, float(chi2.ppf(1.0 - NOISE_LEVEL, max(bins - 1, 1))) * scale
 
 
-def _ks_floor(n_window: int, n_baseline: int) -> float:
-    """Smallest KS distance that is not sampling noise at the 0.1 % level."""
-    effective = n_window * n_baseline / (n_window + n_baseline)
-    return KS_CRITICAL / math.sqrt(effective)
+def _ks_floor(n_window: float, n_baseline: float) -> float:
+    """Smallest KS distance that is not sampling noise at the NOISE_LEVEL."""
+    return KS_CRITICAL * math.sqrt(1.0 / n_window + 1.0 / n_baseline)
 
 
 def _feature_drift(
@@ -238,11 +271,14 @@ def _feature_drift(
     counts = np.bincount(baseline.bin_indices(present), minlength=len(baseline.bin_fractions))
     fractions = counts / present.size
     psi_raw = population_stability_index(baseline, fractions, present.size)
-    psi = max(0.0, psi_raw - _psi_bias(len(baseline.bin_fractions), present.size, baseline.n))
+    n_window = effective_sample_size(present)
+    bias, psi_floor = _psi_noise(len(baseline.bin_fractions), n_window, baseline.information)
+    psi = max(0.0, psi_raw - bias)
     window_cdf = np.cumsum(fractions)[:-1]
     ks = float(np.max(np.abs(window_cdf - baseline.edge_cdf))) if window_cdf.size else 0.0
-    ks_significant = ks > max(settings.ks_alert, _ks_floor(present.size, baseline.n))
-    if psi >= settings.psi_alert or ks_significant:
+    psi_alert = psi >= settings.psi_alert and psi_raw > psi_floor
+    ks_alert = ks > settings.ks_alert and ks > _ks_floor(n_window, baseline.information)
+    if psi_alert or ks_alert:
         status = "alert"
     elif psi >= settings.psi_warn or ks > settings.ks_alert:
         status = "warn"

@@ -54,7 +54,9 @@ class ChainEvaluation:
         k = self.index(model)
         return np.sqrt(self.variance[:, k] + self.scales[k] ** 2)
 
-    def bound(self, model: str, confidence: float, side: Literal["upper", "lower"]) -> tuple[np.ndarray, np.ndarray]:
+    def bound(
+        self, model: str, confidence: float, side: Literal["upper", "lower"]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One-sided prediction bound of `model` at `confidence`, and its gradient (n,), (n, S)."""
         k = self.index(model)
         q = self.quantile[k](confidence)
@@ -76,6 +78,7 @@ class _ModelLink:
     upstream_index: np.ndarray  # ... and which model (position in the order)
     fixed_columns: np.ndarray  # columns held at the state's value ...
     fixed_tags: tuple[str, ...]  # ... and which tag
+    selector: np.ndarray  # (F, S): d input / d setpoints for the setpoint columns
 
 
 class CompiledChain:
@@ -98,13 +101,22 @@ class CompiledChain:
                 compiled.verify(compiled.verification_rows(VERIFY_ROWS), gams[name], name=name)
             sp = [(c, setpoint_position[f]) for c, f in enumerate(features) if f in setpoint_position]
             up = [(c, position[producer[f]]) for c, f in enumerate(features) if f in producer]
-            fixed = [(c, f) for c, f in enumerate(features) if f not in setpoint_position and f not in producer]
-            links.append(_ModelLink(
-                name, compiled,
-                np.array([c for c, _ in sp], dtype=np.intp), np.array([i for _, i in sp], dtype=np.intp),
-                np.array([c for c, _ in up], dtype=np.intp), np.array([i for _, i in up], dtype=np.intp),
-                np.array([c for c, _ in fixed], dtype=np.intp), tuple(f for _, f in fixed),
-            ))
+            fixed = [
+                (c, f) for c, f in enumerate(features) if f not in setpoint_position and f not in producer
+            ]
+            links.append(
+                _ModelLink(
+                    name,
+                    compiled,
+                    np.array([c for c, _ in sp], dtype=np.intp),
+                    np.array([i for _, i in sp], dtype=np.intp),
+                    np.array([c for c, _ in up], dtype=np.intp),
+                    np.array([i for _, i in up], dtype=np.intp),
+                    np.array([c for c, _ in fixed], dtype=np.intp),
+                    tuple(f for _, f in fixed),
+                    _selector(len(features), len(self.setpoints), sp),
+                )
+            )
         self._links = links
         self.scales = np.array([link.gam.scale for link in links])
         self._quantiles = tuple(_quantile_function(link.gam) for link in links)
@@ -113,10 +125,15 @@ class CompiledChain:
     def from_bundle(cls, bundle: Bundle, *, verify: bool = True) -> CompiledChain:
         return cls(bundle.spec, bundle.gams, verify=verify)
 
+    def quantile(self, model: str, probability: float) -> float:
+        return self._quantiles[self.models.index(model)](probability)
+
     def gam(self, model: str) -> CompiledGAM:
         return self._links[self.models.index(model)].gam
 
-    def evaluate(self, U: np.ndarray, state: Mapping[str, float], biases: np.ndarray | None = None) -> ChainEvaluation:
+    def evaluate(
+        self, U: np.ndarray, state: Mapping[str, float], biases: np.ndarray | None = None
+    ) -> ChainEvaluation:
         """The chain at setpoint rows U (n, S) with every other input from `state`."""
         U = np.atleast_2d(np.asarray(U, dtype=float))
         n, S = U.shape
@@ -126,24 +143,28 @@ class CompiledChain:
         variance = np.empty((n, K))
         variance_gradient = np.zeros((n, K, S))
         for k, link in enumerate(self._links):
-            F = link.gam.n_features
-            X = np.empty((n, F))
-            dX = np.zeros((n, F, S))
+            X = np.empty((n, link.gam.n_features))
             X[:, link.setpoint_columns] = U[:, link.setpoint_index]
-            dX[:, link.setpoint_columns, link.setpoint_index] = 1.0
             X[:, link.upstream_columns] = values[:, link.upstream_index]
-            dX[:, link.upstream_columns, :] = gradient[:, link.upstream_index, :]
             X[:, link.fixed_columns] = [state[tag] for tag in link.fixed_tags]
             ev = link.gam.evaluate(X)
             values[:, k] = ev.mean + (0.0 if biases is None else biases[k])
-            gradient[:, k, :] = np.einsum("nf,nfs->ns", ev.gradient, dX)
-            sensitivity = ev.gradient[:, link.upstream_columns] ** 2  # (n, upstream)
-            variance[:, k] = ev.se**2 + np.einsum("nj,nj->n", sensitivity, variance[:, link.upstream_index])
-            variance_gradient[:, k, :] = 2.0 * ev.se[:, None] * np.einsum("nf,nfs->ns", ev.se_gradient, dX) + (
-                np.einsum("nj,njs->ns", sensitivity, variance_gradient[:, link.upstream_index, :])
-            )
-        return ChainEvaluation(self.models, values, gradient, variance, variance_gradient, self.scales,
-                               self._quantiles)
+            # d/du = direct (setpoint inputs) + through each upstream model's prediction.
+            gradient[:, k, :] = ev.gradient @ link.selector
+            se_gradient = ev.se_gradient @ link.selector
+            variance[:, k] = ev.se**2
+            if len(link.upstream_index):
+                upstream_gradient = gradient[:, link.upstream_index, :]  # (n, J, S)
+                sensitivity = ev.gradient[:, None, link.upstream_columns]  # (n, 1, J)
+                gradient[:, k, :] += (sensitivity @ upstream_gradient)[:, 0, :]
+                se_gradient += (ev.se_gradient[:, None, link.upstream_columns] @ upstream_gradient)[:, 0, :]
+                squared = sensitivity**2
+                variance[:, k] += (squared[:, 0, :] * variance[:, link.upstream_index]).sum(axis=1)
+                variance_gradient[:, k, :] = (squared @ variance_gradient[:, link.upstream_index, :])[:, 0, :]
+            variance_gradient[:, k, :] += 2.0 * ev.se[:, None] * se_gradient
+        return ChainEvaluation(
+            self.models, values, gradient, variance, variance_gradient, self.scales, self._quantiles
+        )
 
     def biases(self, state: Mapping[str, float]) -> np.ndarray:
         """Bias-update offsets measured - predicted at the state's setpoints (0 where unmeasured).
@@ -159,6 +180,13 @@ class CompiledChain:
         return offsets
 
 
+def _selector(n_features: int, n_setpoints: int, pairs: list[tuple[int, int]]) -> np.ndarray:
+    selector = np.zeros((n_features, n_setpoints))
+    for column, setpoint in pairs:
+        selector[column, setpoint] = 1.0
+    return selector
+
+
 def _quantile_function(gam: CompiledGAM):
     cache: dict[float, float] = {}
 
@@ -168,4 +196,3 @@ def _quantile_function(gam: CompiledGAM):
         return cache[probability]
 
     return quantile
-

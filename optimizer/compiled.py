@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from math import comb, factorial
 from typing import Any, Literal
 
@@ -39,7 +39,7 @@ EXTRAPOLATION_MARGIN = 0.1
 Side = Literal["upper", "lower"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _local_polynomials(order: int) -> np.ndarray:
     """(order+1, order+1) matrix C: on a knot interval with local coordinate t in [0, 1], the
     non-zero uniform B-splines of degree `order` are [1, t, t², ...] @ C (leftmost first).
@@ -78,7 +78,7 @@ class _SplineBasis:
         first = np.minimum(np.floor(scaled), n_int - 1)  # u = 1 belongs to the last interval
         t = (scaled - first)[..., None]
         local = (t**exponents) @ C
-        local_du = ((t**slope_factors[0]) * slope_factors[1]) @ C * n_int
+        local_du = ((t ** slope_factors[0]) * slope_factors[1]) @ C * n_int
         local += local_du * (u - clipped)[..., None]  # linear extrapolation outside [0, 1]
         # Scatter the order+1 non-zero functions into the full basis through flat indices.
         cells = u.size
@@ -91,7 +91,7 @@ class _SplineBasis:
         return values.reshape(shape), derivatives.reshape(shape)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _power_tables(order: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Exponents 0..order, and (exponent, factor) of each power's derivative (t^p)' = p t^(p-1)."""
     exponents = np.arange(order + 1)
@@ -127,8 +127,16 @@ class GamEvaluation:
 class CompiledGAM:
     """A fitted LinearGAM as arrays; `features` names its input columns in order."""
 
-    def __init__(self, features: Sequence[str], terms: list[_Term], margins: list[_Margin], coef: np.ndarray,
-                 cov: np.ndarray, scale: float, t_df: float | None) -> None:
+    def __init__(
+        self,
+        features: Sequence[str],
+        terms: list[_Term],
+        margins: list[_Margin],
+        coef: np.ndarray,
+        cov: np.ndarray,
+        scale: float,
+        t_df: float | None,
+    ) -> None:
         self.features = tuple(features)
         self._terms = terms
         self._margins = margins
@@ -141,14 +149,19 @@ class CompiledGAM:
             groups.setdefault(margin.basis, []).append(index)
         # Margins sharing a basis are evaluated in one vectorised call.
         self._groups = [
-            (basis, np.array(idx), np.array([margins[i].feature for i in idx]),
-             np.array([margins[i].offset for i in idx]), np.array([margins[i].span for i in idx]))
+            (
+                basis,
+                np.array(idx),
+                np.array([margins[i].feature for i in idx]),
+                np.array([margins[i].offset for i in idx]),
+                np.array([margins[i].span for i in idx]),
+            )
             for basis, idx in groups.items()
         ]
 
     @classmethod
     def from_pygam(cls, gam: Any, feature_names: Sequence[str]) -> CompiledGAM:
-        """Compile a fitted pygam LinearGAM whose column i is `feature_names[i]`; BundleError if unsupported."""
+        """Compile a fitted LinearGAM whose column i is `feature_names[i]`; BundleError if unsupported."""
         if not getattr(gam, "_is_fitted", False):
             raise BundleError("cannot compile an unfitted GAM")
         if getattr(gam.link, "__class__", type(None)).__name__ != "IdentityLink":
@@ -159,13 +172,23 @@ class CompiledGAM:
 
         def margin_of(term: Any) -> int:
             if term.basis != "ps" or getattr(term, "by", None) is not None:
-                raise BundleError(f"spline basis '{term.basis}' (by={term.by}) is not supported; use s()/te()")
+                raise BundleError(
+                    f"spline basis '{term.basis}' (by={term.by}) is not supported; use s()/te()"
+                )
             if int(term.feature) >= n_features:
-                raise BundleError(f"a GAM term reads feature {term.feature}, but only {n_features} names given")
+                raise BundleError(
+                    f"a GAM term reads feature {term.feature}, but only {n_features} names given"
+                )
             low, high = np.sort(np.asarray(term.edge_knots_, dtype=float))[[0, -1]]
             span = high - low if high != low else 1.0
-            margins.append(_Margin(int(term.feature), float(low), float(span),
-                                   _SplineBasis(int(term.n_splines), int(term.spline_order))))
+            margins.append(
+                _Margin(
+                    int(term.feature),
+                    float(low),
+                    float(span),
+                    _SplineBasis(int(term.n_splines), int(term.spline_order)),
+                )
+            )
             return len(margins) - 1
 
         for i, term in enumerate(gam.terms):
@@ -191,7 +214,11 @@ class CompiledGAM:
         if cov.shape != (len(coef), len(coef)):
             raise BundleError(f"covariance {cov.shape} does not fit {len(coef)} coefficients")
         distribution = gam.distribution
-        t_df = None if distribution._known_scale else float(gam.statistics_["n_samples"] - gam.statistics_["edof"])
+        t_df = (
+            None
+            if distribution._known_scale
+            else float(gam.statistics_["n_samples"] - gam.statistics_["edof"])
+        )
         return cls(feature_names, terms, margins, coef, cov, float(distribution.scale), t_df)
 
     @property
@@ -242,12 +269,11 @@ class CompiledGAM:
         """Mean, gradient, standard error of the mean and its gradient at every row of X."""
         M, dM = self.design(X)
         MS = M @ self.cov
-        variance = np.maximum(np.einsum("np,np->n", MS, M), 0.0)
-        se = np.sqrt(variance)
-        d_variance = 2.0 * np.einsum("np,npf->nf", MS, dM)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            se_gradient = np.where(se[:, None] > 0, d_variance / (2.0 * se[:, None]), 0.0)
-        return GamEvaluation(M @ self.coef, np.einsum("npf,p->nf", dM, self.coef), se, se_gradient)
+        se = np.sqrt(np.maximum((MS * M).sum(axis=1), 0.0))
+        d_variance = 2.0 * (MS[:, None, :] @ dM)[:, 0, :]
+        safe = np.where(se > 0, se, 1.0)[:, None]
+        se_gradient = np.where(se[:, None] > 0, d_variance / (2.0 * safe), 0.0)
+        return GamEvaluation(M @ self.coef, self.coef @ dM, se, se_gradient)
 
     def standard_error(self, X: np.ndarray) -> np.ndarray:
         M, _ = self.design(X, jacobian=False)
@@ -284,9 +310,10 @@ class CompiledGAM:
             high[margin.feature] = margin.offset + (1 + EXTRAPOLATION_MARGIN) * margin.span
         return np.random.default_rng(seed).uniform(low, high, size=(rows, self.n_features))
 
-    def verify(self, sample_X: np.ndarray, gam: Any, *, name: str = "GAM",
-               tolerance: float = VERIFY_TOLERANCE) -> float:
-        """Compare with `gam.predict` on sample_X; raise BundleError beyond `tolerance`. Returns the max error."""
+    def verify(
+        self, sample_X: np.ndarray, gam: Any, *, name: str = "GAM", tolerance: float = VERIFY_TOLERANCE
+    ) -> float:
+        """Compare with `gam.predict` on sample_X; BundleError beyond `tolerance`; returns the max error."""
         sample_X = np.atleast_2d(np.asarray(sample_X, dtype=float))
         error = float(np.max(np.abs(self.predict(sample_X) - gam.predict(sample_X))))
         if not error <= tolerance:

@@ -23,6 +23,7 @@ import numpy as np
 from optimizer.problem import SetpointProblem
 
 NODES = 16
+_LEGENDRE = np.polynomial.legendre.leggauss(NODES)
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class GainAttribution:
 
 def attribute_gain(problem: SetpointProblem, u_star: np.ndarray) -> GainAttribution:
     u0 = problem.u0
-    nodes, weights = np.polynomial.legendre.leggauss(NODES)
+    nodes, weights = _LEGENDRE
     alphas, weights = (nodes + 1.0) / 2.0, weights / 2.0
     path = u0 + alphas[:, None] * (u_star - u0)
     ev = problem.evaluate(np.vstack([path, u_star]))

@@ -49,7 +49,9 @@ class CompiledForest:
             n_nodes = t.node_count
             leaf = t.children_left == -1
             depth = _node_depths(t.children_left, t.children_right)
-            feature = np.where(leaf, 0, np.asarray(columns)[np.maximum(t.feature, 0)])  # tree column -> input column
+            feature = np.where(
+                leaf, 0, np.asarray(columns)[np.maximum(t.feature, 0)]
+            )  # tree column -> input column
             features.append(feature)
             thresholds.append(np.where(leaf, np.inf, t.threshold))
             # A leaf points to itself, so extra steps after reaching it change nothing.
@@ -68,8 +70,9 @@ class CompiledForest:
         self._right = np.concatenate(rights).astype(np.intp)
         self._leaf_path = np.concatenate(leaf_path)
         self._roots = np.array(roots, dtype=np.intp)
-        self._steps = int(max(_node_depths(e.tree_.children_left, e.tree_.children_right).max()
-                              for e in forest.estimators_))
+        self._steps = int(
+            max(_node_depths(e.tree_.children_left, e.tree_.children_right).max() for e in forest.estimators_)
+        )
         self._normaliser = float(average_path_length(np.array([forest.max_samples_]))[0])
 
     def scores(self, X: np.ndarray) -> np.ndarray:
@@ -86,11 +89,15 @@ class CompiledForest:
             return np.ones(n)
         return 2.0 ** (-mean_path / self._normaliser)
 
-    def verify(self, sample_X: np.ndarray, forest: Any, *, name: str, tolerance: float = VERIFY_TOLERANCE) -> float:
+    def verify(
+        self, sample_X: np.ndarray, forest: Any, *, name: str, tolerance: float = VERIFY_TOLERANCE
+    ) -> float:
         expected = -forest.score_samples(np.asarray(sample_X, dtype=float))
         error = float(np.max(np.abs(self.scores(sample_X) - expected)))
         if not error <= tolerance:
-            raise BundleError(f"compiled detector '{name}' differs from sklearn by {error:.3g} (> {tolerance:g})")
+            raise BundleError(
+                f"compiled detector '{name}' differs from sklearn by {error:.3g} (> {tolerance:g})"
+            )
         return error
 
 
@@ -110,7 +117,11 @@ class DetectorVerdict:
     anomalous: bool
 
     def to_dict(self) -> dict:
-        return {"score": round(self.score, 6), "threshold": round(self.threshold, 6), "anomalous": bool(self.anomalous)}
+        return {
+            "score": round(self.score, 6),
+            "threshold": round(self.threshold, 6),
+            "anomalous": bool(self.anomalous),
+        }
 
 
 @dataclass(frozen=True)
@@ -142,9 +153,13 @@ class GateResult:
         parts = []
         for name in self.flagged:
             verdict = self.verdicts[name]
-            far = ", ".join(f"{t.tag}={t.value:.4g} (z={t.z_score:+.1f})" for t in self.far_tags.get(name, []))
-            parts.append(f"detector '{name}' flags the state (score {verdict.score:.3f} > threshold "
-                         f"{verdict.threshold:.3f}); furthest from training: {far or 'n/a'}")
+            far = ", ".join(
+                f"{t.tag}={t.value:.4g} (z={t.z_score:+.1f})" for t in self.far_tags.get(name, [])
+            )
+            parts.append(
+                f"detector '{name}' flags the state (score {verdict.score:.3f} > threshold "
+                f"{verdict.threshold:.3f}); furthest from training: {far or 'n/a'}"
+            )
         return "; ".join(parts)
 
 
@@ -158,8 +173,10 @@ class Gate:
         for name, detector in self.detectors.items():
             compiled = CompiledForest(detector.forest)
             if compiled.n_inputs != len(detector.features):
-                raise BundleError(f"detector '{name}' was fitted on {compiled.n_inputs} inputs, "
-                                  f"its spec lists {len(detector.features)} features")
+                raise BundleError(
+                    f"detector '{name}' was fitted on {compiled.n_inputs} inputs, "
+                    f"its spec lists {len(detector.features)} features"
+                )
             compiled.verify(self._verification_rows(detector), detector.forest, name=name)
             self._compiled[name] = compiled
 

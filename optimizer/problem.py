@@ -59,8 +59,10 @@ def setpoint_box(spec: PlantSpec, u0: np.ndarray) -> Box:
         b_low, b_high = info.bounds
         lo, hi = max(b_low, current - info.max_move), min(b_high, current + info.max_move)
         if lo > hi:
-            problems.append(f"setpoint {tag} = {current:.6g} is outside its bounds [{b_low}, {b_high}] by more "
-                            f"than its max_move {info.max_move}: bring it back inside by hand first")
+            problems.append(
+                f"setpoint {tag} = {current:.6g} is outside its bounds [{b_low}, {b_high}] by more "
+                f"than its max_move {info.max_move}: bring it back inside by hand first"
+            )
             lo = hi = current
         low.append(lo)
         high.append(hi)
@@ -81,7 +83,9 @@ def within_limits(spec: PlantSpec, u: np.ndarray, u0: np.ndarray) -> np.ndarray:
 class SetpointProblem:
     """Objective, constraint margins and their gradients at one plant state."""
 
-    def __init__(self, chain: CompiledChain, spec: PlantSpec, state: Mapping[str, float], biases: np.ndarray) -> None:
+    def __init__(
+        self, chain: CompiledChain, spec: PlantSpec, state: Mapping[str, float], biases: np.ndarray
+    ) -> None:
         self.chain = chain
         self.spec = spec
         self.state = state
@@ -109,8 +113,12 @@ class SetpointProblem:
                     continue
                 relative = limit == "current"
                 if relative:  # the model's bias-corrected value now, with the tolerance allowed
-                    limit = current + constraint.tolerance if side == "max" else current - constraint.tolerance
-                terms.append(ConstraintTerm(constraint.model, side, float(limit), constraint.confidence, relative))
+                    limit = (
+                        current + constraint.tolerance if side == "max" else current - constraint.tolerance
+                    )
+                terms.append(
+                    ConstraintTerm(constraint.model, side, float(limit), constraint.confidence, relative)
+                )
         return terms
 
     def evaluate(self, U: np.ndarray) -> ChainEvaluation:
@@ -141,7 +149,9 @@ class SetpointProblem:
         return margins, gradients, bounds
 
     def feasible(self, margins: np.ndarray) -> np.ndarray:
-        return np.all(margins >= -FEASIBILITY_TOLERANCE, axis=1) if margins.size else np.ones(len(margins), bool)
+        return (
+            np.all(margins >= -FEASIBILITY_TOLERANCE, axis=1) if margins.size else np.ones(len(margins), bool)
+        )
 
     def violation(self, margins: np.ndarray) -> np.ndarray:
         """Total scaled constraint violation of each row (0 when feasible)."""
@@ -180,7 +190,11 @@ class SetpointProblem:
         """Minimised by SLSQP: -gain / scale and its gradient wrt z."""
         ev = self._at(z)
         value, gradient = self.objective(ev)
-        f = -self.sense * (value[0] - self.current.values[0, ev.index(self.objective_model)]) / self._objective_scale
+        f = (
+            -self.sense
+            * (value[0] - self.current.values[0, ev.index(self.objective_model)])
+            / self._objective_scale
+        )
         g = -self.sense * gradient[0, self._free] * self._chain_rule() / self._objective_scale
         return float(f), g
 

@@ -50,8 +50,12 @@ class ModelPrediction:
     upper: float | None
 
     def to_dict(self) -> dict:
-        return {"current": _r(self.current), "recommended": _r(self.recommended),
-                "lower": _r(self.lower), "upper": _r(self.upper)}
+        return {
+            "current": _r(self.current),
+            "recommended": _r(self.recommended),
+            "lower": _r(self.lower),
+            "upper": _r(self.upper),
+        }
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,12 @@ class ObjectiveSummary:
     gain: float
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "current": _r(self.current), "recommended": _r(self.recommended),
-                "gain": _r(self.gain)}
+        return {
+            "model": self.model,
+            "current": _r(self.current),
+            "recommended": _r(self.recommended),
+            "gain": _r(self.gain),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,15 @@ class ConstraintStatus:
     active: bool
 
     def to_dict(self) -> dict:
-        return {"model": self.model, self.side: _r(self.limit), "bound": _r(self.bound),
-                "satisfied": bool(self.satisfied), "margin": _r(self.margin), "active": bool(self.active),
-                "confidence": self.confidence}
+        return {
+            "model": self.model,
+            self.side: _r(self.limit),
+            "bound": _r(self.bound),
+            "satisfied": bool(self.satisfied),
+            "margin": _r(self.margin),
+            "active": bool(self.active),
+            "confidence": self.confidence,
+        }
 
 
 @dataclass(frozen=True)
@@ -153,7 +167,9 @@ class Recommender:
         n_setpoints = len(self.spec.setpoints)
         extra = max(self.spec.optimizer.starts - 1, 0)
         self._unit_starts = (
-            qmc.LatinHypercube(d=n_setpoints, seed=SEED).random(extra) if extra else np.empty((0, n_setpoints))
+            qmc.LatinHypercube(d=n_setpoints, seed=SEED).random(extra)
+            if extra
+            else np.empty((0, n_setpoints))
         )
 
     def recommend_many(self, states: Iterable[Mapping[str, float]]) -> list[Recommendation]:
@@ -172,18 +188,39 @@ class Recommender:
                 warnings.simplefilter("ignore")
                 return self._optimise(state, gate)
         except Exception as error:  # numerical trouble must not reach the plant as a traceback
-            return self._blocked(current, f"the optimizer failed on this state ({type(error).__name__}: {error}); "
-                                          "no move is recommended", {})
+            return self._blocked(
+                current,
+                f"the optimizer failed on this state ({type(error).__name__}: {error}); "
+                "no move is recommended",
+                {},
+            )
 
     # --- answers --------------------------------------------------------------------------
-    def _blocked(self, current: dict[str, float], reason: str, verdicts: dict[str, DetectorVerdict], *,
-                 far_tags: dict[str, list[FarTag]] | None = None, problem: SetpointProblem | None = None
-                 ) -> Recommendation:
+    def _blocked(
+        self,
+        current: dict[str, float],
+        reason: str,
+        verdicts: dict[str, DetectorVerdict],
+        *,
+        far_tags: dict[str, list[FarTag]] | None = None,
+        problem: SetpointProblem | None = None,
+    ) -> Recommendation:
         predicted, constraints, objective = {}, [], None
         if problem is not None:
             predicted, objective, constraints = self._describe(problem, None)
-        return Recommendation("blocked", reason, None, None, current, predicted, objective, constraints,
-                              verdicts, self.model_version, Explanation(far_tags=far_tags or {}))
+        return Recommendation(
+            "blocked",
+            reason,
+            None,
+            None,
+            current,
+            predicted,
+            objective,
+            constraints,
+            verdicts,
+            self.model_version,
+            Explanation(far_tags=far_tags or {}),
+        )
 
     def _optimise(self, state: Mapping[str, float], gate: GateResult) -> Recommendation:
         spec = self.spec
@@ -197,8 +234,11 @@ class Recommender:
             return self._blocked(current, "the models give no finite prediction at this state", gate.verdicts)
 
         margins0, _, _ = problem.margins(problem.current)
-        out_of_bounds = [tag for tag, value, (lo, hi) in zip(spec.setpoints, u0, self._bounds(), strict=True)
-                         if not lo <= value <= hi]
+        out_of_bounds = [
+            tag
+            for tag, value, (lo, hi) in zip(spec.setpoints, u0, self._bounds(), strict=True)
+            if not lo <= value <= hi
+        ]
         infeasible_now = not problem.feasible(margins0)[0]
 
         candidates = self._solve(problem, infeasible_now)
@@ -212,30 +252,51 @@ class Recommender:
         usable = ~flagged
 
         if not usable.any():
-            return self._hold(problem, gate, biases, "every candidate move, even a quarter of one, "
-                                                     "leaves the detectors' known territory")
+            return self._hold(
+                problem,
+                gate,
+                biases,
+                "every candidate move, even a quarter of one, leaves the detectors' known territory",
+            )
         if (feasible & usable).any():
             pick = np.flatnonzero(feasible & usable)
             best = pick[np.argmax(gains[pick])]
         else:  # nothing feasible in reach: the move that reduces the violation most
             pick = np.flatnonzero(usable)
             best = pick[np.argmin(problem.violation(margins[pick]))]
-            if problem.violation(margins[best:best + 1])[0] >= problem.violation(margins0)[0] and not out_of_bounds:
-                return self._hold(problem, gate, biases, "the current state violates a constraint and no move "
-                                                         "within the move limits reduces the violation")
+            if (
+                problem.violation(margins[best : best + 1])[0] >= problem.violation(margins0)[0]
+                and not out_of_bounds
+            ):
+                return self._hold(
+                    problem,
+                    gate,
+                    biases,
+                    "the current state violates a constraint and no move "
+                    "within the move limits reduces the violation",
+                )
         u_star = rows[best]
         gain = float(gains[best])
         if out_of_bounds:
             reason = f"brings {', '.join(out_of_bounds)} back inside bounds"
         elif infeasible_now:
-            reason = ("the current state violates a constraint; this move restores it" if feasible[best]
-                      else "the current state violates a constraint; no move within the limits restores it, "
-                           "this one reduces the violation most")
+            reason = (
+                "the current state violates a constraint; this move restores it"
+                if feasible[best]
+                else "the current state violates a constraint; no move within the limits restores it, "
+                "this one reduces the violation most"
+            )
         elif gain < spec.optimizer.min_benefit:
-            return self._hold(problem, gate, biases, f"best predicted gain {gain:.4g} is below the minimum "
-                                                     f"benefit {spec.optimizer.min_benefit:g}")
+            return self._hold(
+                problem,
+                gate,
+                biases,
+                f"best predicted gain {gain:.4g} is below the minimum benefit {spec.optimizer.min_benefit:g}",
+            )
         else:
-            reason = f"predicted {spec.objective.model} gain {gain:.4g} within bounds, move limits and constraints"
+            reason = (
+                f"predicted {spec.objective.model} gain {gain:.4g} within bounds, move limits and constraints"
+            )
         return self._recommended(problem, gate, biases, u_star, reason, ev, best)
 
     def _solve(self, problem: SetpointProblem, infeasible_now: bool) -> np.ndarray:
@@ -247,19 +308,31 @@ class Recommender:
         free = problem.box.free
         starts = [problem.to_scaled(u0c)[0]]
         if infeasible_now:
-            repaired = minimize(problem.scaled_violation, starts[0], jac=True, method="L-BFGS-B",
-                                bounds=[(0.0, 1.0)] * problem.n_free)
+            repaired = minimize(
+                problem.scaled_violation,
+                starts[0],
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(0.0, 1.0)] * problem.n_free,
+            )
             starts.insert(0, np.clip(repaired.x, 0.0, 1.0))
             found.append(problem.to_setpoints(starts[0])[0])
         starts.extend(self._unit_starts[:, free])
         constraints = (
             [{"type": "ineq", "fun": problem.scaled_margins, "jac": problem.scaled_margin_jacobian}]
-            if problem.constraints else []
+            if problem.constraints
+            else []
         )
         for z0 in starts:
-            result = minimize(problem.scaled_objective, z0, jac=True, method="SLSQP",
-                              bounds=[(0.0, 1.0)] * problem.n_free, constraints=constraints,
-                              options=SLSQP_OPTIONS)
+            result = minimize(
+                problem.scaled_objective,
+                z0,
+                jac=True,
+                method="SLSQP",
+                bounds=[(0.0, 1.0)] * problem.n_free,
+                constraints=constraints,
+                options=SLSQP_OPTIONS,
+            )
             if np.all(np.isfinite(result.x)):
                 found.append(problem.to_setpoints(np.clip(result.x, 0.0, 1.0))[0])
         return np.array(found)
@@ -282,34 +355,68 @@ class Recommender:
             rows[self.spec.models[model].target] = ev.values[:, k]
         return rows
 
-    def _hold(self, problem: SetpointProblem, gate: GateResult, biases: np.ndarray, reason: str) -> Recommendation:
+    def _hold(
+        self, problem: SetpointProblem, gate: GateResult, biases: np.ndarray, reason: str
+    ) -> Recommendation:
         current = dict(zip(self.spec.setpoints, problem.u0.tolist(), strict=True))
         predicted, objective, constraints = self._describe(problem, problem.u0)
-        explanation = Explanation(bias_offsets=self._offsets(biases),
-                                  active_constraints=[c.model for c in constraints if c.active])
-        return Recommendation("hold", reason, dict(current), {tag: 0.0 for tag in current}, current, predicted,
-                              objective, constraints, gate.verdicts, self.model_version, explanation)
+        explanation = Explanation(
+            bias_offsets=self._offsets(biases), active_constraints=[c.model for c in constraints if c.active]
+        )
+        return Recommendation(
+            "hold",
+            reason,
+            dict(current),
+            {tag: 0.0 for tag in current},
+            current,
+            predicted,
+            objective,
+            constraints,
+            gate.verdicts,
+            self.model_version,
+            explanation,
+        )
 
-    def _recommended(self, problem: SetpointProblem, gate: GateResult, biases: np.ndarray, u_star: np.ndarray,
-                     reason: str, ev, best: int) -> Recommendation:
+    def _recommended(
+        self,
+        problem: SetpointProblem,
+        gate: GateResult,
+        biases: np.ndarray,
+        u_star: np.ndarray,
+        reason: str,
+        ev,
+        best: int,
+    ) -> Recommendation:
         current = dict(zip(self.spec.setpoints, problem.u0.tolist(), strict=True))
         setpoints = dict(zip(self.spec.setpoints, u_star.tolist(), strict=True))
         moves = {tag: setpoints[tag] - current[tag] for tag in current}
         predicted, objective, constraints = self._describe(problem, u_star)
         attribution = attribute_gain(problem, u_star)
-        candidate_scores = self.gate.scores(self._candidate_rows(problem, u_star[None, :],
-                                                                 problem.evaluate(u_star[None, :])))
+        candidate_scores = self.gate.scores(
+            self._candidate_rows(problem, u_star[None, :], problem.evaluate(u_star[None, :]))
+        )
         explanation = Explanation(
             contributions=attribution.contributions,
             method="integrated gradients along the straight line from the current to the recommended "
-                   "setpoints through the bias-corrected model chain (sums to the gain)",
+            "setpoints through the bias-corrected model chain (sums to the gain)",
             quadrature_error=attribution.quadrature_error,
             active_constraints=[f"{c.model} {c.side}" for c in constraints if c.active],
             bias_offsets=self._offsets(biases),
             candidate_anomaly={name: float(score[0]) for name, score in candidate_scores.items()},
         )
-        return Recommendation("recommended", reason, setpoints, moves, current, predicted, objective, constraints,
-                              gate.verdicts, self.model_version, explanation)
+        return Recommendation(
+            "recommended",
+            reason,
+            setpoints,
+            moves,
+            current,
+            predicted,
+            objective,
+            constraints,
+            gate.verdicts,
+            self.model_version,
+            explanation,
+        )
 
     def _offsets(self, biases: np.ndarray) -> dict[str, float]:
         return {model: float(b) for model, b in zip(self.chain.models, biases, strict=True)}
@@ -319,7 +426,7 @@ class Recommender:
         at = problem.current if u is None else problem.evaluate(u[None, :])
         predicted = {}
         for k, model in enumerate(self.chain.models):
-            half = problem.chain.gam(model).quantile(0.5 + INTERVAL_WIDTH / 2) * at.prediction_sd(model)[0]
+            half = problem.chain.quantile(model, 0.5 + INTERVAL_WIDTH / 2) * at.prediction_sd(model)[0]
             value = float(at.values[0, k])
             predicted[model] = ModelPrediction(
                 float(problem.current.values[0, k]),
@@ -328,16 +435,28 @@ class Recommender:
                 None if u is None else value + half,
             )
         k = at.index(problem.objective_model)
-        objective = ObjectiveSummary(problem.objective_model, self.spec.objective.sense,
-                                     float(problem.current.values[0, k]), float(at.values[0, k]),
-                                     float(problem.gain(at)[0]))
+        objective = ObjectiveSummary(
+            problem.objective_model,
+            self.spec.objective.sense,
+            float(problem.current.values[0, k]),
+            float(at.values[0, k]),
+            float(problem.gain(at)[0]),
+        )
         margins, _, bounds = problem.margins(at)
         constraints = []
         for i, term in enumerate(problem.constraints):
             scale = problem.chain.scales[problem.chain.models.index(term.model)]
             margin = float(margins[0, i])
-            constraints.append(ConstraintStatus(
-                term.model, term.side, term.limit, term.confidence, float(bounds[0, i]),
-                margin >= -FEASIBILITY_TOLERANCE, margin, margin < ACTIVE_TOLERANCE * max(scale, 1e-9),
-            ))
+            constraints.append(
+                ConstraintStatus(
+                    term.model,
+                    term.side,
+                    term.limit,
+                    term.confidence,
+                    float(bounds[0, i]),
+                    margin >= -FEASIBILITY_TOLERANCE,
+                    margin,
+                    margin < ACTIVE_TOLERANCE * max(scale, 1e-9),
+                )
+            )
         return predicted, objective, constraints

@@ -34,7 +34,7 @@ from dragon.simulator.episodes import EPISODE_TYPES, PROCESS_EPISODES
 from dragon.spec import DetectorSpec
 
 EPISODE = "episode"
-CALIBRATION_BLOCKS = 5
+CALIBRATION_BLOCKS = 10  # 5 gave 0.07 % hold-out false alarms at 1 % contamination: too cautious
 MIN_NORMAL_ROWS = 100  # a 1 % quantile of fewer rows says nothing
 
 

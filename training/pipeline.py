@@ -107,10 +107,14 @@ def train_bundle(
 
     report_dir.mkdir(parents=True, exist_ok=True)
     gam_metrics, plots = {}, {}
+    units = {tag: spec.tags[tag].unit for tag in spec.tags}
     for name in spec.model_order:
         model, gam = spec.models[name], gam_fits[name].gam
         gam_metrics[name] = evaluate_gam(name, model, gam, data.holdout, data.holdout_truth)
-        plots[name] = [*plot_partial_dependence(name, model, gam, report_dir), plot_residuals(name, model, gam, data.holdout, report_dir)]
+        plots[name] = [
+            *plot_partial_dependence(name, model, gam, report_dir, units=units),
+            plot_residuals(name, model, gam, data.holdout, report_dir, units=units),
+        ]
         progress("evaluate", 1, len(spec.models) + 1)
     gate = evaluate_gate(detectors, data.detector_holdout)
     progress("evaluate", 1, len(spec.models) + 1)

@@ -81,7 +81,8 @@ class SimulatedHistory:
     history: pd.DataFrame
     truth: pd.DataFrame
     episodes: list[Episode] = field(default_factory=list)
-    step_tests: list[tuple[str, float, float, float]] = field(default_factory=list)  # tag, start h, end h, step
+    # (tag, start hour, end hour, step) of every planned step test
+    step_tests: list[tuple[str, float, float, float]] = field(default_factory=list)
     parameters_hash: str = ""
 
 
@@ -199,9 +200,11 @@ def _drivers(n: int, dt_h: float, rngs: dict[str, np.random.Generator], step_tes
     drivers = _Drivers(
         hours=hours,
         disturbances={"cumene_feed": feed, "ox1_level": level1, "ox2_level": level2,
-                      "feed_inhibitor": inhibitor, "feed_chp": feed_chp, "cooling_water_temperature": cooling},
+                      "feed_inhibitor": inhibitor, "feed_chp": feed_chp,
+                      "cooling_water_temperature": cooling},
         hidden={"chi": chi, "xi_sp": xi_sp, "xi_ev": xi_ev},
-        ph_process=ph_process, episode=label, inhibitor_spike=inhibitor_spike, fouling_step=fouling_step, t1_walk=t1_walk, step_offset=step_offset,
+        ph_process=ph_process, episode=label, inhibitor_spike=inhibitor_spike, fouling_step=fouling_step,
+        t1_walk=t1_walk, step_offset=step_offset,
         step_mask=step_mask, chp2_bias=chp2_bias,
     )
     return drivers, tests
@@ -279,7 +282,8 @@ def _operate(n: int, dt_h: float, drivers: _Drivers, rng: np.random.Generator,
     plan = {name: np.empty(k_shifts) for name in SETPOINTS}
     t2, tev = 98.0, 82.0
     lag2 = lagc = None
-    decay2, decayc = np.exp(-SHIFT_HOURS / LAG_HOURS["ox2_chp"]), np.exp(-SHIFT_HOURS / LAG_HOURS["concentrated_chp"])
+    decay2 = np.exp(-SHIFT_HOURS / LAG_HOURS["ox2_chp"])
+    decayc = np.exp(-SHIFT_HOURS / LAG_HOURS["concentrated_chp"])
     previous = None
     for k, i in enumerate(starts):
         idx = np.array([i])
@@ -383,7 +387,10 @@ def _read_sensors(n: int, dt_h: float, inputs: dict[str, np.ndarray], operator: 
     label = drivers.episode
     stuck = label == "t1_sensor_stuck"
     setpoint_t1 = operator["ox1_temperature"] + drivers.step_offset["ox1_temperature"]
-    readings["ox1_temperature"] = np.where(stuck, setpoint_t1, readings["ox1_temperature"])
+    # A stuck PV freezes at the setpoint it showed when it stuck, whatever the operator does next.
+    first = stuck & ~np.concatenate([[False], stuck[:-1]])
+    frozen_from = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    readings["ox1_temperature"] = np.where(stuck, setpoint_t1[frozen_from], readings["ox1_temperature"])
     readings["ox1_offgas_o2"] = np.where(label == "ox1_o2_analyser_low", readings["ox1_offgas_o2"] - 2.0,
                                          readings["ox1_offgas_o2"])
     readings["ox2_chp"] = readings["ox2_chp"] + drivers.chp2_bias
@@ -404,7 +411,8 @@ def _read_sensors(n: int, dt_h: float, inputs: dict[str, np.ndarray], operator: 
         readings[tag] = sampled[sample_number]
     # Yield: an hourly estimate from the lagged balance.
     hour_number = np.floor(hours).astype(np.int64)
-    hourly = lagged["yield"][np.minimum(np.round(np.arange(hour_number[-1] + 1) / dt_h).astype(np.int64), n - 1)]
+    hour_rows = np.minimum(np.round(np.arange(hour_number[-1] + 1) / dt_h).astype(np.int64), n - 1)
+    hourly = lagged["yield"][hour_rows]
     readings["yield"] = (hourly + YIELD_SIGMA * lab_rng.standard_normal(len(hourly)))[hour_number]
     return readings
 

@@ -156,7 +156,8 @@ class Oracle:
 def _fixed_inputs(state: Mapping[str, float], hidden: Mapping[str, float] | None) -> dict[str, float]:
     hidden = {**NOMINAL_HIDDEN, **(hidden or {})}
     _require(state, DISTURBANCES)
-    return {**{name: float(state[name]) for name in DISTURBANCES}, **{name: float(hidden[name]) for name in HIDDEN}}
+    return {**{name: float(state[name]) for name in DISTURBANCES},
+            **{name: float(hidden[name]) for name in HIDDEN}}
 
 
 def _require(state: Mapping[str, float], tags: tuple[str, ...]) -> None:

@@ -93,12 +93,14 @@ def test_oracle_evaluate_is_the_truth(oracle):
 def test_oracle_never_leaves_bounds_or_move_limits(oracle):
     rng = np.random.default_rng(3)
     for _ in range(4):
-        state = {**NOMINAL, "cumene_feed": rng.uniform(175, 240), "cooling_water_temperature": rng.uniform(18, 32),
+        state = {**NOMINAL, "cumene_feed": rng.uniform(175, 240),
+                 "cooling_water_temperature": rng.uniform(18, 32),
                  **{name: rng.uniform(lo, hi) for name, (lo, hi) in {
                      "ox1_temperature": (104, 109), "ox2_temperature": (96, 100), "ox1_offgas_o2": (3, 4),
                      "ox2_offgas_o2": (3, 4), "oxidation_ph": (7.0, 7.7), "evaporator_temperature": (78, 86),
                      "evaporator_pressure": (2.5, 3.1)}.items()}}
-        hidden = {"chi": rng.uniform(0.92, 1.08), "xi_sp": rng.uniform(0.8, 1.0), "xi_ev": rng.uniform(0.5, 1.0)}
+        hidden = {"chi": rng.uniform(0.92, 1.08), "xi_sp": rng.uniform(0.8, 1.0),
+                  "xi_ev": rng.uniform(0.5, 1.0)}
         result = oracle.best_setpoints(state, hidden)
         for name in SETPOINTS:
             lo, hi = oracle.bounds[name]

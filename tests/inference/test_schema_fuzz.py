@@ -39,6 +39,8 @@ def test_fuzzed_requests_get_no_5xx_and_match_the_schema(api, mode):
     operations = [result.ok() for result in api.get_all_operations()]
     assert {op.path for op in operations} >= {"/ping", "/execution-parameters", "/invocations"}
     for operation in operations:
+        if mode is GenerationMode.NEGATIVE and not operation.body:
+            continue  # nothing to break in a GET without parameters
 
         @FUZZ
         @given(case=operation.as_strategy(generation_mode=mode))
