@@ -44,6 +44,7 @@ from dragon.spec import load_plant  # noqa: E402
 
 SIZES = (500, 2000, 10000)
 KEY_FEATURE = "evaporator_steam_temperature"  # the fouling indicator of the concentration model
+OTHER_KEY_FEATURE = "ox2_chp"  # the constrained model's target, a feature with more information
 FOULING = "evaporator_fouling_step"
 
 
@@ -70,14 +71,15 @@ def false_alarms(baselines, spec, source: pd.DataFrame, size: int, windows: int,
     return float(alarms / windows), culprits
 
 
-def detection_rate(baselines, spec, source: pd.DataFrame, windows: int, rng: np.random.Generator) -> float:
-    shift = 0.5 * baselines[KEY_FEATURE].std
+def detection_rate(baselines, spec, source: pd.DataFrame, windows: int, rng: np.random.Generator,
+                   feature: str = KEY_FEATURE) -> float:
+    shift = 0.5 * baselines[feature].std
     hits = 0
     for _ in range(windows):
         window = source.iloc[np.sort(rng.choice(len(source), 500, replace=False))].copy()
-        window[KEY_FEATURE] += shift
+        window[feature] += shift
         report = analyse_drift(baselines, window, spec.drift, spec.tags)
-        hits += report.features[KEY_FEATURE].status == "alert"
+        hits += report.features[feature].status == "alert"
     return float(hits / windows)
 
 
@@ -135,6 +137,8 @@ def main() -> None:
 
     detected = detection_rate(baselines, spec, normal_test, windows, rng)
     print(f"detection of a 0.5-sd shift of {KEY_FEATURE} in 500 random rows: {detected:.1%}")
+    detected_other = detection_rate(baselines, spec, normal_test, windows, rng, OTHER_KEY_FEATURE)
+    print(f"detection of a 0.5-sd shift of {OTHER_KEY_FEATURE} in 500 random rows: {detected_other:.1%}")
 
     delays = fouling_delays(baselines, spec, test)
     for item in delays:
@@ -149,6 +153,7 @@ def main() -> None:
         "median_delay_rows": median_delay,
         "false_alarm_by_null": {name: {str(k): v for k, v in by_size.items()}
                                 for name, by_size in rates.items()},
+        f"detection_rate_500_{OTHER_KEY_FEATURE}": detected_other,
         "fouling_episodes": delays,
         "days": days,
         "windows": windows,

@@ -23,8 +23,6 @@ for _var in THREAD_VARS:
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import importlib  # noqa: E402
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
@@ -34,72 +32,33 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.special import ndtr  # noqa: E402
 
+from dragon.simulator import generate_history  # noqa: E402
 from dragon.spec import PlantSpec, load_plant  # noqa: E402
 
-HOLDOUT_FRACTION = 0.2
+HOLDOUT_EVERY = 5  # every 5th day of the history is held out (whole days: no leakage between neighbours)
 MAX_HOLDOUT_ROWS = 100_000
+ROWS_PER_DAY = 1440
 FITTERS = ("pygam", "project")
 
 
-def synthetic_plant_history(spec: PlantSpec, rows: int, seed: int) -> dict[str, np.ndarray]:
-    """A stand-in plant history (used only while dragon/simulator is missing).
+def plant_history(spec: PlantSpec, rows: int, seed: int) -> dict[str, np.ndarray]:
+    """`rows` normal-operation rows of the reference plant simulator, 1-minute samples.
 
-    Inputs wander like plant signals (AR(1), uniform marginals inside bounds/valid);
-    each model target is a smooth non-linear function of its features (one shape per
-    feature, a product per interaction) plus noise, following the model chain.
+    Rows inside labelled abnormal episodes, with a missing value or outside a tag's
+    valid range are dropped (what data validation does before training).
     """
-    rng = np.random.default_rng(seed)
-    targets = set(spec.model_targets.values())
-    history: dict[str, np.ndarray] = {}
-    for name, tag in spec.tags.items():
-        if name in targets:
-            continue
-        low, high = tag.bounds or tag.valid
-        if tag.bounds is None:  # a plausible operating band inside the sensor range
-            low, high = low + 0.3 * (high - low), low + 0.6 * (high - low)
-        walk = _ar1(rng, rows, phi=0.995)
-        history[name] = low + (high - low) * ndtr(walk)
-    shapes = (np.sin, np.tanh, np.square, lambda z: np.exp(0.5 * z), lambda z: np.abs(z) ** 1.5)
-    for model_name in spec.model_order:
-        model = spec.models[model_name]
-        z = {f: _standardised(history[f]) for f in model.features}
-        signal = sum(
-            shapes[i % len(shapes)](1.2 * z[f]) * (1.0 + 0.3 * i) for i, f in enumerate(model.features)
-        )
-        for a, b in model.interactions:
-            signal = signal + 0.8 * z[a] * z[b]
-        signal = _standardised(signal) + 0.15 * rng.standard_normal(rows)
-        low, high = spec.tags[model.target].valid
-        history[model.target] = low + (high - low) * (0.5 + 0.08 * signal)
-    return history
-
-
-def _ar1(rng: np.random.Generator, rows: int, phi: float) -> np.ndarray:
-    from scipy.signal import lfilter
-
-    innovations = rng.standard_normal(rows) * np.sqrt(1.0 - phi**2)
-    start = rng.standard_normal()
-    return lfilter([1.0], [1.0, -phi], innovations, zi=[phi * start])[0]
-
-
-def _standardised(values: np.ndarray) -> np.ndarray:
-    return (values - values.mean()) / values.std()
-
-
-def plant_history(spec: PlantSpec, rows: int, seed: int) -> tuple[dict[str, np.ndarray], str]:
-    """The history to fit on and where it came from: the plant simulator when it exists."""
-    found = importlib.util.find_spec("dragon.simulator") is not None
-    simulator = importlib.import_module("dragon.simulator") if found else None
-    generate_history = getattr(simulator, "generate_history", None)
-    if generate_history is not None:
-        days = rows / 1440.0 * 1.02  # 1-minute samples, a little extra for dropped rows
-        frame = generate_history(days, seed, sample_minutes=1.0).history
-        tags = sorted(spec.used_tags)
-        frame = frame[tags].dropna().iloc[:rows]
-        return {tag: frame[tag].to_numpy(dtype=np.float64) for tag in tags}, "dragon.simulator"
-    return synthetic_plant_history(spec, rows, seed), "synthetic_plant_history (bench stand-in)"
+    tags = sorted(spec.used_tags)
+    days = rows / 1440.0 * 1.25  # headroom for the dropped rows
+    frame = generate_history(days, seed, sample_minutes=1.0).history
+    keep = (frame["episode"] == "").to_numpy().copy()
+    for tag in tags:
+        low, high = spec.tags[tag].valid
+        keep &= frame[tag].between(low, high).to_numpy()  # False for NaN too
+    frame = frame.loc[keep, tags]
+    if len(frame) < rows:
+        raise SystemExit(f"the simulator gave {len(frame)} usable rows, {rows} needed")
+    return {tag: frame[tag].to_numpy(dtype=np.float64)[:rows] for tag in tags}
 
 
 def worker(fitter: str, data_path: Path, train_rows: int) -> dict:
@@ -136,11 +95,20 @@ def _current_rss_mb() -> float:
 
 
 def run_size(spec: PlantSpec, rows: int, seed: int, workdir: Path) -> dict:
-    holdout = min(int(rows * HOLDOUT_FRACTION / (1 - HOLDOUT_FRACTION)), MAX_HOLDOUT_ROWS)
-    history, source = plant_history(spec, rows + holdout, seed)
+    total = rows * HOLDOUT_EVERY // (HOLDOUT_EVERY - 1) + ROWS_PER_DAY
+    history = plant_history(spec, total, seed)
+    held_out = np.arange(total) // ROWS_PER_DAY % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    train_index = np.flatnonzero(~held_out)[:rows]
+    test_index = np.flatnonzero(held_out)[:MAX_HOLDOUT_ROWS]
+    # training rows first, then the hold-out rows: the worker splits at `rows`
+    order = np.r_[train_index, test_index]
     data_path = workdir / f"history_{rows}.npz"
-    np.savez(data_path, **history)
-    print(f"\n== {rows} training rows + {holdout} hold-out rows, data: {source}", flush=True)
+    np.savez(data_path, **{tag: values[order] for tag, values in history.items()})
+    print(
+        f"\n== {rows} training rows + {len(test_index)} hold-out rows (every {HOLDOUT_EVERY}th day) "
+        "of dragon.simulator",
+        flush=True,
+    )
     results = {}
     for fitter in FITTERS:
         command = [

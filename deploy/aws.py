@@ -223,13 +223,11 @@ class AwsBackend:
                 f"no training workflow waits for approval of {plant_name} version {version} "
                 f"(s3://{self.stack.bucket}/{key} is missing)"
             ) from error
-        token = parked["task_token"]
-        if decision == "approved":
-            self.stepfunctions.send_task_success(taskToken=token, output=json.dumps({"reason": reason}))
-        elif decision == "rejected":
-            self.stepfunctions.send_task_failure(taskToken=token, error="ApprovalRejected", cause=reason)
-        else:
+        if decision not in ("approved", "rejected"):
             raise DragonError(f"approval decision must be 'approved' or 'rejected', got {decision!r}")
+        # Both decisions resume the workflow normally; it branches on the decision and records it.
+        output = json.dumps({"decision": decision, "reason": reason})
+        self.stepfunctions.send_task_success(taskToken=parked["task_token"], output=output)
         self.s3.delete_object(Bucket=self.stack.bucket, Key=key)
 
     # ---------------------------------------------------------------- S3

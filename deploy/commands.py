@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
     models_app.command("reject")(models_reject)
     models_app.command("deploy")(pipeline_deploy)
     models_app.command("undeploy")(pipeline_undeploy)
+    app.command("demo")(demo)
 
 
 def _settings():
@@ -119,3 +120,14 @@ def models_reject(version: str = typer.Argument(...), plant: Path = PLANT_OPTION
                   reason: str = typer.Option("", "--reason")) -> None:
     """Reject a version: it will not be deployed."""
     _decide(version, plant, "rejected", reason)
+
+
+def demo(
+    workdir: Path = typer.Option(None, "--workdir", help="Where the simulated data goes (default DRAGON_HOME/demo)."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the simulated plant history."),
+) -> None:
+    """The whole story on the default plant: simulate, train, deploy, recommend, drift, retrain."""
+    from deploy.demo import run_demo
+
+    settings = _settings()
+    run_demo(settings, workdir or settings.home / "demo", seed=seed)

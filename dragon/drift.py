@@ -24,9 +24,13 @@ rows); the significance floor keeps small windows quiet. Warn when corrected PSI
 psi_warn or KS > ks_alert without significance. Windows under `min_rows` are not judged.
 Every alert and every data-quality failure is a violation; `drift` = any violation.
 
-Rows are treated as independent: windows of autocorrelated minute data drawn as one
-contiguous block see one operating regime and differ, honestly, from a year's marginal
-distribution (bench/drift_detection.py measures both).
+Sample sizes are effective ones. Minute data of a plant are autocorrelated over days (load
+segments, weekly setpoints, fouling), so the baseline stores its batch-means effective sample
+size (a training year holds a few dozen independent operating points for some features) and a
+window uses its own, from its rows in time order. A window shorter than a regime cannot see
+that regime's persistence in its own batch means: contiguous windows of hours of minute data
+are judged as if their operating point were many draws, and alarm when it differs from the
+training marginal (bench/drift_detection.py measures this null next to random-row windows).
 """
 
 from __future__ import annotations

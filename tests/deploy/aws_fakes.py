@@ -88,6 +88,26 @@ class Harness:
         return f"s3://{BUCKET}/{key}"
 
 
+def deployment_input(version: str | None, env: str = "dev", **extra) -> dict:
+    return {"plant_name": PLANT, "env": env, "version": version, "poll_seconds": 0, **extra}
+
+
+def deployed_envs() -> dict[str, list[str]]:
+    """version -> the environments whose deployed.<env> tag it carries."""
+    from dragon.registry import list_versions
+    from dragon.settings import load_settings
+
+    return {v.version: v.deployed_envs for v in list_versions(load_settings(), PLANT)}
+
+
+def register_directly(harness: Harness) -> str:
+    """Another version without another training run: register the trained bundle from S3."""
+    from deploy import steps
+
+    harness.s3.put_object(Bucket=BUCKET, Key="bundles/extra/model.tar.gz", Body=harness.fake.model_tar)
+    return steps.register(steps.RegisterInput(f"s3://{BUCKET}/bundles/extra/model.tar.gz", PLANT)).version
+
+
 def lambda_invoke(self, function_name, qualifier, body, headers, response_headers):
     """Run the project's real handler in-process, reporting errors as the Lambda runtime does."""
     from deploy import lambdas

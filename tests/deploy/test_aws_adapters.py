@@ -143,10 +143,11 @@ def test_put_event(moto_backend):
 
 def test_approval_token_round_trip(moto_backend):
     moto_backend.store_approval_token("p", "2", "token-abc")
+    with pytest.raises(DragonError, match="decision"):
+        moto_backend.complete_approval("p", "2", "maybe", "")
     stubber = Stubber(moto_backend.stepfunctions)
-    stubber.add_response(
-        "send_task_failure", {}, {"taskToken": "token-abc", "error": "ApprovalRejected", "cause": "no"}
-    )
+    output = json.dumps({"decision": "rejected", "reason": "no"})
+    stubber.add_response("send_task_success", {}, {"taskToken": "token-abc", "output": output})
     with stubber:
         moto_backend.complete_approval("p", "2", "rejected", "no")
     stubber.assert_no_pending_responses()

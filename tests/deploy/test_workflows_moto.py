@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_fakes import BUCKET, PLANT
+from aws_fakes import BUCKET, PLANT, deployed_envs, deployment_input, register_directly
 
-from deploy import steps
 from deploy.aws import AwsBackend, StackOutputs, approval_token_key
-from dragon.registry import deployed_version, get_version, list_versions
+from dragon.registry import get_version, list_versions
 from dragon.settings import load_settings
 
 pytestmark = pytest.mark.xdist_group("moto")
@@ -38,21 +37,6 @@ def training_input(data: dict, **extra) -> dict:
         **data,
         **extra,
     }
-
-
-def deployment_input(version: str | None, env: str = "dev", **extra) -> dict:
-    return {"plant_name": PLANT, "env": env, "version": version, "poll_seconds": 0, **extra}
-
-
-def deployed_envs() -> dict[str, list[str]]:
-    return {v.version: v.deployed_envs for v in list_versions(load_settings(), PLANT)}
-
-
-def register_directly(harness, approval_required: bool = False) -> str:
-    """A second version without a second training run: register the same bundle from S3."""
-    harness.s3.put_object(Bucket=BUCKET, Key="bundles/extra/model.tar.gz", Body=harness.fake.model_tar)
-    uri = f"s3://{BUCKET}/bundles/extra/model.tar.gz"
-    return steps.register(steps.RegisterInput(uri, PLANT, approval_required=approval_required)).version
 
 
 def test_train_deploy_update_undeploy(harness, data):
@@ -136,6 +120,7 @@ def test_manual_approval(harness, data, decision):
     deployment = harness.run("deployment", deployment_input("1"))
     if decision == "rejected":
         assert run["status"] == "FAILED" and run["error"] == "ApprovalRejected"
+        assert run["cause"] == "rejected by the shift engineer"
         assert deployment["status"] == "FAILED" and deployment["error"] == "RegistryError"
         assert "rejected" in deployment["cause"]
         assert "RegistryError" in get_version(load_settings(), PLANT, "1").tags["last_failure.dev"]
@@ -145,67 +130,3 @@ def test_manual_approval(harness, data, decision):
         assert run["status"] == "SUCCEEDED", run
         assert deployment["status"] == "SUCCEEDED", deployment
         assert deployed_envs() == {"1": ["dev"]}
-
-
-def test_failed_endpoint_leaves_no_deployed_tag(harness):
-    version = register_directly(harness)
-    harness.fake.endpoint_outcome = "Failed"
-    run = harness.run("deployment", deployment_input(version, env="prod"))
-    assert run["status"] == "FAILED" and run["error"] == "EndpointFailed"
-    assert "capacity error" in run["cause"]
-    tags = get_version(load_settings(), PLANT, version).tags
-    assert "deployed.prod" not in tags and "EndpointFailed" in tags["last_failure.prod"]
-    assert deployed_version(load_settings(), PLANT, "prod") is None
-
-
-def test_rolled_back_update_keeps_the_serving_version_tagged(harness):
-    first = register_directly(harness)
-    assert harness.run("deployment", deployment_input(first))["status"] == "SUCCEEDED"
-    second = register_directly(harness)
-    harness.fake.update_outcome = "RolledBack"
-    run = harness.run("deployment", deployment_input(second))
-    assert run["status"] == "FAILED" and run["error"] == "EndpointUpdateRolledBack"
-    assert deployed_envs() == {first: ["dev"], second: []}
-    assert "EndpointUpdateRolledBack" in get_version(load_settings(), PLANT, second).tags["last_failure.dev"]
-
-
-def test_batch_mode_runs_a_transform_job_and_tags_nothing(harness):
-    version = register_directly(harness)
-    run = harness.run(
-        "deployment",
-        deployment_input(
-            version,
-            mode="batch",
-            batch_input_uri=f"s3://{BUCKET}/batch/in",
-            batch_output_uri=f"s3://{BUCKET}/out",
-        ),
-    )
-    assert run["status"] == "SUCCEEDED", run
-    jobs = harness.sagemaker.list_transform_jobs()["TransformJobSummaries"]
-    assert [j["TransformJobStatus"] for j in jobs] == ["Completed"]
-    assert harness.sagemaker.list_endpoints()["Endpoints"] == []
-    assert deployed_envs() == {version: []}
-
-
-def test_undeploy_without_endpoint_still_clears_a_stale_tag(harness):
-    version = register_directly(harness)
-    steps.tag_deployment(steps.TagInput(PLANT, version, "dev"))  # a tag whose endpoint was deleted by hand
-    run = harness.run("undeploy", {"plant_name": PLANT, "env": "dev"})
-    assert run["status"] == "SUCCEEDED", run
-    assert deployed_envs() == {version: []}
-
-
-def test_undeploy_keeps_the_tag_while_the_endpoint_still_serves(harness, monkeypatch):
-    from moto.sagemaker import models
-
-    version = register_directly(harness)
-    assert harness.run("deployment", deployment_input(version))["status"] == "SUCCEEDED"
-
-    def refuse(backend, name):
-        raise models.ValidationError(message="endpoint is busy updating")
-
-    monkeypatch.setattr(models.SageMakerModelBackend, "delete_endpoint", refuse)
-    run = harness.run("undeploy", {"plant_name": PLANT, "env": "dev"})
-    assert run["status"] == "FAILED"
-    assert deployed_envs() == {version: ["dev"]}
-    assert "busy" in get_version(load_settings(), PLANT, version).tags["last_failure.dev"]

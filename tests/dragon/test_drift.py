@@ -156,3 +156,14 @@ def test_report_renders_and_plots_one_png_per_drifting_feature(baselines, tmp_pa
     paths = plot_drift(baselines, window, report, tmp_path)
     assert [p.name for p in paths] == ["drift_temperature.png"]
     assert paths[0].stat().st_size > 1000
+
+
+def test_effective_sample_size_sees_regimes_not_rows():
+    from dragon.drift import effective_sample_size
+
+    rng = np.random.default_rng(0)
+    independent = rng.standard_normal(10_000)
+    regimes = np.repeat(rng.standard_normal(20), 500) + 0.1 * rng.standard_normal(10_000)  # 20 held setpoints
+    assert effective_sample_size(independent) > 5_000
+    assert effective_sample_size(regimes) < 100
+    assert effective_sample_size(np.full(1000, 7.3)) == 1.0

@@ -1,0 +1,199 @@
+"""`dragon demo`: the whole story on the default plant, in minutes.
+
+simulate a history → check it → train through the pipeline (container entry point,
+champion/challenger, registry) → deploy the endpoint locally → send it plant states →
+score its recommendations against the simulator's oracle → watch a later season drift
+→ retrain on recent history → compare the new version with the old.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from dragon.settings import Settings
+
+console = Console()
+
+TRAIN_DAYS = 75
+TOTAL_DAYS = 210  # the last weeks are summer: warmer cooling water, a declining sparger
+WATCH_DAYS = 21
+SCORED_STATES = 20
+
+
+@dataclass(frozen=True)
+class DemoData:
+    train: Path
+    recent: Path
+    watch: Path
+    held_out: pd.DataFrame  # steady normal states of the watched period, with their truth
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _write_slice(history: pd.DataFrame, truth: pd.DataFrame, mask: np.ndarray, path: Path) -> Path:
+    history.loc[mask].reset_index(drop=True).to_parquet(path, index=False)
+    truth.loc[mask].reset_index(drop=True).to_parquet(path.with_name(f"{path.stem}.truth.parquet"), index=False)
+    return path
+
+
+def simulate(workdir: Path, seed: int) -> DemoData:
+    from dragon.simulator import generate_history
+
+    simulated = generate_history(days=TOTAL_DAYS, seed=seed)
+    history, truth = simulated.history, simulated.truth
+    hours = (history["timestamp"] - history["timestamp"].iloc[0]).dt.total_seconds().to_numpy() / 3600
+    train = hours < TRAIN_DAYS * 24
+    watch = hours >= (TOTAL_DAYS - WATCH_DAYS) * 24
+    recent = hours >= (TOTAL_DAYS - 2 * TRAIN_DAYS) * 24
+    workdir.mkdir(parents=True, exist_ok=True)
+    normal_steady = watch & truth["steady"].to_numpy() & (history["episode"] == "").to_numpy()
+    rows = np.flatnonzero(normal_steady)
+    picked = rows[np.linspace(0, len(rows) - 1, SCORED_STATES).astype(int)] if len(rows) else rows
+    held_out = pd.concat([history.iloc[picked].reset_index(drop=True),
+                          truth.iloc[picked].drop(columns=["timestamp"], errors="ignore").reset_index(drop=True)],
+                         axis=1)
+    return DemoData(
+        train=_write_slice(history, truth, train, workdir / "history.parquet"),
+        recent=_write_slice(history, truth, recent, workdir / "recent.parquet"),
+        watch=_write_slice(history, truth, watch, workdir / "summer.parquet"),
+        held_out=held_out,
+    )
+
+
+def show_data_quality(path: Path) -> None:
+    from dragon.data import check_history, read_history
+    from dragon.spec import load_plant
+
+    spec = load_plant()
+    frame = read_history(path, spec)
+    console.print(check_history(frame, spec, source=str(path)).report.render())
+    episodes = frame["episode"][frame["episode"] != ""].value_counts()
+    table = Table("history", "value", title="simulated history")
+    table.add_row("rows (1 per minute)", f"{len(frame):,}")
+    table.add_row("period", f"{frame['timestamp'].iloc[0]:%Y-%m-%d} → {frame['timestamp'].iloc[-1]:%Y-%m-%d}")
+    table.add_row("step-test rows", f"{int(frame['step_test'].sum()):,}")
+    for name, count in episodes.items():
+        table.add_row(f"episode {name}", f"{count:,} rows")
+    console.print(table)
+
+
+def show_training(summary: dict, version: str) -> None:
+    table = Table("model", "R² hold-out", "R² vs truth", "RMSE", "rows", "fit s", title=f"version {version}")
+    for name, metrics in summary["models"].items():
+        truth_r2 = metrics.get("r2_truth")
+        table.add_row(name, f"{metrics['r2']:.3f}", "-" if truth_r2 is None else f"{truth_r2:.3f}",
+                      f"{metrics['rmse']:.3f}", str(metrics["n_rows"]), f"{metrics['fit_seconds']:.2f}")
+    console.print(table)
+    gate = summary["gate"]
+    console.print(f"gate: recall {gate['recall']:.2f} on process episodes, false alarms {gate['false_alarm_rate']:.2%}")
+
+
+def _state_records(states: pd.DataFrame) -> list[dict]:
+    from dragon.spec import load_plant
+
+    tags = [tag for tag in load_plant().tags if tag in states]
+    return [{tag: float(row[tag]) for tag in tags} for _, row in states.iterrows()]
+
+
+def ask_endpoint(url: str, states: pd.DataFrame) -> list[dict]:
+    response = httpx.post(f"{url}/invocations", json={"instances": _state_records(states)}, timeout=120)
+    response.raise_for_status()
+    body = response.json()
+    return body["predictions"] if isinstance(body, dict) and "predictions" in body else body
+
+
+def show_answers(answers: list[dict], count: int = 3) -> None:
+    for answer in answers[:count]:
+        objective = answer.get("objective") or {}
+        bound = next((c for c in answer.get("constraints", []) if c.get("model") == "concentration"), {})
+        console.print(
+            f"  [bold]{answer['status']}[/] version {answer.get('model_version')}: yield "
+            f"{objective.get('current', float('nan')):.2f} → {objective.get('recommended', float('nan')):.2f}, "
+            f"concentration bound {bound.get('bound', float('nan')):.2f} ≤ {bound.get('max', '-')}"
+            + (f" — {answer['reason']}" if answer.get("reason") else "")
+        )
+
+
+def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
+    """True yield gain of each recommendation versus the move-limited oracle's."""
+    from dragon.simulator import Oracle
+    from dragon.spec import load_plant
+
+    spec, oracle = load_plant(), Oracle()
+    inputs = [*spec.setpoints, *spec.disturbances]
+    gains, best, violations = [], [], 0
+    for answer, (_, row) in zip(answers, states.iterrows(), strict=True):
+        state = {tag: float(row.get(f"{tag}_true", row[tag])) for tag in inputs if tag in row}
+        hidden = {name: float(row[name]) for name in ("chi", "xi_sp", "xi_ev") if name in row}
+        optimum = oracle.best_setpoints(state, hidden, move_limited=True)
+        best.append(optimum.gain)
+        if answer["status"] != "recommended":
+            gains.append(0.0)
+            continue
+        current = oracle.evaluate({s: state[s] for s in spec.setpoints}, state, hidden)
+        proposed = oracle.evaluate(answer["setpoints"], state, hidden)
+        violated = proposed["concentrated_chp"] > 85.0
+        violations += int(violated)
+        gains.append(0.0 if violated else proposed["yield"] - current["yield"])
+    captured = float(np.sum(gains) / np.sum(best)) if np.sum(best) > 0 else float("nan")
+    table = Table("states", "recommended", "true gain (mean)", "oracle gain (mean)", "captured", "threshold violations",
+                  title="recommendations scored by the simulator's truth")
+    table.add_row(str(len(answers)), str(sum(a["status"] == "recommended" for a in answers)),
+                  f"{np.mean(gains):+.3f} %", f"{np.mean(best):+.3f} %", f"{captured:.0%}", str(violations))
+    console.print(table)
+    return {"captured": captured, "violations": violations}
+
+
+def run_demo(settings: Settings, workdir: Path, *, seed: int = 1) -> None:
+    from deploy.local_runner import run_training_pipeline, run_undeploy
+    from deploy.monitoring import monitor_window
+    from dragon.spec import load_plant
+
+    plant = load_plant()
+    port = free_port()
+    console.rule("1. simulate the plant's history")
+    data = simulate(workdir, seed)
+    show_data_quality(data.train)
+
+    console.rule("2. training workflow: transform → train (container entry point) → evaluate → register → deploy")
+    first = run_training_pipeline(settings, data.train, auto_deploy=True, port=port)
+    show_training(first.summary, first.version)
+    console.print(f"champion/challenger: {first.reason}")
+    if first.deployment is None:
+        console.print("[red]the first version was not deployed[/]")
+        return
+    console.print(f"[green]{first.deployment.message}[/] at http://127.0.0.1:{port}")
+
+    try:
+        console.rule("3. the endpoint answers plant states (summer, never seen in training)")
+        answers = ask_endpoint(f"http://127.0.0.1:{port}", data.held_out)
+        show_answers(answers)
+        console.rule("4. recommendations against the oracle")
+        score_against_oracle(answers, data.held_out)
+
+        console.rule("5. monitoring: the summer window against version " + first.version + "'s baseline")
+        verdict = monitor_window(settings, plant.name, first.version, data.watch)
+        if verdict.drift:
+            console.rule("6. drift → retraining on recent history, champion/challenger against the deployed version")
+            second = run_training_pipeline(settings, data.recent, auto_deploy=True, port=port)
+            show_training(second.summary, second.version)
+            console.print(f"version {second.version} vs {first.version}: {second.reason}")
+            if second.deployment:
+                console.print(f"[green]{second.deployment.message}[/]")
+        else:
+            console.print("no drift: nothing to retrain")
+    finally:
+        console.rule("7. undeploy")
+        console.print(run_undeploy(settings, plant.name).message)

@@ -1,0 +1,176 @@
+"""`dragon recommend` and `dragon whatif`: one recommendation or one local simulation, as tables or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+STATE_OPTION = typer.Option(..., "--state", help="Plant state: a JSON file or a JSON object {tag: value}.")
+VERSION_OPTION = typer.Option(None, "--version", help="Registered version or alias (default: champion).")
+BUNDLE_OPTION = typer.Option(None, "--bundle", help="Bundle directory or model.tar.gz (not with --version).")
+PLANT_OPTION = typer.Option(None, "--plant", help="Plant spec TOML for --version (default: shipped plant).")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recommend")(recommend)
+    app.command("whatif")(whatif)
+
+
+def read_state_argument(argument: str) -> dict:
+    """A state from a JSON file path or inline JSON; `{"state": {...}}` is accepted too."""
+    from dragon.errors import DataError
+
+    path = Path(argument)
+    try:
+        text = path.read_text() if not argument.lstrip().startswith("{") and path.is_file() else argument
+    except OSError as error:
+        raise DataError(f"{argument}: cannot read the state file ({error})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"--state {argument[:60]!r}: neither a JSON file nor a JSON object ({error.msg}); "
+            "pass a file path or e.g. '{\"ox1_temperature\": 105.0, ...}'"
+        ) from None
+    if isinstance(raw, dict) and isinstance(raw.get("state"), dict):
+        raw = raw["state"]
+    return raw
+
+
+def load_model(version: str | None, bundle: Path | None, plant: Path | None):
+    """(Bundle, model_version) from --bundle or from the registry (--version, default champion)."""
+    from dragon.bundle import load_bundle
+    from dragon.errors import DragonError
+
+    if bundle is not None:
+        if version is not None:
+            raise DragonError("give --version or --bundle, not both")
+        loaded = load_bundle(bundle)
+        return loaded, loaded.path.name if loaded._extracted is None else Path(bundle).name
+    from dragon.registry import get_version, resolve_bundle
+    from dragon.settings import load_settings
+    from dragon.spec import load_plant
+
+    spec = load_plant(plant)
+    settings = load_settings()
+    wanted = version or "champion"
+    info = get_version(settings, spec.name, wanted)
+    return load_bundle(resolve_bundle(spec.name, info.version, settings)), str(info.version)
+
+
+def recommend(
+    state: str = STATE_OPTION,
+    version: str = VERSION_OPTION,
+    bundle: Path = BUNDLE_OPTION,
+    plant: Path = PLANT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """One setpoint recommendation for a plant state (gate, constraints, explanation)."""
+    from dragon.data import parse_state
+    from optimizer.recommender import Recommender
+
+    loaded, model_version = load_model(version, bundle, plant)
+    parsed = parse_state(read_state_argument(state), loaded.spec, source="--state")
+    result = Recommender(loaded, model_version=model_version).recommend(parsed)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_recommendation(result)
+
+
+def _print_recommendation(result) -> None:
+    from rich.table import Table
+
+    colour = {"recommended": "green", "hold": "yellow", "blocked": "red"}[result.status]
+    console.print(
+        f"[bold {colour}]{result.status}[/] (model version {result.model_version}): {result.reason}"
+    )
+    table = Table("setpoint", "current", "recommended", "move", "contribution", title="setpoints")
+    for tag, current in result.current_setpoints.items():
+        new = None if result.setpoints is None else result.setpoints[tag]
+        move = None if result.moves is None else result.moves[tag]
+        share = result.explanation.contributions.get(tag)
+        table.add_row(tag, f"{current:.4g}", _fmt(new), _fmt(move, signed=True), _fmt(share, signed=True))
+    console.print(table)
+    if result.objective is not None:
+        o = result.objective
+        console.print(
+            f"objective {o.model}: {o.current:.4g} -> {o.recommended:.4g} (gain {o.gain:+.4g})",
+            highlight=False,
+        )
+    gate = Table("detector", "score", "threshold", "status", title="anomaly gate")
+    for name, verdict in result.anomaly.items():
+        gate.add_row(
+            name,
+            f"{verdict.score:.3f}",
+            f"{verdict.threshold:.3f}",
+            "[red]flagged[/]" if verdict.anomalous else "[green]ok[/]",
+        )
+    console.print(gate)
+    if result.constraints:
+        limits = Table("model", "limit", "bound", "margin", "status", title="constraints")
+        for c in result.constraints:
+            status = ("active" if c.active else "ok") if c.satisfied else "[red]violated[/]"
+            limits.add_row(c.model, f"{c.side} {c.limit:.4g}", f"{c.bound:.4g}", f"{c.margin:+.4g}", status)
+        console.print(limits)
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
+def _parse_overrides(items: list[str]) -> dict[str, float]:
+    from dragon.errors import DataError
+
+    overrides = {}
+    for item in items:
+        tag, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            overrides[tag.strip()] = float(value)
+        except ValueError:
+            raise DataError(
+                f"--set {item!r}: expected TAG=NUMBER, e.g. --set ox1_temperature=106.5"
+            ) from None
+    return overrides
+
+
+def whatif(
+    state: str = STATE_OPTION,
+    set_: list[str] = typer.Option(..., "--set", help="TAG=VALUE, repeatable: the hypothetical setpoints."),
+    version: str = VERSION_OPTION,
+    bundle: Path = BUNDLE_OPTION,
+    plant: Path = PLANT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Predict every model of the chain (with intervals) and the detectors for hypothetical setpoints."""
+    from rich.table import Table
+
+    from dragon.data import parse_state
+    from optimizer.whatif import what_if
+
+    loaded, _ = load_model(version, bundle, plant)
+    parsed = parse_state(read_state_argument(state), loaded.spec, source="--state")
+    result = what_if(loaded, parsed, _parse_overrides(set_))
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table("model", "current", "predicted", "95 % interval", title="what-if")
+    for model, p in result.predictions.items():
+        table.add_row(model, f"{p.current:.4g}", f"{p.predicted:.4g}", f"[{p.lower:.4g}, {p.upper:.4g}]")
+    console.print(table)
+    gate = Table("detector", "score", "threshold", "status", title="anomaly gate at the hypothetical state")
+    for name, verdict in result.anomaly.items():
+        gate.add_row(
+            name, f"{verdict.score:.3f}", f"{verdict.threshold:.3f}", "flagged" if verdict.anomalous else "ok"
+        )
+    console.print(gate)
