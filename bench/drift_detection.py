@@ -54,13 +54,14 @@ def monitored_tags(spec) -> list[str]:
     return [tag for tag in spec.tags if tag in features]
 
 
-def false_alarms(baselines, spec, source: pd.DataFrame, size: int, windows: int, contiguous: bool,
-                 rng: np.random.Generator) -> tuple[float, dict[str, int]]:
+def false_alarms(
+    baselines, spec, source: pd.DataFrame, size: int, windows: int, contiguous: bool, rng: np.random.Generator
+) -> tuple[float, dict[str, int]]:
     alarms, culprits = 0, {}
     for _ in range(windows):
         if contiguous:
             start = int(rng.integers(0, len(source) - size))
-            window = source.iloc[start:start + size]
+            window = source.iloc[start : start + size]
         else:
             window = source.iloc[np.sort(rng.choice(len(source), size, replace=False))]
         report = analyse_drift(baselines, window, spec.drift, spec.tags)
@@ -71,8 +72,9 @@ def false_alarms(baselines, spec, source: pd.DataFrame, size: int, windows: int,
     return float(alarms / windows), culprits
 
 
-def detection_rate(baselines, spec, source: pd.DataFrame, windows: int, rng: np.random.Generator,
-                   feature: str = KEY_FEATURE) -> float:
+def detection_rate(
+    baselines, spec, source: pd.DataFrame, windows: int, rng: np.random.Generator, feature: str = KEY_FEATURE
+) -> float:
     shift = 0.5 * baselines[feature].std
     hits = 0
     for _ in range(windows):
@@ -89,11 +91,11 @@ def fouling_delays(baselines, spec, history: pd.DataFrame, size: int = 500, step
     starts = np.flatnonzero(labelled & ~np.r_[False, labelled[:-1]])
     results = []
     for start in starts.tolist():
-        before = history.iloc[max(0, start - size):start]
+        before = history.iloc[max(0, start - size) : start]
         pre_alert = len(before) == size and analyse_drift(baselines, before, spec.drift, spec.tags).drift
         delay = None
         for end in range(start + step, min(len(history), start + 20 * size) + 1, step):
-            report = analyse_drift(baselines, history.iloc[end - size:end], spec.drift, spec.tags)
+            report = analyse_drift(baselines, history.iloc[end - size : end], spec.drift, spec.tags)
             if report.drift:
                 delay = end - start
                 break
@@ -115,19 +117,25 @@ def main() -> None:
     started = time.perf_counter()
     train = generate_history(days, seed=1).history
     test = generate_history(days, seed=2).history
-    print(f"histories: 2 x {days:g} days ({len(train)} rows each) in {time.perf_counter() - started:.1f} s; "
-          f"{len(tags)} features; threads 1")
+    print(
+        f"histories: 2 x {days:g} days ({len(train)} rows each) in {time.perf_counter() - started:.1f} s; "
+        f"{len(tags)} features; threads 1"
+    )
     normal_train = train[train["episode"] == ""]
     normal_test = test[test["episode"] == ""]
     baselines = compute_baselines(normal_train, tags)
     low_information = sorted(baselines, key=lambda t: baselines[t].information)[:5]
-    print("lowest effective sample sizes of the baseline: "
-          + ", ".join(f"{t} {baselines[t].information:.0f}" for t in low_information))
+    print(
+        "lowest effective sample sizes of the baseline: "
+        + ", ".join(f"{t} {baselines[t].information:.0f}" for t in low_information)
+    )
 
     rates: dict[str, dict[int, float]] = {}
-    for name, source, contiguous in (("same_population_random", normal_train, False),
-                                     ("other_seed_random", normal_test, False),
-                                     ("other_seed_contiguous", normal_test, True)):
+    for name, source, contiguous in (
+        ("same_population_random", normal_train, False),
+        ("other_seed_random", normal_test, False),
+        ("other_seed_contiguous", normal_test, True),
+    ):
         rates[name] = {}
         for size in SIZES:
             rate, culprits = false_alarms(baselines, spec, source, size, windows, contiguous, rng)
@@ -142,22 +150,29 @@ def main() -> None:
 
     delays = fouling_delays(baselines, spec, test)
     for item in delays:
-        print(f"fouling episode at row {item['start_row']}: pre-alert {item['pre_alert']}, "
-              f"first alert after {item['delay_rows']} rows")
+        print(
+            f"fouling episode at row {item['start_row']}: pre-alert {item['pre_alert']}, "
+            f"first alert after {item['delay_rows']} rows"
+        )
     found = [d["delay_rows"] for d in delays if d["delay_rows"] is not None and not d["pre_alert"]]
     median_delay = float(np.median(found)) if found else None
     print(f"total {time.perf_counter() - started:.1f} s")
-    print(json.dumps({
-        "false_alarm_rate": max(rates["other_seed_contiguous"].values()),
-        "detection_rate_500": detected,
-        "median_delay_rows": median_delay,
-        "false_alarm_by_null": {name: {str(k): v for k, v in by_size.items()}
-                                for name, by_size in rates.items()},
-        f"detection_rate_500_{OTHER_KEY_FEATURE}": detected_other,
-        "fouling_episodes": delays,
-        "days": days,
-        "windows": windows,
-    }))
+    print(
+        json.dumps(
+            {
+                "false_alarm_rate": max(rates["other_seed_contiguous"].values()),
+                "detection_rate_500": detected,
+                "median_delay_rows": median_delay,
+                "false_alarm_by_null": {
+                    name: {str(k): v for k, v in by_size.items()} for name, by_size in rates.items()
+                },
+                f"detection_rate_500_{OTHER_KEY_FEATURE}": detected_other,
+                "fouling_episodes": delays,
+                "days": days,
+                "windows": windows,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,10 @@ def _print_gate(title: str, gate: GateMetrics) -> None:
         cells = " ".join(f"{f'{m.recall:.3f} / {m.auc:.3f}':>20s}" for m in own)
         print(f"{episode:26s} {metrics.rows:6d} {metrics.recall:6.3f} {cells}")
     for name, detector in gate.detectors.items():
-        print(f"detector {name}: threshold {detector.threshold:.4f}, "
-              f"false alarms {detector.false_alarm_rate:.4f}")
+        print(
+            f"detector {name}: threshold {detector.threshold:.4f}, "
+            f"false alarms {detector.false_alarm_rate:.4f}"
+        )
 
 
 def main() -> None:
@@ -89,8 +91,10 @@ def main() -> None:
     normal = data.detector_holdout[data.detector_holdout["episode"].fillna("") == ""]
     calibration = {}
     for name, detector in detectors.items():
-        in_sample = np.quantile(detector.scores(data.detector_train[detector.features].to_numpy(float)),
-                                1 - detector.contamination)
+        in_sample = np.quantile(
+            detector.scores(data.detector_train[detector.features].to_numpy(float)),
+            1 - detector.contamination,
+        )
         scores, _ = detector_flags(detector, normal)
         calibration[name] = {
             "contamination": detector.contamination,
@@ -101,9 +105,11 @@ def main() -> None:
         }
     print("\ncalibration (hold-out normal rows):")
     for name, figures in calibration.items():
-        print(f"  {name}: in-sample {figures['in_sample_threshold']:.4f} "
-              f"-> {figures['in_sample_false_alarm']:.4f}, out-of-block "
-              f"{figures['out_of_block_threshold']:.4f} -> {figures['out_of_block_false_alarm']:.4f}")
+        print(
+            f"  {name}: in-sample {figures['in_sample_threshold']:.4f} "
+            f"-> {figures['in_sample_false_alarm']:.4f}, out-of-block "
+            f"{figures['out_of_block_threshold']:.4f} -> {figures['out_of_block_false_alarm']:.4f}"
+        )
 
     result = {
         "days": days,
@@ -119,9 +125,11 @@ def main() -> None:
         other = _prepared(spec, days, args.cross_seed, holdout_fraction=0.85)
         cross = evaluate_gate(detectors, other.detector_holdout)
         _print_gate(f"last 85 % of a second history, seed {args.cross_seed}", cross)
-        result["cross_seed"] = {"seed": args.cross_seed, "gate": cross.to_dict(),
-                                "auc": {name: {e: m.auc for e, m in d.by_episode.items()}
-                                        for name, d in cross.detectors.items()}}
+        result["cross_seed"] = {
+            "seed": args.cross_seed,
+            "gate": cross.to_dict(),
+            "auc": {name: {e: m.auc for e, m in d.by_episode.items()} for name, d in cross.detectors.items()},
+        }
     print(json.dumps(result, default=float))
 
 

@@ -24,8 +24,10 @@ def main() -> None:
     seconds = time.perf_counter() - start
     rows = len(simulated.history)
     print(f"threads: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
-    print(f"days {args.days:g}, sample {args.sample_minutes:g} min: {rows} rows in {seconds:.2f} s "
-          f"({rows / seconds:,.0f} rows/s)")
+    print(
+        f"days {args.days:g}, sample {args.sample_minutes:g} min: {rows} rows in {seconds:.2f} s "
+        f"({rows / seconds:,.0f} rows/s)"
+    )
     print(json.dumps({"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds)}))
 
 

@@ -49,15 +49,17 @@ def plant_history(spec: PlantSpec, rows: int, seed: int) -> dict[str, np.ndarray
     valid range are dropped (what data validation does before training).
     """
     tags = sorted(spec.used_tags)
-    days = rows / 1440.0 * 1.25  # headroom for the dropped rows
-    frame = generate_history(days, seed, sample_minutes=1.0).history
-    keep = (frame["episode"] == "").to_numpy().copy()
-    for tag in tags:
-        low, high = spec.tags[tag].valid
-        keep &= frame[tag].between(low, high).to_numpy()  # False for NaN too
+    days = rows / ROWS_PER_DAY * 1.3  # headroom for the dropped rows
+    while True:
+        frame = generate_history(days, seed, sample_minutes=1.0).history
+        keep = (frame["episode"] == "").to_numpy().copy()
+        for tag in tags:
+            low, high = spec.tags[tag].valid
+            keep &= frame[tag].between(low, high).to_numpy()  # False for NaN too
+        if keep.sum() >= rows:
+            break
+        days *= 1.1 * rows / keep.sum()
     frame = frame.loc[keep, tags]
-    if len(frame) < rows:
-        raise SystemExit(f"the simulator gave {len(frame)} usable rows, {rows} needed")
     return {tag: frame[tag].to_numpy(dtype=np.float64)[:rows] for tag in tags}
 
 

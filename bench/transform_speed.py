@@ -43,15 +43,19 @@ def main() -> None:
 
     Console().print(data.report.render())
     report = data.report
-    print(json.dumps({
-        "rows": report.rows_in,
-        "transform_seconds": round(seconds, 3),
-        "simulate_seconds": round(simulate_seconds, 3),
-        "rows_used": report.rows_used,
-        "steady_share": round(report.steady_share, 4),
-        "ssd_agreement": report.ssd_agreement,
-        "omp_threads": os.environ["OMP_NUM_THREADS"],
-    }))
+    print(
+        json.dumps(
+            {
+                "rows": report.rows_in,
+                "transform_seconds": round(seconds, 3),
+                "simulate_seconds": round(simulate_seconds, 3),
+                "rows_used": report.rows_used,
+                "steady_share": round(report.steady_share, 4),
+                "ssd_agreement": report.ssd_agreement,
+                "omp_threads": os.environ["OMP_NUM_THREADS"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -164,9 +164,9 @@ def effective_sample_size(values: np.ndarray, blocks: int = BATCH_BLOCKS) -> flo
     if n < 2 * blocks:
         return float(n)
     size = n // blocks
-    spread = float(values.var())
-    if spread == 0.0:
+    if values.min() == values.max():
         return 1.0  # a constant: one observation, repeated
+    spread = float(values.var())
     block_means = values[: size * blocks].reshape(blocks, size).mean(axis=1)
     between = float(block_means.var(ddof=1))
     if between == 0.0:
@@ -230,7 +230,6 @@ class DriftReport:
         return {
             "drift": self.drift,
             "window_rows": self.window_rows,
-            "verdict": self.verdict,
             "features": {tag: feature.to_dict() for tag, feature in self.features.items()},
             "violations": [violation.to_dict() for violation in self.violations],
         }

@@ -57,9 +57,18 @@ class Worker:
         return self.answerer.model_version
 
 
-def _load_worker(config: ServeConfig) -> Worker:
+def load_answerer(config: ServeConfig) -> Answerer:
+    """Load and verify the bundle and compile its recommender; raises BundleError if it does not verify."""
     bundle = load_bundle(config.bundle)
-    answerer = Answerer.load(bundle, config.model_version or bundle_fingerprint(bundle))
+    return Answerer.load(bundle, config.model_version or bundle_fingerprint(bundle))
+
+
+def _start_worker(config: ServeConfig, answerer: Answerer | None) -> Worker:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # workers, not BLAS threads, use the cores
+    answerer = answerer or load_answerer(config)
+    bundle = answerer.bundle
     capture = (
         CaptureWriter(config.capture_dir, max_bytes=config.capture_max_bytes) if config.capture_dir else None
     )
@@ -84,12 +93,13 @@ _ERROR_STATUSES = {
 }
 
 
-def create_app(config: ServeConfig | None = None) -> FastAPI:
+def create_app(config: ServeConfig | None = None, answerer: Answerer | None = None) -> FastAPI:
+    """The app of one worker; `answerer`: the bundle already loaded in this process (single worker)."""
     config = config or ServeConfig.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.worker = _load_worker(config)
+        app.state.worker = _start_worker(config, answerer)
         yield
         if app.state.worker.capture:
             app.state.worker.capture.close()

@@ -21,7 +21,8 @@ from typing import Any
 from dragon.errors import DataError
 
 SUFFIXES = (".csv", ".parquet", ".pq")
-DEFAULT_CHUNK_ROWS = 256
+MAX_CHUNK_ROWS = 256
+CHUNKS_PER_WORKER = 4
 
 _answerer = None  # this worker process's Answerer, loaded once by _start_worker
 
@@ -84,7 +85,9 @@ def _answer_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]]]:
     flat = []
     for offset, answer in enumerate(answers):
         answer.pop("record", None)  # the output's `row` column numbers every row
-        flat.append({"row": chunk.first_row + offset, **flatten(answer)})
+        flat.append(
+            {"row": chunk.first_row + offset, **flatten(answer), "model_version": _answerer.model_version}
+        )
     return chunk.first_row, flat
 
 
@@ -111,7 +114,7 @@ def run_batch(
     model_version: str | None = None,
     *,
     workers: int | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BatchSummary:
     """Recommend for every row of `input_path`; `progress(rows_advanced, rows_total)` after each chunk."""
@@ -119,6 +122,7 @@ def run_batch(
 
     from dragon.bundle import load_bundle
     from inference.answering import bundle_fingerprint
+    from inference.payloads import number_or_text
 
     output_suffix = _suffix(output_path, "output")
     started = time.perf_counter()
@@ -130,11 +134,20 @@ def run_batch(
     ignored = [
         str(c) for c in table.columns if c not in spec.tags and c not in (spec.time_column, "timestamp")
     ]
+    for tag in tags:
+        if not pd.api.types.is_numeric_dtype(table[tag]):  # one text cell makes a CSV column text
+            table[tag] = (
+                table[tag]
+                .astype(object)
+                .map(lambda v: number_or_text(v.strip()) if isinstance(v, str) else v)
+            )
     records = table[tags].to_dict("records")
+    workers = max(1, min(workers or os.cpu_count() or 1, len(records) or 1))
+    # Several chunks per worker keep every core busy to the end; a chunk is at most MAX_CHUNK_ROWS.
+    chunk_rows = chunk_rows or max(1, min(MAX_CHUNK_ROWS, -(-len(records) // (workers * CHUNKS_PER_WORKER))))
     chunks = [
         _Chunk(start, records[start : start + chunk_rows]) for start in range(0, len(records), chunk_rows)
     ]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks) or 1))
     done: dict[int, list[dict[str, Any]]] = {}
     for first_row, rows in _answered(chunks, workers, str(bundle), model_version):
         done[first_row] = rows
@@ -144,7 +157,11 @@ def run_batch(
     out = pd.DataFrame(rows)
     if spec.time_column in table.columns and len(out):
         out[spec.time_column] = table[spec.time_column].to_numpy()
-    leading = [c for c in ("row", spec.time_column, "status", "reason", "errors") if c in out.columns]
+    leading = [
+        c
+        for c in ("row", spec.time_column, "status", "reason", "errors", "model_version")
+        if c in out.columns
+    ]
     out = out[leading + [c for c in out.columns if c not in leading]]
     output_path.parent.mkdir(parents=True, exist_ok=True)
     if output_suffix == ".csv":

@@ -171,7 +171,8 @@ def _decode_json_lines(text: str) -> list[Record]:
     return records
 
 
-def _number(text: str) -> float | str:
+def number_or_text(text: str) -> float | str:
+    """A CSV cell as a number when it reads as one; otherwise the text (parse_state names it)."""
     try:
         return float(text)
     except ValueError:
@@ -186,7 +187,7 @@ def _decode_csv(text: str, spec: PlantSpec) -> list[Record]:
     if not rows:
         raise RequestRejected(400, "empty CSV body")
     first = [cell.strip() for cell in rows[0]]
-    if all(isinstance(_number(cell), float) for cell in first):
+    if all(isinstance(number_or_text(cell), float) for cell in first):
         # No header: SageMaker batch transform splits a file by lines, so only the first
         # mini-batch would carry it. Headerless rows hold the required tags in spec order.
         header, data = spec.required_state_tags, rows
@@ -204,7 +205,9 @@ def _decode_csv(text: str, spec: PlantSpec) -> list[Record]:
         if len(row) != len(header):
             records.append(Record(None, [f"row has {len(row)} fields, the header has {len(header)}"]))
             continue
-        records.append(Record({tag: _number(cell.strip()) for tag, cell in zip(header, row, strict=True)}))
+        records.append(
+            Record({tag: number_or_text(cell.strip()) for tag, cell in zip(header, row, strict=True)})
+        )
     if not records:
         raise RequestRejected(400, "CSV has a header row but no data rows")
     return records

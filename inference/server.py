@@ -73,30 +73,29 @@ def build_config(
     )
 
 
-def check_bundle(config: ServeConfig) -> None:
-    """Load the bundle and build its recommender once; raise DragonError if it does not verify."""
-    from dragon.bundle import load_bundle
-    from inference.answering import Answerer
-
-    Answerer.load(load_bundle(config.bundle), config.model_version or "check")
-
-
 def run_server(config: ServeConfig, *, host: str, port: int) -> None:
     """Serve until stopped. A bundle that does not verify: one log line, exit code 2."""
     import uvicorn
 
+    from inference.app import create_app, load_answerer
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     one_thread_per_worker()
     try:
-        check_bundle(config)
+        answerer = load_answerer(config)
     except DragonError as error:
         log.error("serve: cannot start, %s", " ".join(error.message.split()))
         sys.exit(2)
     os.environ.update(config.to_env())
     log.info("serving %s on http://%s:%d with %d worker(s)", config.bundle, host, port, config.workers)
+    # One worker serves in this process, with the bundle loaded above; more workers are fresh
+    # processes that import the app by name and load the bundle themselves.
+    single = config.workers == 1
+    target = create_app(config, answerer) if single else "inference.app:create_app"
+    del answerer  # several workers: the launcher only checked the bundle, it does not serve
     uvicorn.run(
-        "inference.app:create_app",
-        factory=True,
+        target,
+        factory=not single,
         host=host,
         port=port,
         workers=config.workers,

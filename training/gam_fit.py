@@ -358,9 +358,12 @@ def _normal_loglik(rss: float, n: int, scale: float) -> float:
 
 
 def _checked(model: GamModel, X: np.ndarray, y: np.ndarray, *, n_coefs: int) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).ravel()
     where = f"model '{model.name}'"
+    try:
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{where}: training data is not numeric ({error})") from None
     if X.ndim != 2 or X.shape[1] != len(model.features):
         raise DataError(
             f"{where}: expected {len(model.features)} feature columns {model.features}, got shape {X.shape}"
@@ -380,9 +383,11 @@ def _checked(model: GamModel, X: np.ndarray, y: np.ndarray, *, n_coefs: int) -> 
                 f"{int(np.argmax(bad))}); drop or fill those rows before training"
             )
     for values, tag in zip(X.T, model.features, strict=True):
-        if len(values) and values.min() == values.max():
+        if values.min() == values.max():
             raise DataError(
                 f"{where}: feature '{tag}' is constant ({values[0]:g}) in the training rows; "
                 "a GAM cannot learn its effect - use a history where it moves or drop it from the model"
             )
+    if y.min() == y.max():
+        raise DataError(f"{where}: target '{model.target}' is constant ({y[0]:g}): there is nothing to model")
     return X, y

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -42,13 +43,27 @@ def model_tar(shared_dir, trained_bundle) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory) -> Path:
+    """An empty, migrated MLflow SQLite store: migrating a new one per test costs seconds."""
+    from dragon.registry import ensure_store
+    from dragon.settings import load_settings
+
+    home = tmp_path_factory.mktemp("migrated-store")
+    ensure_store(load_settings(home=home))
+    return home / "mlflow.db"
+
+
 @pytest.fixture()
-def harness(aws_env, dragon_home, monkeypatch, model_tar):
+def harness(aws_env, dragon_home, monkeypatch, model_tar, migrated_store):
     import boto3
     from moto import mock_aws
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
     monkeypatch.setenv("DRAGON_ARTIFACT_BUCKET", BUCKET)
+    dragon_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(migrated_store, dragon_home / "mlflow.db")
+    (dragon_home / ".store-ready").touch()
     fake = SageMakerFake(model_tar=model_tar)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda_invoke)

@@ -1,107 +1,18 @@
-"""The real endpoint for contract tests: `serve` in a subprocess on a free loopback port.
+"""The real endpoint for contract tests: `serve` in a subprocess on a free loopback port (serving.py).
 
-The bundle is the session's real trained bundle (tests/conftest.py). The server runs
-with a 1 MB payload limit (so the oversized-body test sends little) and a small
-capture file size (so rotation happens within a test run).
+The bundle is the session's real trained bundle (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
-
-import httpx
 import pytest
-
-MODEL_VERSION = "7"
-PAYLOAD_MB = 1
-CAPTURE_MAX_BYTES = 8192
-READY_SECONDS = 60
-SERVE = str(Path(sys.executable).parent / "serve")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class RunningServer:
-    url: str
-    process: subprocess.Popen
-    capture_dir: Path
-    log: Path
-    model_version: str = MODEL_VERSION
-    payload_mb: int = PAYLOAD_MB
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30.0)
-
-
-def start_server(bundle: Path, tmp: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None):
-    """Start `serve` and wait until /ping is 200; returns the RunningServer (or the exited process)."""
-    port = free_port()
-    log = tmp / f"serve-{port}.log"
-    env = {
-        **os.environ,
-        "DRAGON_CAPTURE_DIR": str(tmp / "capture"),
-        "DRAGON_CAPTURE_MAX_BYTES": str(CAPTURE_MAX_BYTES),
-        "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(PAYLOAD_MB),
-        "OMP_NUM_THREADS": "1",
-        **(extra_env or {}),
-    }
-    command = [
-        SERVE,
-        "--bundle",
-        str(bundle),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--model-version",
-        MODEL_VERSION,
-    ]
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    server = RunningServer(f"http://127.0.0.1:{port}", process, tmp / "capture", log)
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return server
-        try:
-            if httpx.get(f"{server.url}/ping", timeout=1.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop_server(server)
-    raise AssertionError(f"serve did not answer /ping within {READY_SECONDS} s:\n{log.read_text()[-2000:]}")
-
-
-def stop_server(server: RunningServer) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(5)
+from serving import start_server, stop_server
 
 
 @pytest.fixture(scope="session")
 def server(trained_bundle, tmp_path_factory):
-    running = start_server(trained_bundle, tmp_path_factory.mktemp("serve"))
+    # Two workers, as SageMaker starts on a 2-core instance: each loads the bundle before /ping.
+    running = start_server(trained_bundle, tmp_path_factory.mktemp("serve"), workers=2)
     assert running.process.poll() is None, running.log.read_text()[-2000:]
     yield running
     stop_server(running)

@@ -6,16 +6,20 @@ import csv
 import io
 import json
 
+import httpx
+
 from inference.schemas import ExecutionParameters, Ping, Predictions, Recommendation
 
 
-def test_ping_answers_with_the_model_version(client, server):
-    response = client.get("/ping")
-    assert response.status_code == 200
-    assert response.headers["X-Model-Version"] == server.model_version
-    ping = Ping.model_validate(response.json())
-    assert ping.model_version == server.model_version
-    assert ping.capture.enabled
+def test_every_worker_pings_with_the_model_version(server):
+    pings = []
+    for _ in range(12):  # a new connection each time, so both workers answer
+        response = httpx.get(f"{server.url}/ping", timeout=10)
+        assert response.status_code == 200
+        assert response.headers["X-Model-Version"] == server.model_version
+        pings.append(Ping.model_validate(response.json()))
+    assert {ping.model_version for ping in pings} == {server.model_version}
+    assert all(ping.capture.enabled for ping in pings)
 
 
 def test_execution_parameters_for_batch_transform(client, server):
@@ -24,7 +28,7 @@ def test_execution_parameters_for_batch_transform(client, server):
     params = ExecutionParameters.model_validate(response.json())
     assert params.BatchStrategy == "MULTI_RECORD"
     assert params.MaxPayloadInMB == server.payload_mb
-    assert params.MaxConcurrentTransforms == 1
+    assert params.MaxConcurrentTransforms == server.workers == 2
 
 
 def test_one_state_gets_one_recommendation(client, server, good_state):

@@ -190,3 +190,7 @@ def test_constant_feature_and_too_few_rows_are_refused(data):
         fit_gam(_model(), data[0][:100], y[:100])
     with pytest.raises(DataError, match="expected 4 feature columns"):
         fit_gam(_model(), data[0][:, :3], y)
+    with pytest.raises(DataError, match="target 'ox1_chp' is constant"):
+        fit_gam(_model(), data[0], np.full(len(y), 20.0))
+    with pytest.raises(DataError, match="not numeric"):
+        fit_gam(_model(), data[0].astype(str).astype(object) + "x", y)

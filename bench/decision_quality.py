@@ -1,0 +1,162 @@
+"""Decision quality against the simulator's truth: train on seed A, recommend on held-out states.
+
+For steady states of a different seed's history (and novel regimes the training never saw:
+cumene feed 30 % above anything in training), recommend one move-limited step and score it with
+the true plant (dragon/simulator Oracle): the captured share of the move-limited oracle's gain,
+true threshold violations (concentrated CHP > 85 wt %), true production losses (> 0.5 %), and
+the gate: abnormal states blocked (process episodes + novel operation; sensor faults reported
+separately, a state `parse_state` refuses counts as blocked) and normal states blocked.
+Ends with one JSON line of the figures.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/decision_quality.py [--quick] [--bundle DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+from recommend_latency import train_default_bundle  # noqa: E402
+
+CHP_LIMIT = 85.0
+PRODUCTION_LOSS = 0.005
+MIN_ORACLE_GAIN = 0.01  # states where even the oracle cannot gain this much do not score captured gain
+NOVEL_FEED_FACTOR = 1.3
+
+
+def held_out(spec, days: float, seed: int):
+    from dragon.simulator import PROCESS_EPISODES, SENSOR_EPISODES, generate_history
+
+    sim = generate_history(days=days, seed=seed, sample_minutes=5.0)
+    episode = sim.history["episode"].astype(str).to_numpy()
+    steady = sim.truth["steady"].to_numpy()
+    groups = {
+        "normal": np.flatnonzero(steady & ~np.isin(episode, (*PROCESS_EPISODES, *SENSOR_EPISODES))),
+        "process": np.flatnonzero(np.isin(episode, PROCESS_EPISODES)),
+        "sensor": np.flatnonzero(np.isin(episode, SENSOR_EPISODES)),
+    }
+    return sim, groups
+
+
+def raw_state(sim, spec, row: int) -> dict:
+    return {t: sim.history.iloc[row][t] for t in spec.tags if t in sim.history}
+
+
+def oracle_inputs(sim, row: int, setpoints: list[str]) -> tuple[dict, dict]:
+    """(state for the oracle: true setpoints and disturbances, hidden states) of a history row."""
+    truth = sim.truth.iloc[row]
+    state = {c[: -len("_true")]: float(truth[c]) for c in sim.truth.columns if c.endswith("_true")}
+    hidden = {name: float(truth[name]) for name in ("chi", "xi_sp", "xi_ev")}
+    return state, hidden
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="60 normal states, 24 days of training")
+    parser.add_argument("--states", type=int, default=300)
+    parser.add_argument("--abnormal", type=int, default=100, help="states per abnormal group")
+    parser.add_argument("--days", type=float, default=60.0)
+    parser.add_argument("--holdout-days", type=float, default=120.0)
+    parser.add_argument("--bundle", type=Path)
+    args = parser.parse_args()
+    if args.quick:
+        args.states, args.abnormal, args.days, args.holdout_days = 60, 30, 24.0, 120.0
+
+    from dragon.bundle import load_bundle
+    from dragon.data import parse_state
+    from dragon.errors import DataError
+    from dragon.simulator import Oracle
+    from optimizer.recommender import Recommender
+
+    rng = np.random.default_rng(5)
+    with tempfile.TemporaryDirectory(prefix="dragon-quality-") as tmp:
+        bundle = load_bundle(args.bundle or train_default_bundle(args.days, 11, Path(tmp)))
+        spec = bundle.spec
+        recommender = Recommender(bundle, model_version="bench")
+        oracle = Oracle()
+        sim, groups = held_out(spec, args.holdout_days, seed=97)
+
+        def recommend_raw(raw: dict):
+            try:
+                return recommender.recommend(parse_state(raw, spec))
+            except DataError:
+                return None  # never reaches the optimizer: counts as blocked
+
+        captured, violations, losses, recommended, normal_blocked = [], 0, 0, 0, 0
+        normal_rows = rng.permutation(groups["normal"])[: args.states]
+        for row in normal_rows:
+            result = recommend_raw(raw_state(sim, spec, row))
+            if result is None or result.status == "blocked":
+                normal_blocked += 1
+                continue
+            state, hidden = oracle_inputs(sim, row, spec.setpoints)
+            best = oracle.best_setpoints(state, hidden, move_limited=True)
+            moved = {**{t: state[t] for t in spec.setpoints}, **(result.setpoints or {})}
+            if result.status == "recommended":
+                # apply the recommended *moves* to the true setpoints
+                moved = {t: state[t] + result.moves[t] for t in spec.setpoints}
+            true = oracle.evaluate(moved, state, hidden)
+            true_gain = true["yield"] - best.current_yield
+            if result.status == "recommended":
+                recommended += 1
+                violations += true["concentrated_chp"] > CHP_LIMIT
+                losses += true["phenol_production"] < (1 - PRODUCTION_LOSS) * best.current_phenol_production
+            if best.gain > MIN_ORACLE_GAIN:
+                captured.append(true_gain / best.gain)
+
+        def blocked_share(rows, transform=None) -> float:
+            blocked = 0
+            for row in rows:
+                raw = raw_state(sim, spec, row)
+                if transform:
+                    raw = transform(raw, row)
+                result = recommend_raw(raw)
+                blocked += result is None or result.status == "blocked"
+            return blocked / max(len(rows), 1)
+
+        def novel(raw: dict, row: int) -> dict:
+            """Feed far above training; measurements from the true plant at that feed."""
+            state, hidden = oracle_inputs(sim, row, spec.setpoints)
+            state["cumene_feed"] = min(
+                state["cumene_feed"] * NOVEL_FEED_FACTOR, spec.tags["cumene_feed"].valid[1]
+            )
+            true = oracle.evaluate({t: state[t] for t in spec.setpoints}, state, hidden)
+            return {**raw, "cumene_feed": state["cumene_feed"], **{k: v for k, v in true.items() if k in raw}}
+
+        process_rows = rng.permutation(groups["process"])[: args.abnormal]
+        novel_rows = rng.permutation(groups["normal"])[: args.abnormal]
+        sensor_rows = rng.permutation(groups["sensor"])[: args.abnormal]
+        abnormal_blocked = (
+            blocked_share(process_rows) * len(process_rows)
+            + blocked_share(novel_rows, novel) * len(novel_rows)
+        ) / max(len(process_rows) + len(novel_rows), 1)
+        sensor_blocked = blocked_share(sensor_rows)
+
+    figures = {
+        "states": int(len(normal_rows)),
+        "captured_gain_mean": round(float(np.mean(captured)), 4) if captured else None,
+        "captured_gain_median": round(float(np.median(captured)), 4) if captured else None,
+        "violation_rate": round(violations / max(recommended, 1), 4),
+        "production_loss_rate": round(losses / max(recommended, 1), 4),
+        "abnormal_blocked_rate": round(float(abnormal_blocked), 4),
+        "sensor_fault_blocked_rate": round(float(sensor_blocked), 4),
+        "normal_blocked_rate": round(normal_blocked / max(len(normal_rows), 1), 4),
+        "recommended": recommended,
+        "scored_for_gain": len(captured),
+        "abnormal_states": int(len(process_rows) + len(novel_rows)),
+        "sensor_fault_states": int(len(sensor_rows)),
+    }
+    print(f"decision quality: {figures}", file=sys.stderr)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Lambda handlers: event parsing into the steps' typed inputs (the moto runs cover the steps themselves)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy import lambdas, steps
+from dragon.errors import DragonError
+
+
+def test_parse_input_keeps_declared_fields_and_ignores_the_rest():
+    event = {"plant_name": "yet-dragon", "env": "dev", "version": None, "training_job_name": "dragon-train-1"}
+    parsed = lambdas.parse_input(steps.ResolveInput, event)
+    assert (parsed.plant_name, parsed.env, parsed.version) == ("yet-dragon", "dev", None)
+
+
+def test_parse_input_names_missing_fields():
+    with pytest.raises(DragonError, match="EvaluateInput: the event lacks candidate_bundle_uri, env"):
+        lambdas.parse_input(steps.EvaluateInput, {"plant_name": "yet-dragon"})
+
+
+def test_approval_handler_refuses_an_unknown_action():
+    with pytest.raises(DragonError, match="action must be"):
+        lambdas.approval_handler({"action": "maybe"})
+
+
+def test_record_failure_handler_returns_json(dragon_home):
+    import json
+
+    out = lambdas.record_failure_handler(
+        {"plant_name": "yet-dragon", "env": "dev", "error": "E", "cause": "c"}
+    )
+    assert json.loads(json.dumps(out))["deployed_version"] is None

@@ -1,0 +1,94 @@
+"""Batch runs: one output row per input row, bad rows become error rows, the run never stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dragon.errors import DataError
+from inference.batch import run_batch
+
+DRAGON = str(Path(sys.executable).parent / "dragon")
+
+
+@pytest.fixture(scope="module")
+def table_with_bad_rows(small_history, loaded_bundle, tmp_path_factory) -> Path:
+    """12 history rows (with their timestamps and an extra column) of which rows 3, 7 and 9 are bad."""
+    spec = loaded_bundle.spec
+    frame = pd.read_parquet(small_history).dropna(subset=spec.required_state_tags).iloc[::211].head(12)
+    frame = frame[[spec.time_column, *spec.required_state_tags]].reset_index(drop=True)
+    frame["operator_note"] = "ok"
+    tag = spec.required_state_tags[0]
+    frame[tag] = frame[tag].astype(object)
+    frame.loc[3, tag] = float("nan")
+    frame.loc[7, tag] = "sensor fault"
+    frame.loc[9, spec.required_state_tags[1]] = 1e12
+    path = tmp_path_factory.mktemp("batch") / "states.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_bad_rows_become_error_rows(table_with_bad_rows, trained_bundle, loaded_bundle, tmp_path):
+    seen = []
+    summary = run_batch(
+        table_with_bad_rows,
+        tmp_path / "answers.csv",
+        trained_bundle,
+        "3",
+        workers=1,
+        chunk_rows=5,
+        progress=lambda advance, total: seen.append((advance, total)),
+    )
+    out = pd.read_csv(tmp_path / "answers.csv", dtype={"model_version": str})
+    assert summary.rows == len(out) == 12
+    assert list(out["row"]) == list(range(12))
+    assert list(out.columns[:3]) == ["row", loaded_bundle.spec.time_column, "status"]
+    errors = out[out["status"] == "error"]
+    assert list(errors["row"]) == [3, 7, 9]
+    assert "sensor fault" in errors.loc[errors["row"] == 7, "errors"].item()
+    assert set(out.loc[out["status"] != "error", "status"]) <= {"recommended", "hold", "blocked"}
+    assert (out["model_version"] == "3").all()
+    assert summary.ignored_columns == ["operator_note"]
+    assert sum(advance for advance, _ in seen) == 12 and {total for _, total in seen} == {12}
+
+
+def test_unknown_input_type_is_a_data_error(trained_bundle, tmp_path):
+    (tmp_path / "states.txt").write_text("x")
+    with pytest.raises(DataError, match="unknown input file type"):
+        run_batch(tmp_path / "states.txt", tmp_path / "out.csv", trained_bundle, workers=1)
+
+
+def test_dragon_batch_on_two_workers(table_with_bad_rows, trained_bundle, tmp_path):
+    """The CLI end to end, with worker processes that each load the bundle."""
+    output = tmp_path / "answers.parquet"
+    result = subprocess.run(
+        [
+            DRAGON,
+            "batch",
+            "--input",
+            str(table_with_bad_rows),
+            "--output",
+            str(output),
+            "--bundle",
+            str(trained_bundle),
+            "--workers",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["rows"] == 12 and summary["statuses"]["error"] == 3 and summary["workers"] == 2
+    out = pd.read_parquet(output)
+    assert list(out["row"]) == list(range(12))
+    assert out["model_version"].str.startswith("bundle-").all()
