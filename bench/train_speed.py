@@ -5,7 +5,8 @@ fitter in its own subprocess (clean peak RSS) on the same rows:
   (a) pygam: `LinearGAM.gridsearch` over the spec's lambda grid (shared lambda, the
       same terms from `build_gam`), refitting on every row for every candidate;
   (b) project: `fit_gam` (sufficient statistics, per-term GCV selection).
-Printed: wall seconds (fitting only), peak RSS, hold-out RMSE / sd(target) per model,
+Printed: wall seconds (fitting only), peak RSS of the fitting (data loading included,
+scoring excluded), hold-out RMSE / sd(target) per model,
 and the speed-up. The last line is one JSON object with the figures of the largest
 size (all four GAMs together; RMSE as the mean over the models of RMSE / sd).
 
@@ -36,7 +37,7 @@ import numpy as np  # noqa: E402
 from dragon.simulator import generate_history  # noqa: E402
 from dragon.spec import PlantSpec, load_plant  # noqa: E402
 
-HOLDOUT_EVERY = 5  # every 5th day of the history is held out (whole days: no leakage between neighbours)
+HOLDOUT_EVERY = 5  # every 5th day-long block of rows is held out (whole blocks: little leakage)
 MAX_HOLDOUT_ROWS = 100_000
 ROWS_PER_DAY = 1440
 FITTERS = ("pygam", "project")
@@ -71,21 +72,24 @@ def worker(fitter: str, data_path: Path, train_rows: int) -> dict:
     with np.load(data_path) as npz:
         history = {tag: npz[tag] for tag in npz.files}
     rss_before_mb = _current_rss_mb()
-    seconds, rmse = {}, {}
+    seconds, gams = {}, {}
     for name, model in spec.models.items():
-        X = np.column_stack([history[f] for f in model.features])
-        y = history[model.target]
-        X_train, y_train, X_test, y_test = X[:train_rows], y[:train_rows], X[train_rows:], y[train_rows:]
+        X = np.column_stack([history[f] for f in model.features])[:train_rows]
+        y = history[model.target][:train_rows]
         started = time.perf_counter()
         if fitter == "pygam":
-            gam = build_gam(model)
-            gam.gridsearch(X_train, y_train, lam=np.asarray(model.lam_grid), progress=False)
+            gams[name] = build_gam(model)
+            gams[name].gridsearch(X, y, lam=np.asarray(model.lam_grid), progress=False)
         else:
-            gam = fit_gam(model, X_train, y_train).gam
+            gams[name] = fit_gam(model, X, y).gam
         seconds[name] = time.perf_counter() - started
-        residual = gam.predict(X_test) - y_test
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # fitting only, before scoring
+    rmse = {}
+    for name, model in spec.models.items():
+        X_test = np.column_stack([history[f] for f in model.features])[train_rows:]
+        y_test = history[model.target][train_rows:]
+        residual = gams[name].predict(X_test) - y_test
         rmse[name] = float(np.sqrt(np.mean(residual**2)) / y_test.std())
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"seconds": seconds, "rmse": rmse, "peak_mb": peak_mb, "rss_before_mb": rss_before_mb}
 
 
@@ -107,8 +111,8 @@ def run_size(spec: PlantSpec, rows: int, seed: int, workdir: Path) -> dict:
     data_path = workdir / f"history_{rows}.npz"
     np.savez(data_path, **{tag: values[order] for tag, values in history.items()})
     print(
-        f"\n== {rows} training rows + {len(test_index)} hold-out rows (every {HOLDOUT_EVERY}th day) "
-        "of dragon.simulator",
+        f"\n== {rows} training rows + {len(test_index)} hold-out rows (every {HOLDOUT_EVERY}th block of "
+        f"{ROWS_PER_DAY} rows, about a day) of dragon.simulator",
         flush=True,
     )
     results = {}

@@ -75,6 +75,7 @@ def start_endpoint(settings: Settings, env: str, version: str, bundle: Path, por
     log = settings.home / "endpoints" / f"{env}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "inference.entrypoint", "--bundle", str(bundle), "--port", str(port),
+               "--host", "127.0.0.1", "--model-version", version,
                "--workers", os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")]
     with open(log, "w") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,

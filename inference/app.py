@@ -67,6 +67,7 @@ def _start_worker(config: ServeConfig, answerer: Answerer | None) -> Worker:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # workers, not BLAS threads, use the cores
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     answerer = answerer or load_answerer(config)
     bundle = answerer.bundle
     capture = (
