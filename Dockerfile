@@ -1,5 +1,6 @@
 # YET Dragon: the custom SageMaker scikit-learn container. SageMaker runs `docker run IMAGE train`
-# for training jobs and `docker run IMAGE serve` for endpoints and batch transform.
+# for training jobs and `docker run IMAGE serve` for endpoints and batch transform; the workflows'
+# Lambda functions run the same image through the Lambda runtime interface client.
 #   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) \
 #     --build-arg GIT_REPOSITORY=$(git remote get-url origin) -t yet-dragon:$(git rev-parse --short HEAD) .
 ARG REGION=us-east-1
@@ -24,9 +25,11 @@ ENV DRAGON_GIT_COMMIT=${GIT_COMMIT} \
 
 WORKDIR /opt/program
 
-# Locked dependencies first, so that a code change does not reinstall them.
+# Locked dependencies first, so that a code change does not reinstall them. awslambdaric lets the
+# stack's Lambda functions run this same image (ImageConfig: python -m awslambdaric deploy.lambdas.<handler>):
+# the scientific stack is far over a Lambda zip's 250 MB, not over an image's 10 GB.
 COPY requirements.lock ./
-RUN pip install --no-cache-dir -r requirements.lock
+RUN pip install --no-cache-dir -r requirements.lock awslambdaric==4.2.2
 
 # Then the project itself, without touching the locked dependencies.
 COPY pyproject.toml README.md ./
@@ -40,5 +43,6 @@ RUN pip install --no-cache-dir --no-deps . \
     && command -v serve
 
 EXPOSE 8080
-# No ENTRYPOINT: SageMaker passes `train` or `serve` as the command, both console scripts on PATH.
+# No ENTRYPOINT: SageMaker passes `train` or `serve` as the command, both console scripts on PATH;
+# Lambda sets its own entry point and handler from the function's ImageConfig.
 CMD ["serve"]

@@ -24,7 +24,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-from recommend_latency import train_default_bundle  # noqa: E402
+from recommend_latency import TRAIN_SEED, train_default_bundle  # noqa: E402
 
 CHP_LIMIT = 85.0
 PRODUCTION_LOSS = 0.005
@@ -78,7 +78,7 @@ def main() -> None:
 
     rng = np.random.default_rng(5)
     with tempfile.TemporaryDirectory(prefix="dragon-quality-") as tmp:
-        bundle = load_bundle(args.bundle or train_default_bundle(args.days, 11, Path(tmp)))
+        bundle = load_bundle(args.bundle or train_default_bundle(args.days, TRAIN_SEED, Path(tmp)))
         spec = bundle.spec
         recommender = Recommender(bundle, model_version="bench")
         oracle = Oracle()

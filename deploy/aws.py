@@ -7,11 +7,14 @@ into AWS requests and AWS answers into small dataclasses, nothing more.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tarfile
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,15 @@ OUTPUT_KEYS = {
     "bucket": "ArtifactBucketName",
     "training_image": "TrainingImageUri",
     "sagemaker_role_arn": "SageMakerRoleArn",
+    "environment": "Environment",
 }
+
+#: What to set when AWS cannot be reached; every AWS failure the CLI meets ends in one of these hints.
+SETUP_HINT = (
+    f"set {STACK_ENV} to the name of your deployed YET Dragon stack (default {DEFAULT_STACK}), "
+    "AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and the stack's region "
+    "(AWS_REGION); see README, Deploy on AWS"
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class StackOutputs:
     bucket: str = ""
     training_image: str = ""
     sagemaker_role_arn: str = ""
+    environment: str = "dev"
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,26 @@ def default_plant_name() -> str:
 
 def approval_token_key(plant_name: str, version: str) -> str:
     return f"approvals/{plant_name}/{version}.json"
+
+
+@contextmanager
+def aws_errors(action: str) -> Iterator[None]:
+    """botocore's errors as a DragonError that names the action and what to set: no traceback for a
+    missing region, missing or expired credentials, a refused call or an unreachable endpoint."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    try:
+        yield
+    except NoRegionError as error:
+        raise DragonError(f"{action}: no AWS region; {SETUP_HINT}") from error
+    except NoCredentialsError as error:
+        raise DragonError(f"{action}: no AWS credentials found; {SETUP_HINT}") from error
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        refusal = f"{detail.get('Code', 'error')}: {detail.get('Message', error)}"
+        raise DragonError(f"{action}: AWS refused ({refusal}); {SETUP_HINT}", exit_code=1) from error
+    except BotoCoreError as error:
+        raise DragonError(f"{action}: {error}; {SETUP_HINT}", exit_code=1) from error
 
 
 class AwsBackend:
@@ -109,36 +141,42 @@ class AwsBackend:
     ) -> AwsBackend:
         """Clients for the region plus the ARNs and bucket of a deployed YET Dragon stack."""
         import boto3
+        from botocore.exceptions import ClientError
 
-        session = boto3.session.Session(region_name=region)
-        cfn = cloudformation or session.client("cloudformation")
-        try:
-            stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
-        except Exception as error:  # botocore raises ClientError for an unknown stack
-            raise DragonError(
-                f"CloudFormation stack {stack_name!r} not found ({error}); "
-                "deploy deploy/templates/stack.yaml first (see README, Deploy on AWS)",
-                exit_code=1,
-            ) from error
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        stack = StackOutputs(**{field: outputs.get(key, "") for field, key in OUTPUT_KEYS.items()})
-        return cls(
-            sagemaker=session.client("sagemaker"),
-            s3=session.client("s3"),
-            stepfunctions=session.client("stepfunctions"),
-            events=session.client("events"),
-            stack=stack,
-        )
+        action = f"reading the CloudFormation stack {stack_name!r}"
+        with aws_errors(action):
+            session = boto3.session.Session(region_name=region)
+            cfn = cloudformation or session.client("cloudformation")
+            try:
+                stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+            except ClientError as error:
+                if "does not exist" not in str(error):
+                    raise
+                raise DragonError(
+                    f"CloudFormation stack {stack_name!r} not found in region {cfn.meta.region_name}: "
+                    f"deploy deploy/templates/stack.yaml first, or {SETUP_HINT}",
+                ) from error
+            outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+            found = {field: outputs[key] for field, key in OUTPUT_KEYS.items() if key in outputs}
+            return cls(
+                sagemaker=session.client("sagemaker"),
+                s3=session.client("s3"),
+                stepfunctions=session.client("stepfunctions"),
+                events=session.client("events"),
+                stack=StackOutputs(**found),
+            )
 
     # ---------------------------------------------------------------- Step Functions
     def _start(self, state_machine_arn: str, payload: dict[str, Any], name: str | None) -> str:
         if not state_machine_arn:
             raise DragonError(
-                "no state machine ARN: pass --stack NAME of a deployed YET Dragon stack", exit_code=1
+                "the stack has no state machine ARN among its outputs (is it fully deployed, with an "
+                f"ImageTag?); {SETUP_HINT}"
             )
-        answer = self.stepfunctions.start_execution(
-            stateMachineArn=state_machine_arn, name=name or str(uuid.uuid4()), input=json.dumps(payload)
-        )
+        with aws_errors("starting the workflow"):
+            answer = self.stepfunctions.start_execution(
+                stateMachineArn=state_machine_arn, name=name or str(uuid.uuid4()), input=json.dumps(payload)
+            )
         return answer["executionArn"]
 
     def start_training_workflow(
@@ -216,26 +254,43 @@ class AwsBackend:
     def complete_approval(self, plant_name: str, version: str, decision: str, reason: str) -> None:
         """Resume the training workflow waiting on this version; it records the decision itself."""
         key = approval_token_key(plant_name, version)
-        try:
-            parked = json.loads(self.s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read())
-        except self.s3.exceptions.NoSuchKey as error:
-            raise DragonError(
-                f"no training workflow waits for approval of {plant_name} version {version} "
-                f"(s3://{self.stack.bucket}/{key} is missing)"
-            ) from error
+        with aws_errors(f"reading the approval request of {plant_name} version {version}"):
+            try:
+                parked = json.loads(self.s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read())
+            except self.s3.exceptions.NoSuchKey as error:
+                raise DragonError(
+                    f"no training workflow waits for approval of {plant_name} version {version} "
+                    f"(s3://{self.stack.bucket}/{key} is missing)"
+                ) from error
         if decision not in ("approved", "rejected"):
             raise DragonError(f"approval decision must be 'approved' or 'rejected', got {decision!r}")
         # Both decisions resume the workflow normally; it branches on the decision and records it.
         output = json.dumps({"decision": decision, "reason": reason})
-        self.stepfunctions.send_task_success(taskToken=parked["task_token"], output=output)
-        self.s3.delete_object(Bucket=self.stack.bucket, Key=key)
+        with aws_errors(f"resuming the training workflow waiting on {plant_name} version {version}"):
+            self.stepfunctions.send_task_success(taskToken=parked["task_token"], output=output)
+            self.s3.delete_object(Bucket=self.stack.bucket, Key=key)
 
     # ---------------------------------------------------------------- S3
     def upload_file(self, path: Path, key: str) -> str:
         if not path.is_file():
             raise DragonError(f"{path}: no such file to upload")
-        self.s3.upload_file(str(path), self.stack.bucket, key, ExtraArgs={"ServerSideEncryption": "AES256"})
+        with aws_errors(f"uploading {path} to s3://{self.stack.bucket}/{key}"):
+            self.s3.upload_file(
+                str(path), self.stack.bucket, key, ExtraArgs={"ServerSideEncryption": "AES256"}
+            )
         return f"s3://{self.stack.bucket}/{key}"
+
+    def stage_input(self, path_or_uri: str, prefix: str) -> str:
+        """An s3:// URI as it is; a local file uploaded under `<prefix>/<content hash>/` (workflows read S3
+        only), so that the same file is uploaded to the same key and different files never collide."""
+        if path_or_uri.startswith("s3://"):
+            return path_or_uri
+        path = Path(path_or_uri)
+        if not path.is_file():
+            raise DragonError(f"{path_or_uri}: neither an s3:// URI nor a local file")
+        with path.open("rb") as stream:
+            digest = hashlib.file_digest(stream, "sha256").hexdigest()[:16]
+        return self.upload_file(path, f"{prefix}/{digest}/{path.name}")
 
     def upload_bundle(self, bundle: Path, plant_name: str, label: str) -> str:
         """Upload a bundle directory (tarred the way SageMaker tars /opt/ml/model) or a model.tar.gz."""
@@ -269,7 +324,8 @@ class AwsBackend:
             source = {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
             return {"ChannelName": name, "InputMode": "File", "DataSource": {"S3DataSource": source}}
 
-        channels = [channel("train", data_uri)] + ([channel("plant", plant_uri)] if plant_uri else [])
+        # The container reads the plant spec from the `config` channel (training/entrypoint.py).
+        channels = [channel("train", data_uri)] + ([channel("config", plant_uri)] if plant_uri else [])
         return {
             "TrainingJobName": job_name,
             "AlgorithmSpecification": {

@@ -16,16 +16,27 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.storage import fetch, unpack_bundle
 from dragon import registry
 from dragon.bundle import Bundle, load_bundle
 from dragon.errors import RegistryError
 from dragon.settings import Settings, load_settings
 from dragon.spec import load_plant
-from deploy.storage import fetch, unpack_bundle
 
 APPROVAL_PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 PROMOTION_TAG = "promotion"
 FAILURE_TAG = "last_failure"
+MODEL_DATA_URL_TAG = "model_data_url"
+
+
+class VersionNotRegisteredYet(RegistryError):
+    """The training job finished but its version is not registered yet. The deployment state machine
+    retries on this class name (Lambda reports it as the errorType), so keep the name stable."""
+
+
+class ChallengerNotPromoted(RegistryError):
+    """The training job's version lost the champion/challenger test: registered, never deployed.
+    The deployment state machine ends successfully on this class name without deploying."""
 
 
 class _Step:
@@ -55,7 +66,8 @@ def transform(inp: TransformInput) -> TransformOutput:
 
     with tempfile.TemporaryDirectory() as scratch:
         spec = load_plant(fetch(inp.plant_uri, Path(scratch)) if inp.plant_uri else None)
-        data = prepare_training_data(read_history(fetch(inp.data_uri, Path(scratch)), spec), spec, source=inp.data_uri)
+        history = read_history(fetch(inp.data_uri, Path(scratch)), spec)
+        data = prepare_training_data(history, spec, source=inp.data_uri)
     report = data.report.to_dict()
     return TransformOutput(inp.data_uri, data.report.rows_in, data.report.rows_used, report)
 
@@ -89,7 +101,8 @@ def holdout_rmse(bundle: Bundle, holdout) -> dict[str, float]:
 
 def _promotion_models(bundle: Bundle) -> list[str]:
     spec = bundle.spec
-    return spec.promotion.models or list(dict.fromkeys([spec.objective.model, *(c.model for c in spec.constraints)]))
+    default = [spec.objective.model, *(c.model for c in spec.constraints)]
+    return spec.promotion.models or list(dict.fromkeys(default))
 
 
 def compare_bundles(candidate: Bundle, champion: Bundle | None, holdout) -> EvaluateOutput:
@@ -162,11 +175,13 @@ def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOu
     version = result["version"]
     approval = APPROVAL_PENDING if inp.approval_required else APPROVED
     registry.set_tag(settings, inp.plant_name, version, registry.APPROVAL_TAG, approval)
-    registry.set_tag(settings, inp.plant_name, version, "model_data_url", inp.bundle_uri)
     promote = True if inp.promotion is None else bool(inp.promotion.get("promote"))
     if inp.promotion is not None:
         registry.set_tag(settings, inp.plant_name, version, PROMOTION_TAG,
                          json.dumps({"promote": promote, "reason": inp.promotion.get("reason", "")})[:5000])
+    # Last: a deployment started by the job's completion finds the version by this tag, so it must
+    # not see the version before its approval and promotion verdict are recorded.
+    registry.set_tag(settings, inp.plant_name, version, MODEL_DATA_URL_TAG, inp.bundle_uri)
     return RegisterOutput(version, inp.plant_name, approval, promote)
 
 
@@ -194,6 +209,7 @@ class ResolveInput(_Step):
     plant_name: str
     env: str
     version: str | None = None
+    training_job_name: str | None = None  # set by the "training job completed" trigger
 
 
 @dataclass(frozen=True)
@@ -203,15 +219,35 @@ class ResolveOutput(_Step):
     bundle_uri: str
 
 
+def version_of_training_job(settings: Settings, plant_name: str, job_name: str) -> registry.ModelVersionInfo:
+    """The version registered from a SageMaker training job: its model_data_url is
+    s3://<bucket>/<prefix>/<job>/output/model.tar.gz."""
+    marker = f"/{job_name}/output/"
+    for info in registry.list_versions(settings, plant_name):
+        if marker in info.tags.get(MODEL_DATA_URL_TAG, ""):
+            return info
+    raise VersionNotRegisteredYet(f"no version of '{plant_name}' is registered from training job {job_name} "
+                                  "yet (the training workflow evaluates and registers it after the job)")
+
+
 def resolve_version(inp: ResolveInput, settings: Settings | None = None) -> ResolveOutput:
-    """The version to deploy (default: champion); refuses rejected or still-pending versions."""
+    """The version to deploy: the one named, else the one the training job produced, else the champion.
+    Refuses rejected or still-pending versions, and a training job's version that lost."""
     settings = settings or load_settings()
-    info = registry.get_version(settings, inp.plant_name, inp.version)
+    if inp.version is None and inp.training_job_name:
+        info = version_of_training_job(settings, inp.plant_name, inp.training_job_name)
+        verdict = json.loads(info.tags.get(PROMOTION_TAG, '{"promote": true}'))
+        if not verdict.get("promote", True):
+            raise ChallengerNotPromoted(f"version {info.version} of '{inp.plant_name}' (training job "
+                                        f"{inp.training_job_name}) is not deployed: "
+                                        f"{verdict.get('reason', '')}")
+    else:
+        info = registry.get_version(settings, inp.plant_name, inp.version)
     approval = info.tags.get(registry.APPROVAL_TAG, APPROVED)
     if approval != APPROVED:
         raise RegistryError(f"version {info.version} of '{inp.plant_name}' is {approval}, not approved: "
                             f"approve it first (dragon models approve {info.version})")
-    return ResolveOutput(info.version, info.tags.get("model_data_url", info.source), info.source)
+    return ResolveOutput(info.version, info.tags.get(MODEL_DATA_URL_TAG, info.source), info.source)
 
 
 @dataclass(frozen=True)
@@ -263,7 +299,8 @@ def untag_deployment(inp: UntagInput, settings: Settings | None = None) -> TagOu
             registry.delete_tag(settings, inp.plant_name, info.version, key)
             registry.delete_tag(settings, inp.plant_name, info.version, f"endpoint.{inp.env}")
             removed.append(info.version)
-    message = f"removed {key} from version(s) {', '.join(removed)}" if removed else f"nothing deployed to {inp.env}"
+    message = (f"removed {key} from version(s) {', '.join(removed)}" if removed
+               else f"nothing deployed to {inp.env}")
     return TagOutput(inp.plant_name, inp.env, None, message)
 
 

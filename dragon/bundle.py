@@ -6,7 +6,7 @@ Layout of a bundle directory (tarred as `model.tar.gz` on SageMaker):
     plant.toml               the plant spec it was trained with
     gams/<model>.json|.npz   each GAM as arrays and JSON (dragon/gam_arrays.py)
     detectors/<name>.skops   each Isolation Forest (skops: no pickle, no code on load)
-    detectors/<name>.json    its features and calibrated threshold
+    detectors/<name>.json    its features, calibrated threshold and per-feature envelope
     baselines.json           per-feature training baselines (drift)
     metrics.json             training and hold-out metrics
     monitor/statistics.json, monitor/constraints.json   Model Monitor shapes of the baselines
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dragon.errors import BundleError, SpecError
+from dragon.features import DerivedFeature, feature_table
 from dragon.provenance import Provenance, file_sha256
 from dragon.spec import PlantSpec, parse_plant
 
@@ -40,9 +41,13 @@ TRUSTED_SKOPS_TYPES = ["sklearn.tree._tree.Tree"]
 
 @dataclass(frozen=True)
 class Detector:
-    """A fitted Isolation Forest with its calibrated threshold.
+    """A fitted Isolation Forest with its calibrated threshold and per-feature range envelope.
 
-    score = -forest.score_samples(X), in (0, 1); a row is anomalous when score > threshold.
+    `features` name tags or derived features of the plant spec (`derived` holds the compiled ones it
+    reads; dragon/features.py). score = -forest.score_samples(X), in (0, 1); a row is flagged when
+    score > threshold OR any feature lies outside [envelope_low, envelope_high] (Isolation Forest
+    scores saturate: a row far out in one feature can score like a normal one) OR a feature is missing.
+    Empty envelope lists mean no envelope.
     """
 
     name: str
@@ -50,9 +55,45 @@ class Detector:
     forest: Any  # sklearn.ensemble.IsolationForest
     threshold: float
     contamination: float
+    envelope_low: list[float] = field(default_factory=list)
+    envelope_high: list[float] = field(default_factory=list)
+    derived: dict[str, DerivedFeature] = field(default_factory=dict)
+
+    def feature_rows(self, data: Any) -> np.ndarray:
+        """The (n, len(features)) matrix of this detector's features for a DataFrame, {tag: array} or one
+        state {tag: float} (then n = 1); derived features are computed from their tags."""
+        return feature_table(data, self.features, self.derived)
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         return -self.forest.score_samples(rows)
+
+    def outside_envelope(self, rows: np.ndarray) -> np.ndarray:
+        """(n,) True where any feature of `rows` (from `feature_rows`) lies outside its envelope."""
+        rows = np.atleast_2d(rows)
+        if not self.envelope_low:
+            return np.zeros(len(rows), dtype=bool)
+        low, high = np.asarray(self.envelope_low), np.asarray(self.envelope_high)
+        return ((rows < low) | (rows > high)).any(axis=1)
+
+    def envelope_breaches(self, row: np.ndarray) -> list[str]:
+        """The features of one row (1-D) outside their envelope, to explain a block."""
+        if not self.envelope_low:
+            return []
+        row = np.asarray(row, dtype=float).ravel()
+        outside = (row < np.asarray(self.envelope_low)) | (row > np.asarray(self.envelope_high))
+        return [feature for feature, out in zip(self.features, outside, strict=True) if out]
+
+    def assess(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scores, flagged, outside_envelope) for rows from `feature_rows`. A row with a missing (NaN)
+        feature scores NaN and is flagged: a gate that cannot score a state must not vouch for it."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=float))
+        complete = np.isfinite(rows).all(axis=1)
+        scores = np.full(len(rows), np.nan)
+        if complete.any():
+            scores[complete] = self.scores(rows[complete])
+        outside = self.outside_envelope(rows)
+        flagged = ~complete | outside | (scores > self.threshold)
+        return scores, flagged, outside
 
 
 @dataclass(frozen=True)
@@ -118,7 +159,13 @@ def write_bundle(
         dump(detector.forest, root / "detectors" / f"{name}.skops")
         _write_json(
             root / "detectors" / f"{name}.json",
-            {"features": detector.features, "threshold": detector.threshold, "contamination": detector.contamination},
+            {
+                "features": detector.features,
+                "threshold": detector.threshold,
+                "contamination": detector.contamination,
+                "envelope_low": detector.envelope_low,
+                "envelope_high": detector.envelope_high,
+            },
         )
     _write_json(root / "baselines.json", {tag: baseline.to_dict() for tag, baseline in baselines.items()})
     _write_json(root / "metrics.json", metrics)
@@ -144,7 +191,9 @@ def _read_manifest(root: Path) -> Manifest:
     except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as error:
         raise BundleError(f"{path}: unreadable manifest ({error})") from None
     if manifest.format_version != FORMAT_VERSION:
-        raise BundleError(f"{path}: bundle format {manifest.format_version}, this build reads {FORMAT_VERSION}")
+        raise BundleError(
+            f"{path}: bundle format {manifest.format_version}, this build reads {FORMAT_VERSION}"
+        )
     return manifest
 
 
@@ -178,7 +227,7 @@ def _extract_archive(archive: Path) -> tempfile.TemporaryDirectory:
     return target
 
 
-def _load_detector(root: Path, name: str) -> Detector:
+def _load_detector(root: Path, name: str, spec: PlantSpec) -> Detector:
     from skops.io import get_untrusted_types, load
 
     model_path = root / "detectors" / f"{name}.skops"
@@ -187,7 +236,16 @@ def _load_detector(root: Path, name: str) -> Detector:
         raise BundleError(f"{model_path}: refuses to load untrusted types {untrusted}")
     meta = json.loads((root / "detectors" / f"{name}.json").read_text())
     forest = load(model_path, trusted=TRUSTED_SKOPS_TYPES)
-    return Detector(name, list(meta["features"]), forest, float(meta["threshold"]), float(meta["contamination"]))
+    features = list(meta["features"])
+    low, high = [float(v) for v in meta["envelope_low"]], [float(v) for v in meta["envelope_high"]]
+    if len(low) != len(high) or (low and len(low) != len(features)):
+        raise BundleError(
+            f"{root / 'detectors' / name}.json: envelope does not match its {len(features)} features"
+        )
+    derived = {f: spec.derived_features[f] for f in features if f in spec.derived_features}
+    return Detector(
+        name, features, forest, float(meta["threshold"]), float(meta["contamination"]), low, high, derived
+    )
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -216,10 +274,9 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{root}: the bundle's plant spec does not validate: {error.message}") from None
     try:
         gams = {name: load_gam(root / "gams", name) for name in spec.models}
-        detectors = {name: _load_detector(root, name) for name in spec.detectors}
-        baselines = {
-            tag: FeatureBaseline.from_dict(raw) for tag, raw in json.loads((root / "baselines.json").read_text()).items()
-        }
+        detectors = {name: _load_detector(root, name, spec) for name in spec.detectors}
+        raw_baselines = json.loads((root / "baselines.json").read_text())
+        baselines = {tag: FeatureBaseline.from_dict(raw) for tag, raw in raw_baselines.items()}
         metrics = json.loads((root / "metrics.json").read_text())
     except (OSError, KeyError, ValueError) as error:
         raise BundleError(f"{root}: bundle content does not load ({error})") from None

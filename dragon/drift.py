@@ -26,11 +26,18 @@ Every alert and every data-quality failure is a violation; `drift` = any violati
 
 Sample sizes are effective ones. Minute data of a plant are autocorrelated over days (load
 segments, weekly setpoints, fouling), so the baseline stores its batch-means effective sample
-size (a training year holds a few dozen independent operating points for some features) and a
-window uses its own, from its rows in time order. A window shorter than a regime cannot see
-that regime's persistence in its own batch means: contiguous windows of hours of minute data
-are judged as if their operating point were many draws, and alarm when it differs from the
-training marginal (bench/drift_detection.py measures this null next to random-row windows).
+size (a training year holds a few dozen independent operating points for some features) and
+the time it spans. A window's effective size is its own batch-means estimate, capped by what
+the baseline accrues per hour times the window's span: a window shorter than a regime cannot
+see that regime's persistence in its own batch means, and would otherwise judge 8 hours of one
+operating point as hundreds of draws and alarm whenever that point differs from the training
+marginal. With the cap, a short window can only alert on a feature that varies quickly; a slow
+feature (cooling water, a fouling indicator) needs a window spanning its regimes, or trips the
+range check, or shows up as model error (deploy/monitoring.py).
+
+Roles (from the plant spec's tags): setpoints are judged by the range check only. The
+optimizer moves them on purpose, so a new setpoint distribution is the product working, not
+drift; a setpoint outside the range training saw means the models extrapolate, which is.
 """
 
 from __future__ import annotations
@@ -79,6 +86,7 @@ class FeatureBaseline:
     bin_edges: tuple[float, ...]
     bin_fractions: tuple[float, ...]
     n_effective: float = 0.0  # independent-sample equivalent of `n` (batch means); 0 = unknown = n
+    span_hours: float = 0.0  # time the training rows span; 0 = unknown (no cap on a window's information)
 
     @property
     def information(self) -> float:
@@ -113,6 +121,7 @@ class FeatureBaseline:
                 bin_edges=tuple(float(edge) for edge in raw["bin_edges"]),
                 bin_fractions=tuple(float(share) for share in raw["bin_fractions"]),
                 n_effective=float(raw.get("n_effective", 0.0)),
+                span_hours=float(raw.get("span_hours", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise DataError(f"baseline of '{raw.get('tag', '?')}': missing or bad key ({error})") from None
@@ -125,11 +134,30 @@ def _numeric_column(frame: pd.DataFrame, tag: str) -> np.ndarray:
     return values
 
 
-def compute_baselines(frame: pd.DataFrame, tags: list[str], bins: int = 10) -> dict[str, FeatureBaseline]:
-    """Freeze per-feature statistics and quantile bins of a training table."""
+def time_span_hours(frame: pd.DataFrame, time_column: str | None = None) -> float:
+    """Hours a table's rows span (last - first + one median step); 0 when it has no time column.
+
+    Without `time_column`, the table's datetime column is used when it has exactly one."""
+    if time_column is None:
+        found = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c].dtype)]
+        time_column = found[0] if len(found) == 1 else None
+    if time_column is None or time_column not in frame.columns or len(frame) < 2:
+        return 0.0
+    times = pd.to_datetime(frame[time_column], utc=True).dropna().sort_values()
+    if len(times) < 2:
+        return 0.0
+    steps = times.diff().dropna()
+    return float((times.iloc[-1] - times.iloc[0] + steps.median()) / pd.Timedelta(hours=1))
+
+
+def compute_baselines(
+    frame: pd.DataFrame, tags: list[str], bins: int = 10, time_column: str | None = None
+) -> dict[str, FeatureBaseline]:
+    """Freeze per-feature statistics and quantile bins of a training table (rows in time order)."""
     missing = [tag for tag in tags if tag not in frame.columns]
     if missing:
         raise DataError(f"training data has no column for {missing}: cannot compute drift baselines")
+    span = time_span_hours(frame, time_column)
     baselines = {}
     for tag in tags:
         values = _numeric_column(frame, tag)
@@ -149,6 +177,7 @@ def compute_baselines(frame: pd.DataFrame, tags: list[str], bins: int = 10) -> d
             bin_edges=edges,
             bin_fractions=tuple(float(c) for c in counts / present.size),
             n_effective=effective_sample_size(present),
+            span_hours=span,
         )
     return baselines
 
@@ -196,12 +225,13 @@ class FeatureDrift:
     status: str  # ok | warn | alert | insufficient
     psi_raw: float | None = None
     window_fractions: tuple[float, ...] = ()
+    check: str = "distribution"  # what sets the status: distribution (PSI/KS) or range (setpoints)
 
     def to_dict(self) -> dict[str, Any]:
         rounded = {k: (None if v is None else round(v, 6)) for k, v in
                    (("psi", self.psi), ("ks", self.ks), ("psi_raw", self.psi_raw))}
         return {**rounded, "completeness": round(self.completeness, 6),
-                "out_of_range": round(self.out_of_range, 6), "status": self.status}
+                "out_of_range": round(self.out_of_range, 6), "status": self.status, "check": self.check}
 
 
 @dataclass(frozen=True)
@@ -260,7 +290,13 @@ def _ks_floor(n_window: float, n_baseline: float) -> float:
 
 
 def _feature_drift(
-    baseline: FeatureBaseline, values: np.ndarray, settings: DriftSettings, valid: tuple[float, float] | None
+    baseline: FeatureBaseline,
+    values: np.ndarray,
+    settings: DriftSettings,
+    valid: tuple[float, float] | None,
+    *,
+    range_only: bool = False,
+    window_hours: float = 0.0,
 ) -> FeatureDrift:
     present = values[~np.isnan(values)]
     completeness = float(present.size / len(values)) if len(values) else 0.0
@@ -269,32 +305,40 @@ def _feature_drift(
     if valid is not None:
         low, high = max(low, valid[0]), min(high, valid[1])
     outside = float(np.mean((present < low) | (present > high))) if present.size else 0.0
+    check = "range" if range_only else "distribution"
     if present.size < settings.min_rows:
-        return FeatureDrift(None, None, completeness, outside, "insufficient")
+        return FeatureDrift(None, None, completeness, outside, "insufficient", check=check)
     counts = np.bincount(baseline.bin_indices(present), minlength=len(baseline.bin_fractions))
     fractions = counts / present.size
     psi_raw = population_stability_index(baseline, fractions, present.size)
     n_window = effective_sample_size(present)
+    if baseline.span_hours > 0 and window_hours > 0:
+        # no more independent draws than the baseline accrues over the window's span (module docstring)
+        n_window = min(n_window, max(1.0, baseline.information * window_hours / baseline.span_hours))
     bias, psi_floor = _psi_noise(len(baseline.bin_fractions), n_window, baseline.information)
     psi = max(0.0, psi_raw - bias)
     window_cdf = np.cumsum(fractions)[:-1]
     ks = float(np.max(np.abs(window_cdf - baseline.edge_cdf))) if window_cdf.size else 0.0
     psi_alert = psi >= settings.psi_alert and psi_raw > psi_floor
     ks_alert = ks > settings.ks_alert and ks > _ks_floor(n_window, baseline.information)
+    shares = tuple(float(f) for f in fractions)
+    if range_only:
+        status = "alert" if outside > RANGE_TOLERANCE else "ok"
+        return FeatureDrift(psi, ks, completeness, outside, status, psi_raw, shares, check)
     if psi_alert or ks_alert:
         status = "alert"
     elif psi >= settings.psi_warn or ks > settings.ks_alert:
         status = "warn"
     else:
         status = "ok"
-    return FeatureDrift(psi, ks, completeness, outside, status, psi_raw, tuple(float(f) for f in fractions))
+    return FeatureDrift(psi, ks, completeness, outside, status, psi_raw, shares, check)
 
 
 def _violations(
     tag: str, baseline: FeatureBaseline, feature: FeatureDrift, settings: DriftSettings
 ) -> list[Violation]:
     found = []
-    if feature.status == "alert":
+    if feature.status == "alert" and feature.check == "distribution":
         found.append(Violation(tag, DRIFT_CHECK, (
             f"distribution differs from training: PSI {feature.psi:.3f} (alert at {settings.psi_alert}), "
             f"KS {feature.ks:.3f} (alert above {settings.ks_alert})")))
@@ -316,10 +360,13 @@ def analyse_drift(
     window: pd.DataFrame,
     settings: DriftSettings,
     tags: dict[str, Tag] | None = None,
+    time_column: str | None = None,
 ) -> DriftReport:
     """Judge a window against the baselines (see the module docstring for the rule).
 
-    `tags` (the plant spec's tags) adds each tag's valid range to the range check.
+    `tags` (the plant spec's tags) adds each tag's valid range to the range check and marks the
+    setpoints, which are judged by range only. `time_column` (default: the window's only datetime
+    column) gives the window's span, which caps its effective sample size.
     """
     rows = len(window)
     if rows < settings.min_rows:
@@ -328,13 +375,16 @@ def analyse_drift(
         return DriftReport(False, rows, features, [], verdict)
     features: dict[str, FeatureDrift] = {}
     violations: list[Violation] = []
+    window_hours = time_span_hours(window, time_column)
     for tag, baseline in baselines.items():
         if tag not in window.columns:
             features[tag] = FeatureDrift(None, None, 0.0, 0.0, "insufficient")
             violations.append(Violation(tag, MISSING_COLUMN_CHECK, "column is missing from the window"))
             continue
         valid = tags[tag].valid if tags and tag in tags else None
-        feature = _feature_drift(baseline, _numeric_column(window, tag), settings, valid)
+        range_only = bool(tags and tag in tags and tags[tag].role == "setpoint")
+        feature = _feature_drift(baseline, _numeric_column(window, tag), settings, valid,
+                                 range_only=range_only, window_hours=window_hours)
         features[tag] = feature
         violations.extend(_violations(tag, baseline, feature, settings))
     return DriftReport(bool(violations), rows, features, violations, _verdict(features, violations))
@@ -436,12 +486,12 @@ def render_drift_report(report: DriftReport):
         return "–" if value is None else f"{value:.{digits}f}"
 
     table = Table(title=f"Drift over {report.window_rows} rows", title_justify="left")
-    for column in ("feature", "PSI", "KS", "complete", "out of range", "status"):
-        table.add_column(column, justify="left" if column in ("feature", "status") else "right")
+    for column in ("feature", "PSI", "KS", "complete", "out of range", "judged by", "status"):
+        table.add_column(column, justify="left" if column in ("feature", "judged by", "status") else "right")
     for tag, feature in report.features.items():
         style = _STATUS_STYLE.get(feature.status, "")
         table.add_row(tag, number(feature.psi), number(feature.ks), f"{feature.completeness:.1%}",
-                      f"{feature.out_of_range:.1%}", Text(feature.status, style=style))
+                      f"{feature.out_of_range:.1%}", feature.check, Text(feature.status, style=style))
     verdict = Text(report.verdict, style="bold red" if report.drift else "bold green")
     parts = [verdict, table]
     for violation in report.violations:

@@ -12,11 +12,14 @@ import tomllib
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dragon.errors import SpecError
+
+if TYPE_CHECKING:
+    from dragon.features import DerivedFeature
 
 Role = Literal["setpoint", "disturbance", "measurement"]
 Shape = Literal["monotonic_inc", "monotonic_dec", "convex", "concave"]
@@ -44,14 +47,38 @@ class GamModel(_Strict):
     interactions: list[tuple[str, str]] = []
     shape: dict[str, Shape] = {}
     n_splines: int = Field(default=10, ge=4, le=40)
-    lam_grid: list[float] = [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4]
+    lam_grid: list[float] = [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5]
+    # blocked_cv: smoothing chosen by cross-validation over contiguous time blocks, honest when
+    # neighbouring rows are correlated and the plant drifts; gcv: pygam's criterion (assumes
+    # independent errors, so it under-smooths minute-resolution plant data).
+    selection: Literal["blocked_cv", "gcv"] = "blocked_cv"
+    cv_blocks: int = Field(default=5, ge=2, le=20)
+
+
+class DerivedSpec(_Strict):
+    """A feature computed from tags (dragon/features.py), e.g. a temperature approach; detectors read it."""
+
+    name: str = ""
+    expression: str
+    unit: str = ""
+    description: str = ""
 
 
 class DetectorSpec(_Strict):
+    """An Isolation Forest over tags and/or derived features, plus a per-feature range envelope.
+
+    The envelope per feature is [q_low - m*(q_high - q_low), q_high + m*(q_high - q_low)] with q_low/q_high
+    the `envelope_quantile` / 1 - `envelope_quantile` quantiles of the normal training rows and m =
+    `envelope_margin`; a row outside it is flagged even where the forest's score saturates.
+    """
+
     name: str = ""
     features: list[str] = Field(min_length=2)
     contamination: float = Field(default=0.01, gt=0, lt=0.5)
     n_estimators: int = Field(default=100, ge=10, le=1000)
+    envelope: bool = True
+    envelope_quantile: float = Field(default=0.001, ge=0.0, lt=0.5)
+    envelope_margin: float = Field(default=0.5, ge=0.0)
 
 
 class Objective(_Strict):
@@ -125,6 +152,7 @@ class PlantSpec(_Strict):
     plant: PlantInfo
     tags: dict[str, Tag]
     models: dict[str, GamModel]
+    derived: dict[str, DerivedSpec] = {}
     detectors: dict[str, DetectorSpec] = {}
     objective: Objective
     constraints: list[Constraint] = []
@@ -138,7 +166,7 @@ class PlantSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
 
-    @field_validator("tags", "models", "detectors", mode="before")
+    @field_validator("tags", "models", "derived", "detectors", mode="before")
     @classmethod
     def _name_each_table(cls, tables: dict) -> dict:
         if not isinstance(tables, dict):
@@ -178,24 +206,41 @@ class PlantSpec(_Strict):
         """Model names in topological order: a model comes after every model it feeds on."""
         return _topological_order(self.models)
 
+    @cached_property
+    def derived_features(self) -> dict[str, DerivedFeature]:
+        """The `[derived.*]` expressions, checked and compiled once (dragon/features.py)."""
+        from dragon.features import compile_derived
+
+        return {name: compile_derived(name, d.expression, self.tags) for name, d in self.derived.items()}
+
+    def _detector_input_tags(self) -> set[str]:
+        """Tags the detectors read, directly or through a derived feature."""
+        tags: set[str] = set()
+        for detector in self.detectors.values():
+            for feature in detector.features:
+                if feature in self.derived:
+                    tags.update(self.derived_features[feature].inputs)
+                else:
+                    tags.add(feature)
+        return tags
+
     @property
     def used_tags(self) -> list[str]:
-        """Every tag a model or detector reads or predicts, in spec order."""
-        used = set()
+        """Every tag a model or detector reads (directly or through a derived feature) or predicts, in spec
+        order."""
+        used = self._detector_input_tags()
         for model in self.models.values():
             used.update(model.features)
             used.add(model.target)
-        for detector in self.detectors.values():
-            used.update(detector.features)
         return [name for name in self.tags if name in used]
 
     @property
     def required_state_tags(self) -> list[str]:
-        """Tags a plant state must carry to be recommended on: every model and detector input.
-        A model target that no detector reads is optional (used for the bias update when present)."""
-        detector_inputs = {f for d in self.detectors.values() for f in d.features}
+        """Tags a plant state must carry to be recommended on: every model and detector input (including the
+        tags of the derived features detectors read). A model target that no detector reads is optional (used
+        for the bias update when present)."""
         model_inputs = {f for m in self.models.values() for f in m.features}
-        required = detector_inputs | model_inputs
+        required = self._detector_input_tags() | model_inputs
         return [name for name in self.used_tags if name in required]
 
 
@@ -266,6 +311,8 @@ def _schema_problems(error: ValidationError) -> list[str]:
 
 def _semantic_problems(spec: PlantSpec) -> list[str]:
     """Cross-table checks pydantic cannot express; every problem, not the first."""
+    from dragon.features import ExpressionError, compile_derived
+
     problems: list[str] = []
     tags = spec.tags
 
@@ -278,13 +325,17 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
             if tag.bounds is None:
                 problems.append(f"{where} bounds: a setpoint needs bounds (its operating window)")
             if tag.max_move is None:
-                problems.append(f"{where} max_move: a setpoint needs max_move (largest change per recommendation)")
+                problems.append(
+                    f"{where} max_move: a setpoint needs max_move (largest change per recommendation)"
+                )
         if tag.bounds is not None:
             b_low, b_high = tag.bounds
             if b_low >= b_high:
                 problems.append(f"{where} bounds: lower bound {b_low} is not below upper bound {b_high}")
             if b_low < low or b_high > high:
-                problems.append(f"{where} bounds: {list(tag.bounds)} lies outside the valid range {list(tag.valid)}")
+                problems.append(
+                    f"{where} bounds: {list(tag.bounds)} lies outside the valid range {list(tag.valid)}"
+                )
 
     targets: dict[str, str] = {}
     for name, model in spec.models.items():
@@ -293,14 +344,19 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
             problems.append(f"{where} target: unknown tag '{model.target}'")
         elif tags[model.target].role != "measurement":
             problems.append(
-                f"{where} target: '{model.target}' is a {tags[model.target].role}, a model target must be a measurement"
+                f"{where} target: '{model.target}' is a {tags[model.target].role}, "
+                "a model target must be a measurement"
             )
         if model.target in targets:
-            problems.append(f"{where} target: '{model.target}' is already the target of model '{targets[model.target]}'")
+            problems.append(
+                f"{where} target: '{model.target}' is already the target of model '{targets[model.target]}'"
+            )
         targets.setdefault(model.target, name)
         seen: set[str] = set()
         for feature in model.features:
-            if feature not in tags:
+            if feature in spec.derived and feature not in tags:
+                problems.append(f"{where} features: '{feature}' is a derived feature; models read tags only")
+            elif feature not in tags:
                 problems.append(f"{where} features: unknown tag '{feature}'")
             if feature in seen:
                 problems.append(f"{where} features: duplicate feature '{feature}'")
@@ -319,11 +375,20 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
             if feature not in model.features:
                 problems.append(f"{where} shape: '{feature}' is not one of the model's features")
 
+    for name, derived in spec.derived.items():
+        where = f"[derived.{name}]"
+        if name in tags:
+            problems.append(f"{where}: '{name}' is already a tag; give the derived feature another name")
+        try:
+            compile_derived(name, derived.expression, tags)
+        except ExpressionError as error:
+            problems.extend(f"{where} expression: {problem}" for problem in error.problems)
+
     for name, detector in spec.detectors.items():
         where = f"[detectors.{name}]"
         for feature in detector.features:
-            if feature not in tags:
-                problems.append(f"{where} features: unknown tag '{feature}'")
+            if feature not in tags and feature not in spec.derived:
+                problems.append(f"{where} features: unknown tag or derived feature '{feature}'")
         if len(set(detector.features)) != len(detector.features):
             problems.append(f"{where} features: duplicate feature")
 
@@ -343,7 +408,8 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
             problems.append(f"{where} model: unknown model '{constraint.model}'")
         if constraint.max is None and constraint.min is None:
             problems.append(f"{where}: give max and/or min")
-        if isinstance(constraint.max, float) and isinstance(constraint.min, float) and constraint.min >= constraint.max:
+        both = isinstance(constraint.max, float) and isinstance(constraint.min, float)
+        if both and constraint.min >= constraint.max:
             problems.append(f"{where}: min {constraint.min} is not below max {constraint.max}")
 
     for tag in spec.steady_state.tags:

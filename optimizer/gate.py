@@ -115,10 +115,11 @@ class DetectorVerdict:
     score: float
     threshold: float
     anomalous: bool
+    outside_envelope: tuple[str, ...] = ()  # features outside the detector's training envelope
 
     def to_dict(self) -> dict:
         return {
-            "score": round(self.score, 6),
+            "score": None if not np.isfinite(self.score) else round(self.score, 6),
             "threshold": round(self.threshold, 6),
             "anomalous": bool(self.anomalous),
         }
@@ -126,7 +127,7 @@ class DetectorVerdict:
 
 @dataclass(frozen=True)
 class FarTag:
-    """A tag of a flagged detector and how far it sits from its training distribution."""
+    """A feature of a flagged detector and how far it sits from its training distribution."""
 
     tag: str
     value: float
@@ -139,7 +140,7 @@ class FarTag:
 @dataclass(frozen=True)
 class GateResult:
     verdicts: dict[str, DetectorVerdict]
-    far_tags: dict[str, list[FarTag]]  # flagged detector -> tags furthest from training, worst first
+    far_tags: dict[str, list[FarTag]]  # flagged detector -> features furthest from training, worst first
 
     @property
     def flagged(self) -> list[str]:
@@ -152,19 +153,22 @@ class GateResult:
     def reason(self) -> str:
         parts = []
         for name in self.flagged:
-            verdict = self.verdicts[name]
+            v = self.verdicts[name]
             far = ", ".join(
                 f"{t.tag}={t.value:.4g} (z={t.z_score:+.1f})" for t in self.far_tags.get(name, [])
             )
-            parts.append(
-                f"detector '{name}' flags the state (score {verdict.score:.3f} > threshold "
-                f"{verdict.threshold:.3f}); furthest from training: {far or 'n/a'}"
-            )
+            why = f"score {v.score:.3f} vs threshold {v.threshold:.3f}"
+            if v.outside_envelope:
+                why += f"; outside the training envelope: {', '.join(v.outside_envelope)}"
+            parts.append(f"detector '{name}' flags the state ({why}); furthest from training: {far or 'n/a'}")
         return "; ".join(parts)
 
 
 class Gate:
-    """Every detector of a bundle, compiled, with the training baselines used to explain a block."""
+    """Every detector of a bundle, compiled, with the training baselines used to explain a block.
+
+    A row is flagged by a detector when its score exceeds the threshold, when a feature lies outside
+    the detector's training envelope, or when a feature cannot be computed (dragon.bundle.Detector)."""
 
     def __init__(self, detectors: Mapping[str, Detector], baselines: Mapping[str, Any]) -> None:
         self.detectors = dict(detectors)
@@ -186,41 +190,48 @@ class Gate:
         spread = np.array([max(_stat(self._baselines.get(f), "std", 1.0), 1e-9) for f in detector.features])
         return centre + spread * rng.normal(0.0, 2.0, size=(rows, len(detector.features)))
 
-    def scores(self, rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Each detector's scores for rows given as {tag: values (n,)}."""
-        return {
-            name: self._compiled[name].scores(np.column_stack([np.atleast_1d(rows[f]) for f in d.features]))
-            for name, d in self.detectors.items()
-        }
+    def assess(self, rows: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per detector (features (n, F), scores (n,), flagged (n,)) for rows given as {tag: values}."""
+        out = {}
+        for name, detector in self.detectors.items():
+            X = np.atleast_2d(detector.feature_rows(rows))
+            complete = np.isfinite(X).all(axis=1)
+            scores = np.full(len(X), np.nan)
+            if complete.any():
+                scores[complete] = self._compiled[name].scores(X[complete])
+            flagged = ~complete | detector.outside_envelope(X) | (scores > detector.threshold)
+            out[name] = (X, scores, flagged)
+        return out
 
-    def flags(self, rows: Mapping[str, np.ndarray]) -> np.ndarray:
+    def scores(self, rows: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return {name: scores for name, (_, scores, _) in self.assess(rows).items()}
+
+    def flags(self, rows: Mapping[str, Any]) -> np.ndarray:
         """True where any detector flags the row."""
-        flagged = None
-        for name, score in self.scores(rows).items():
-            hit = score > self.detectors[name].threshold
-            flagged = hit if flagged is None else flagged | hit
-        return flagged if flagged is not None else np.zeros(len(next(iter(rows.values()))), dtype=bool)
+        flagged = [hit for _, _, hit in self.assess(rows).values()]
+        return np.logical_or.reduce(flagged) if flagged else np.zeros(len(next(iter(rows.values()))), bool)
 
     def check(self, state: Mapping[str, float]) -> GateResult:
-        scores = self.scores({tag: np.array([value]) for tag, value in state.items()})
         verdicts, far = {}, {}
-        for name, detector in self.detectors.items():
-            score = float(scores[name][0])
-            verdicts[name] = DetectorVerdict(score, detector.threshold, score > detector.threshold)
-            if verdicts[name].anomalous:
-                far[name] = self.far_tags(detector.features, state)
+        rows = {tag: np.array([value]) for tag, value in state.items()}
+        for name, (X, scores, flagged) in self.assess(rows).items():
+            detector = self.detectors[name]
+            breaches = tuple(detector.envelope_breaches(X[0]))
+            verdicts[name] = DetectorVerdict(float(scores[0]), detector.threshold, bool(flagged[0]), breaches)
+            if flagged[0]:
+                far[name] = self.far_tags(detector.features, X[0])
         return GateResult(verdicts, far)
 
-    def far_tags(self, tags: list[str], state: Mapping[str, float], limit: int = FAR_TAGS) -> list[FarTag]:
-        """The tags furthest from their training mean, in training standard deviations."""
+    def far_tags(self, features: list[str], row: np.ndarray, limit: int = FAR_TAGS) -> list[FarTag]:
+        """The features furthest from their training mean, in training standard deviations."""
         found = []
-        for tag in tags:
-            baseline = self._baselines.get(tag)
+        for feature, value in zip(features, row, strict=True):
+            baseline = self._baselines.get(feature)
             if baseline is None:
                 continue
             std = _stat(baseline, "std", 0.0)
-            z = (state[tag] - _stat(baseline, "mean", 0.0)) / std if std > 0 else 0.0
-            found.append(FarTag(tag, float(state[tag]), float(z)))
+            z = (value - _stat(baseline, "mean", 0.0)) / std if std > 0 else 0.0
+            found.append(FarTag(feature, float(value), float(z)))
         return sorted(found, key=lambda t: -abs(t.z_score))[:limit]
 
 

@@ -13,12 +13,21 @@ scored by a forest fitted on the other blocks, and the threshold is the quantile
 scores. The returned forest is fitted on all rows with the same seed. bench/gate_quality.py compares this
 with in-sample calibration on the hold-out period.
 
+Envelopes. Forest scores saturate: a row 30 sd out in one feature of ten isolates hardly faster than an
+extreme normal row, so a one-tag fault (a pH trip, a vacuum loss) can hide below the threshold. Each
+detector therefore also holds a range envelope per feature, learnt from the same normal rows:
+[q_lo - m*(q_hi - q_lo), q_hi + m*(q_hi - q_lo)] with q_lo, q_hi the `envelope_quantile` and
+1 - `envelope_quantile` quantiles and m = `envelope_margin` (DetectorSpec). A detector flags a row when
+its forest flags it OR any feature leaves the envelope. Features may be derived (dragon/features.py):
+a relationship such as the steam approach shifts under evaporator fouling while every tag stays normal.
+
 The gate flags a row when any detector flags it. A row with a missing value in a detector's features is
 flagged by that detector: a gate that cannot score a state must not vouch for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +36,7 @@ from sklearn.ensemble import IsolationForest
 
 from dragon.bundle import Detector
 from dragon.errors import DataError
+from dragon.features import DerivedFeature, feature_table
 
 # The simulator's labels (PLANT.md). Gate recall is over the process episodes and the novel operation;
 # the sensor faults hide from raw tags and are reported per episode only.
@@ -44,7 +54,9 @@ class EpisodeMetrics:
 
     precision = flagged episode rows / (flagged episode rows + flagged normal rows): the precision on the
     hold-out rows of this episode type and the normal rows. auc ranks the episode rows' scores against the
-    normal rows' scores (threshold-free; None for the gate, which has no single score).
+    normal rows' scores (threshold-free; None for the gate, which has no single score). by_forest /
+    by_envelope count the episode rows the forest threshold / the envelope caught (a row may count in both;
+    a row with a missing feature is flagged by neither part).
     """
 
     rows: int
@@ -52,6 +64,8 @@ class EpisodeMetrics:
     recall: float
     precision: float | None
     auc: float | None = None
+    by_forest: int = 0
+    by_envelope: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +74,8 @@ class EpisodeMetrics:
             "recall": self.recall,
             "precision": self.precision,
             "auc": self.auc,
+            "by_forest": self.by_forest,
+            "by_envelope": self.by_envelope,
         }
 
 
@@ -70,12 +86,16 @@ class DetectorMetrics:
     contamination: float
     false_alarm_rate: float | None  # flagged share of normal rows (None when there are none)
     by_episode: dict[str, EpisodeMetrics] = field(default_factory=dict)
+    forest_false_alarm_rate: float | None = None  # the forest threshold alone
+    envelope_false_alarm_rate: float | None = None  # the envelope alone
 
     def to_dict(self) -> dict:
         return {
             "threshold": self.threshold,
             "contamination": self.contamination,
             "false_alarm_rate": self.false_alarm_rate,
+            "forest_false_alarm_rate": self.forest_false_alarm_rate,
+            "envelope_false_alarm_rate": self.envelope_false_alarm_rate,
             "by_episode": {name: metrics.to_dict() for name, metrics in self.by_episode.items()},
         }
 
@@ -102,11 +122,22 @@ class GateMetrics:
         }
 
 
-def _feature_matrix(spec_name: str, features: list[str], rows: pd.DataFrame) -> np.ndarray:
-    missing = [tag for tag in features if tag not in rows]
-    if missing:
-        raise DataError(f"detector '{spec_name}': the data has no column for tag(s) {', '.join(missing)}")
-    return rows[features].to_numpy(dtype=float)
+def _feature_matrix(name: str, features: list[str], derived: Mapping[str, DerivedFeature],
+                    rows: pd.DataFrame) -> np.ndarray:
+    unknown = [f for f in features if f not in rows and f not in derived]
+    if unknown:
+        raise DataError(f"detector '{name}': the data has no column for tag(s) {', '.join(unknown)}")
+    try:
+        return feature_table(rows, features, derived)
+    except DataError as error:
+        raise DataError(f"detector '{name}': {error.message}") from None
+
+
+def envelope(X: np.ndarray, quantile: float, margin: float) -> tuple[list[float], list[float]]:
+    """Per-column [q_lo - margin*(q_hi - q_lo), q_hi + margin*(q_hi - q_lo)] of the rows of X."""
+    q_low, q_high = np.quantile(X, [quantile, 1.0 - quantile], axis=0)
+    width = q_high - q_low
+    return (q_low - margin * width).tolist(), (q_high + margin * width).tolist()
 
 
 def _forest(n_estimators: int, seed: int) -> IsolationForest:
@@ -125,13 +156,22 @@ def out_of_block_scores(spec: DetectorSpec, X: np.ndarray, *, seed: int = 0) -> 
     return scores
 
 
-def fit_detector(spec: DetectorSpec, normal_rows: pd.DataFrame, *, seed: int = 0) -> Detector:
-    """Fit `spec`'s Isolation Forest on known-normal, time-ordered rows and calibrate its threshold.
+def fit_detector(
+    spec: DetectorSpec,
+    normal_rows: pd.DataFrame,
+    *,
+    derived: Mapping[str, DerivedFeature] | None = None,
+    seed: int = 0,
+) -> Detector:
+    """Fit `spec`'s Isolation Forest and envelope on known-normal, time-ordered rows; calibrate its threshold.
 
-    Rows with a missing value in the detector's features are left out. Raises DataError when a feature
-    column is missing or fewer than MIN_NORMAL_ROWS complete rows remain.
+    `derived`: the plant's compiled derived features (PlantSpec.derived_features) for the features that
+    are not tags. Rows with a missing value in the detector's features are left out. Raises DataError when a
+    feature's column (or a derived feature's tag) is missing or fewer than MIN_NORMAL_ROWS complete rows
+    remain.
     """
-    X = _feature_matrix(spec.name, spec.features, normal_rows)
+    own = {f: feature for f, feature in (derived or {}).items() if f in spec.features}
+    X = _feature_matrix(spec.name, spec.features, own, normal_rows)
     complete = np.isfinite(X).all(axis=1)
     if complete.sum() < MIN_NORMAL_ROWS:
         empty = [tag for tag, values in zip(spec.features, X.T, strict=True) if not np.isfinite(values).any()]
@@ -143,17 +183,30 @@ def fit_detector(spec: DetectorSpec, normal_rows: pd.DataFrame, *, seed: int = 0
     X = X[complete]
     threshold = float(np.quantile(out_of_block_scores(spec, X, seed=seed), 1.0 - spec.contamination))
     forest = _forest(spec.n_estimators, seed).fit(X)
-    return Detector(spec.name, list(spec.features), forest, threshold, spec.contamination)
+    low, high = envelope(X, spec.envelope_quantile, spec.envelope_margin) if spec.envelope else ([], [])
+    return Detector(spec.name, list(spec.features), forest, threshold, spec.contamination, low, high, own)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One detector on a set of rows: what flagged each row."""
+
+    scores: np.ndarray  # NaN where a feature is missing
+    flagged: np.ndarray  # forest OR envelope OR missing feature
+    forest: np.ndarray  # score > threshold
+    envelope: np.ndarray  # a feature outside its envelope
+
+
+def assess_rows(detector: Detector, rows: pd.DataFrame) -> Assessment:
+    X = _feature_matrix(detector.name, detector.features, detector.derived, rows)
+    scores, flagged, outside = detector.assess(X)
+    return Assessment(scores, flagged, np.nan_to_num(scores, nan=-np.inf) > detector.threshold, outside)
 
 
 def detector_flags(detector: Detector, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(scores, flagged) for every row; a row with a missing feature scores NaN and is flagged."""
-    X = _feature_matrix(detector.name, detector.features, rows)
-    complete = np.isfinite(X).all(axis=1)
-    scores = np.full(len(X), np.nan)
-    if complete.any():
-        scores[complete] = detector.scores(X[complete])
-    return scores, ~complete | (scores > detector.threshold)
+    assessed = assess_rows(detector, rows)
+    return assessed.scores, assessed.flagged
 
 
 def _episode_labels(rows: pd.DataFrame) -> np.ndarray:
@@ -177,16 +230,19 @@ def _auc(episode_scores: np.ndarray, normal_scores: np.ndarray) -> float | None:
 
 
 def _episode_metrics(
-    flagged: np.ndarray, labels: np.ndarray, episode: str, scores: np.ndarray | None
+    assessed: Assessment, labels: np.ndarray, episode: str, *, with_auc: bool
 ) -> EpisodeMetrics:
     inside, normal = labels == episode, labels == ""
+    flagged = assessed.flagged
     hits, false_hits = int(flagged[inside].sum()), int(flagged[normal].sum())
     return EpisodeMetrics(
         rows=int(inside.sum()),
         flagged=hits,
         recall=hits / int(inside.sum()),
         precision=hits / (hits + false_hits) if hits + false_hits else None,
-        auc=None if scores is None else _auc(scores[inside], scores[normal]),
+        auc=_auc(assessed.scores[inside], assessed.scores[normal]) if with_auc else None,
+        by_forest=int(assessed.forest[inside].sum()),
+        by_envelope=int(assessed.envelope[inside].sum()),
     )
 
 
@@ -200,24 +256,29 @@ def evaluate_gate(detectors: dict[str, Detector], rows: pd.DataFrame) -> GateMet
     labels = _episode_labels(rows)
     normal = labels == ""
     episodes = _episodes_present(labels)
-    gate = np.zeros(len(rows), dtype=bool)
+    empty = np.zeros(len(rows), dtype=bool)
+    gate = Assessment(np.full(len(rows), np.nan), empty.copy(), empty.copy(), empty.copy())
     per_detector = {}
     for name, detector in detectors.items():
-        scores, flagged = detector_flags(detector, rows)
-        gate |= flagged
+        assessed = assess_rows(detector, rows)
+        gate.flagged[:] |= assessed.flagged
+        gate.forest[:] |= assessed.forest
+        gate.envelope[:] |= assessed.envelope
         per_detector[name] = DetectorMetrics(
             name=name,
             threshold=detector.threshold,
             contamination=detector.contamination,
-            false_alarm_rate=_share(flagged[normal]),
-            by_episode={e: _episode_metrics(flagged, labels, e, scores) for e in episodes},
+            false_alarm_rate=_share(assessed.flagged[normal]),
+            by_episode={e: _episode_metrics(assessed, labels, e, with_auc=True) for e in episodes},
+            forest_false_alarm_rate=_share(assessed.forest[normal]),
+            envelope_false_alarm_rate=_share(assessed.envelope[normal]),
         )
-    by_episode = {e: _episode_metrics(gate, labels, e, None) for e in episodes}
+    by_episode = {e: _episode_metrics(gate, labels, e, with_auc=False) for e in episodes}
     process = np.isin(labels, PROCESS_EPISODES)
     return GateMetrics(
-        recall=_share(gate[process]),
+        recall=_share(gate.flagged[process]),
         recall_by_episode={e: m.recall for e, m in by_episode.items()},
-        false_alarm_rate=_share(gate[normal]),
+        false_alarm_rate=_share(gate.flagged[normal]),
         n_rows=len(rows),
         n_normal=int(normal.sum()),
         by_episode=by_episode,

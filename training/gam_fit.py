@@ -35,7 +35,7 @@ GCV_GAMMA = 1.4  # pygam's default inflation of the edof in GCV (Wood 2006, p. 1
 RIDGE = float(np.sqrt(np.finfo(np.float64).eps))  # pygam's diagonal loading of the penalty
 MIN_ROWS_PER_COEF = 5  # fewer rows than this per coefficient cannot support a smoothing choice
 MAX_SWEEPS = 4  # coordinate-descent sweeps over the smoothing parameters
-MIN_GCV_GAIN = 1e-9  # relative GCV improvement that counts as a better candidate
+MIN_SCORE_GAIN = 1e-9  # relative criterion improvement that counts as a better candidate
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,18 @@ class SufficientStats:
     y_sum: float
     n_rows: int
 
+    def __add__(self, other: SufficientStats) -> SufficientStats:
+        return SufficientStats(self.gram + other.gram, self.cross + other.cross, self.yy + other.yy,
+                               self.y_sum + other.y_sum, self.n_rows + other.n_rows)
+
+    def __sub__(self, other: SufficientStats) -> SufficientStats:
+        return SufficientStats(self.gram - other.gram, self.cross - other.cross, self.yy - other.yy,
+                               self.y_sum - other.y_sum, self.n_rows - other.n_rows)
+
+    def squared_error(self, coef: np.ndarray) -> float:
+        """Sum of squared errors of `coef` on these rows: y'y - 2 b'X'y + b'X'X b."""
+        return max(self.yy - coef @ (2.0 * self.cross - self.gram @ coef), 0.0)
+
 
 @dataclass(frozen=True)
 class _Candidate:
@@ -71,6 +83,12 @@ class _Candidate:
     rss: float
     edof: float
     gcv: float
+    cv: float | None  # blocked cross-validation mean squared error (None under GCV selection)
+
+    @property
+    def score(self) -> float:
+        """What the smoothing search minimises."""
+        return self.gcv if self.cv is None else self.cv
 
 
 def build_gam(model: GamModel) -> LinearGAM:
@@ -108,10 +126,13 @@ def term_labels(gam: LinearGAM, features: list[str]) -> list[str]:
 def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 50_000) -> GamFit:
     """Fit `model` on X (columns = `model.features`) and y (= `model.target`).
 
-    Smoothing is selected per penalty by minimising pygam's GCV: first the best
-    lambda shared by all terms on `model.lam_grid` (what pygam's gridsearch does),
-    then coordinate descent per penalty on that grid refined by its geometric
-    midpoints. Raises DataError for NaN/inf, a constant feature or too few rows.
+    Smoothing is selected per penalty by minimising the model's criterion
+    (`model.selection`): blocked cross-validation over `model.cv_blocks` contiguous
+    time blocks (rows must be in time order), or pygam's GCV. First the best lambda
+    shared by all terms on `model.lam_grid` (what pygam's gridsearch does), then
+    coordinate descent per penalty on that grid refined by its geometric midpoints.
+    Both criteria need only per-block X'X, X'y, y'y. Raises DataError for NaN/inf,
+    a constant feature or too few rows.
     """
     started = time.perf_counter()
     gam = build_gam(model)
@@ -120,8 +141,13 @@ def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 
     # Edge knots from the global range of every column, whatever the chunking.
     gam._validate_data_dep_params(np.vstack([X.min(axis=0), X.max(axis=0)]))
     gam.statistics_ = {"n_samples": len(y), "m_features": X.shape[1]}
+    blocks = [
+        accumulate(gam, X[rows], y[rows], chunk_rows=chunk_rows)
+        for rows in np.array_split(np.arange(len(y)), model.cv_blocks if model.selection == "blocked_cv" else 1)
+    ]
     problem = PenalisedProblem(
-        stats=accumulate(gam, X, y, chunk_rows=chunk_rows),
+        stats=sum(blocks[1:], blocks[0]),
+        blocks=blocks if model.selection == "blocked_cv" else [],
         components=penalty_components(gam),
         shape=ShapePenalty.of(gam) if gam.terms.hasconstraint else None,
         max_iter=gam.max_iter,
@@ -244,6 +270,7 @@ class PenalisedProblem:
     """Everything a candidate lambda needs: no row of data is touched again."""
 
     stats: SufficientStats
+    blocks: list[SufficientStats]  # contiguous time blocks for cross-validation (empty: GCV)
     components: list[np.ndarray]
     shape: ShapePenalty | None
     max_iter: int
@@ -253,29 +280,42 @@ class PenalisedProblem:
 def evaluate(
     problem: PenalisedProblem, lams: tuple[float, ...], start: np.ndarray | None = None
 ) -> _Candidate:
-    """Solve the penalised least squares for `lams` and score it by GCV.
+    """Solve the penalised least squares for `lams` and score it by GCV (and blocked CV).
 
     `start` warm-starts the shape-constraint iteration (unused without constraints).
     """
     stats = problem.stats
-    base = stats.gram + sum(lam * P for lam, P in zip(lams, problem.components, strict=True))
-    base[np.diag_indices_from(base)] += RIDGE
-    if problem.shape is not None:
-        coef, factor = _constrained_solve(problem, base, start)
-    else:
-        factor = sla.cho_factor(base, check_finite=False)
-        coef = sla.cho_solve(factor, stats.cross, check_finite=False)
-    # RSS = y'y - 2 b'X'y + b'X'X b, from the statistics alone.
-    rss = max(stats.yy - coef @ (2.0 * stats.cross - stats.gram @ coef), 0.0)
+    penalty = sum(lam * P for lam, P in zip(lams, problem.components, strict=True))
+    coef, factor = _solve(problem, stats, penalty, start)
+    rss = stats.squared_error(coef)
     influence = sla.cho_solve(factor, stats.gram, check_finite=False)
     edof = float(np.trace(influence))
     n = stats.n_rows
     gcv = n * rss / (n - GCV_GAMMA * edof) ** 2
-    return _Candidate(tuple(lams), coef, factor, influence, rss, edof, gcv)
+    cv = None
+    if problem.blocks:
+        # Each fold: fit on the other blocks (total minus this block), score on this block.
+        errors = []
+        for block in problem.blocks:
+            fold_coef, _ = _solve(problem, stats - block, penalty, coef)
+            errors.append(block.squared_error(fold_coef))
+        cv = float(np.sum(errors) / n)
+    return _Candidate(tuple(lams), coef, factor, influence, rss, edof, gcv, cv)
+
+
+def _solve(
+    problem: PenalisedProblem, stats: SufficientStats, penalty: np.ndarray, start: np.ndarray | None
+) -> tuple[np.ndarray, tuple[np.ndarray, bool]]:
+    base = stats.gram + penalty
+    base[np.diag_indices_from(base)] += RIDGE
+    if problem.shape is not None:
+        return _constrained_solve(problem, base, stats.cross, start)
+    factor = sla.cho_factor(base, check_finite=False)
+    return sla.cho_solve(factor, stats.cross, check_finite=False), factor
 
 
 def _constrained_solve(
-    problem: PenalisedProblem, base: np.ndarray, start: np.ndarray | None
+    problem: PenalisedProblem, base: np.ndarray, cross: np.ndarray, start: np.ndarray | None
 ) -> tuple[np.ndarray, tuple[np.ndarray, bool]]:
     """pygam's shape-constraint iteration, on p-by-p matrices only.
 
@@ -283,7 +323,6 @@ def _constrained_solve(
     with X'X + P + C(b). Without `start` it starts where pygam starts (all
     coefficients sqrt(eps)); it stops at pygam's tol.
     """
-    cross = problem.stats.cross
     coef = np.full(len(cross), RIDGE) if start is None else start
     for _ in range(problem.max_iter):
         factor = sla.cho_factor(base + problem.shape.matrix(coef), check_finite=False)
@@ -298,7 +337,7 @@ def _constrained_solve(
 def _select(problem: PenalisedProblem, lam_grid: list[float]) -> _Candidate:
     n_lams = len(problem.components)
     grid = np.sort(np.asarray(lam_grid, dtype=float))
-    best = min((evaluate(problem, (lam,) * n_lams) for lam in grid), key=lambda c: c.gcv)
+    best = min((evaluate(problem, (lam,) * n_lams) for lam in grid), key=lambda c: c.score)
     # Per-penalty search on the spec grid plus its geometric midpoints.
     fine = np.sort(np.r_[grid, np.sqrt(grid[:-1] * grid[1:])])
     for _ in range(MAX_SWEEPS):
@@ -309,7 +348,7 @@ def _select(problem: PenalisedProblem, lam_grid: list[float]) -> _Candidate:
                     continue
                 lams = best.lams[:k] + (float(lam),) + best.lams[k + 1 :]
                 candidate = evaluate(problem, lams, start=best.coef)
-                if candidate.gcv < best.gcv * (1.0 - MIN_GCV_GAIN):
+                if candidate.score < best.score * (1.0 - MIN_SCORE_GAIN):
                     best, improved = candidate, True
         if not improved:
             break

@@ -102,7 +102,9 @@ def train_bundle(
 
     detectors = {}
     for name, detector_spec in spec.detectors.items():
-        detectors[name] = fit_detector(detector_spec, data.detector_train, seed=seed)
+        detectors[name] = fit_detector(
+            detector_spec, data.detector_train, derived=spec.derived_features, seed=seed
+        )
         progress("fit detectors", 1, max(len(spec.detectors), 1))
 
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +127,7 @@ def train_bundle(
                    "n_rows": gam_fits[name].n_rows}
             for name in spec.model_order
         },
-        "detectors": {name: gate.detectors[name].to_dict() for name in detectors} if hasattr(gate, "detectors") else {},
+        "detectors": {name: gate.detectors[name].to_dict() for name in detectors},
         "gate": gate.to_dict(),
         "data": {"rows_in": data.report.rows_in, "rows_used": data.report.rows_used},
     }

@@ -100,12 +100,15 @@ def deployed_envs() -> dict[str, list[str]]:
     return {v.version: v.deployed_envs for v in list_versions(load_settings(), PLANT)}
 
 
-def register_directly(harness: Harness) -> str:
-    """Another version without another training run: register the trained bundle from S3."""
+def register_directly(
+    harness: Harness, key: str = "bundles/extra/model.tar.gz", promotion: dict | None = None
+) -> str:
+    """Another version without another training run: register the trained bundle from S3 (a training
+    job's output is at training/<job>/output/model.tar.gz)."""
     from deploy import steps
 
-    harness.s3.put_object(Bucket=BUCKET, Key="bundles/extra/model.tar.gz", Body=harness.fake.model_tar)
-    return steps.register(steps.RegisterInput(f"s3://{BUCKET}/bundles/extra/model.tar.gz", PLANT)).version
+    harness.s3.put_object(Bucket=BUCKET, Key=key, Body=harness.fake.model_tar)
+    return steps.register(steps.RegisterInput(f"s3://{BUCKET}/{key}", PLANT, promotion=promotion)).version
 
 
 def lambda_invoke(self, function_name, qualifier, body, headers, response_headers):

@@ -55,15 +55,21 @@ def migrated_store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def harness(aws_env, dragon_home, monkeypatch, model_tar, migrated_store):
+def registry_home(dragon_home, migrated_store) -> Path:
+    """An empty DRAGON_HOME whose registry store is already migrated (a copy costs milliseconds)."""
+    dragon_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(migrated_store, dragon_home / "mlflow.db")
+    (dragon_home / ".store-ready").touch()
+    return dragon_home
+
+
+@pytest.fixture()
+def harness(aws_env, registry_home, monkeypatch, model_tar):
     import boto3
     from moto import mock_aws
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
     monkeypatch.setenv("DRAGON_ARTIFACT_BUCKET", BUCKET)
-    dragon_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(migrated_store, dragon_home / "mlflow.db")
-    (dragon_home / ".store-ready").touch()
     fake = SageMakerFake(model_tar=model_tar)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda_invoke)

@@ -109,7 +109,7 @@ def test_training_job_request_matches_the_state_machine(moto_backend):
     )
     asl = json.loads((STATEMACHINES / "training.asl.json").read_text())["States"]["StartTrainingJob"]
     assert sorted(k.removesuffix(".$") for k in asl["Parameters"]) == sorted(request)
-    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train", "plant"]
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train", "config"]
 
     moto_backend.start_training_job(request)
     assert moto_backend.training_job_status("dragon-train-1") == ("Completed", None)

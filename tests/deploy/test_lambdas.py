@@ -9,9 +9,10 @@ from dragon.errors import DragonError
 
 
 def test_parse_input_keeps_declared_fields_and_ignores_the_rest():
-    event = {"plant_name": "yet-dragon", "env": "dev", "version": None, "training_job_name": "dragon-train-1"}
+    event = {"plant_name": "yet-dragon", "env": "dev", "version": None, "training_job_name": "dragon-train-1",
+             "delay_seconds": 120}
     parsed = lambdas.parse_input(steps.ResolveInput, event)
-    assert (parsed.plant_name, parsed.env, parsed.version) == ("yet-dragon", "dev", None)
+    assert parsed == steps.ResolveInput("yet-dragon", "dev", None, "dragon-train-1")
 
 
 def test_parse_input_names_missing_fields():
@@ -24,7 +25,7 @@ def test_approval_handler_refuses_an_unknown_action():
         lambdas.approval_handler({"action": "maybe"})
 
 
-def test_record_failure_handler_returns_json(dragon_home):
+def test_record_failure_handler_returns_json(registry_home):
     import json
 
     out = lambdas.record_failure_handler(

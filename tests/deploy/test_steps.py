@@ -13,7 +13,7 @@ PLANT = "yet-dragon"
 
 
 @pytest.fixture()
-def two_versions(dragon_home, trained_bundle):
+def two_versions(registry_home, trained_bundle):
     settings = load_settings()
     first = steps.register(steps.RegisterInput(str(trained_bundle), PLANT), settings)
     second = steps.register(steps.RegisterInput(str(trained_bundle), PLANT, approval_required=True), settings)
@@ -48,8 +48,8 @@ def test_deployed_tag_moves_and_is_removed_on_undeploy(two_versions):
 def test_failed_deployment_keeps_the_serving_version_tagged(two_versions):
     settings, first, second = two_versions
     steps.tag_deployment(steps.TagInput(PLANT, first.version, "prod"), settings)
-    result = steps.record_failure(steps.FailureInput(PLANT, "prod", "EndpointFailed", "capacity", second.version),
-                                  settings)
+    failure = steps.FailureInput(PLANT, "prod", "EndpointFailed", "capacity", second.version)
+    result = steps.record_failure(failure, settings)
     assert result.deployed_version == first.version
     tags = get_version(settings, PLANT, second.version).tags
     assert "deployed.prod" not in tags and "EndpointFailed" in tags["last_failure.prod"]
@@ -75,3 +75,47 @@ def test_challenger_that_is_worse_is_not_promoted(loaded_bundle, small_history):
     assert not verdict.promote
     assert "concentration RMSE" in verdict.reason
     assert verdict.candidate["concentration"] > verdict.champion["concentration"]
+
+
+def _register_from_job(settings, tmp_path, model_tar: bytes, job: str, promote: bool = True):
+    """A version registered the way the training workflow registers a SageMaker job's model.tar.gz."""
+    archive = tmp_path / "training" / job / "output" / "model.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(model_tar)
+    verdict = {"promote": promote, "reason": "won" if promote else "challenger loses: yield RMSE"}
+    return steps.register(steps.RegisterInput(str(archive), PLANT, promotion=verdict), settings)
+
+
+def test_training_job_resolves_to_its_own_version_not_the_champion(registry_home, tmp_path, model_tar):
+    settings = load_settings()
+    job = steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-7f3a")
+    with pytest.raises(steps.VersionNotRegisteredYet, match="dragon-train-7f3a"):
+        steps.resolve_version(job, settings)
+    _register_from_job(settings, tmp_path, model_tar, "dragon-train-0001")  # becomes the champion
+    with pytest.raises(steps.VersionNotRegisteredYet):
+        steps.resolve_version(job, settings)
+    mine = _register_from_job(settings, tmp_path, model_tar, "dragon-train-7f3a")
+    resolved = steps.resolve_version(job, settings)
+    assert resolved.version == mine.version == "2"
+    assert "/dragon-train-7f3a/output/" in resolved.model_data_url
+    assert "champion" in get_version(settings, PLANT, "1").aliases
+    # An explicit version wins over the job.
+    assert steps.resolve_version(steps.ResolveInput(PLANT, "dev", "1", "dragon-train-7f3a"), settings).version == "1"
+
+
+def test_training_job_whose_challenger_lost_is_not_deployed(registry_home, tmp_path, model_tar):
+    settings = load_settings()
+    _register_from_job(settings, tmp_path, model_tar, "dragon-train-lost", promote=False)
+    with pytest.raises(steps.ChallengerNotPromoted, match="challenger loses"):
+        steps.resolve_version(steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-lost"), settings)
+
+
+def test_training_job_version_awaiting_approval_is_refused(registry_home, tmp_path, model_tar):
+    settings = load_settings()
+    archive = tmp_path / "training" / "dragon-train-gate" / "output" / "model.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(model_tar)
+    steps.register(steps.RegisterInput(str(archive), PLANT, approval_required=True), settings)
+    with pytest.raises(RegistryError, match="pending") as refused:
+        steps.resolve_version(steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-gate"), settings)
+    assert not isinstance(refused.value, steps.VersionNotRegisteredYet), "waiting on a person is not retried"

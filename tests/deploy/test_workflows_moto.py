@@ -16,8 +16,6 @@ from deploy.aws import AwsBackend, StackOutputs, approval_token_key
 from dragon.registry import get_version, list_versions
 from dragon.settings import load_settings
 
-pytestmark = pytest.mark.xdist_group("moto")
-
 
 @pytest.fixture()
 def data(harness, small_history, small_plant_path):

@@ -167,3 +167,42 @@ def test_effective_sample_size_sees_regimes_not_rows():
     assert effective_sample_size(independent) > 5_000
     assert effective_sample_size(regimes) < 100
     assert effective_sample_size(np.full(1000, 7.3)) == 1.0
+
+
+def test_setpoints_are_judged_by_range_only(baselines):
+    """The optimizer moves setpoints on purpose: a new distribution inside the training range is no
+    drift, a setpoint beyond it (the models extrapolate) is."""
+    tags = {"setpoint": Tag(role="setpoint", valid=(0.0, 14.0), bounds=(6.0, 9.0), max_move=0.2)}
+    moved = plant_rows(1000, seed=10)
+    moved["setpoint"] = 7.5  # always at the top of the training values: PSI would scream
+    report = analyse_drift(baselines, moved, SETTINGS, tags=tags)
+    feature = report.features["setpoint"]
+    assert feature.check == "range" and feature.status == "ok" and feature.psi > SETTINGS.psi_alert
+    assert not report.drift
+    assert analyse_drift(baselines, moved, SETTINGS).features["setpoint"].status != "ok"  # without roles
+
+    moved["setpoint"] = 8.5  # beyond the training maximum 7.5 + 10 % of the span
+    report = analyse_drift(baselines, moved, SETTINGS, tags=tags)
+    assert report.features["setpoint"].status == "alert"
+    assert [(v.feature, v.kind) for v in report.violations] == [("setpoint", RANGE_CHECK)]
+
+
+def test_short_window_cannot_outweigh_slow_regimes():
+    """A feature held in regimes for weeks is worth a few draws per year: eight hours of one
+    regime differ from the yearly marginal by construction and must not alert; a shift over
+    the whole year's span still does."""
+    rng = np.random.default_rng(3)
+    minutes = 60 * 24 * 120
+    times = pd.date_range("2026-01-01", periods=minutes, freq="min", tz="UTC")
+    regimes = np.repeat(rng.standard_normal(12), minutes // 12) + 0.05 * rng.standard_normal(minutes)
+    year = pd.DataFrame({"timestamp": times, "cooling": regimes})
+    baselines = compute_baselines(year, ["cooling"])
+    assert baselines["cooling"].span_hours == pytest.approx(120 * 24, rel=1e-3)
+    eight_hours = year.iloc[5000:5500]
+    quiet = analyse_drift(baselines, eight_hours, SETTINGS)
+    assert not quiet.drift and quiet.features["cooling"].status in ("ok", "warn")  # warn = effect size only
+    assert analyse_drift(baselines, eight_hours.drop(columns="timestamp"), SETTINGS).drift  # span unknown
+
+    later = year.copy()
+    later["cooling"] += 1.5 * baselines["cooling"].std
+    assert analyse_drift(baselines, later.iloc[::50], SETTINGS).features["cooling"].status == "alert"

@@ -111,3 +111,43 @@ def test_bad_training_data_is_a_clear_error():
     rows["a2"] = np.nan
     with pytest.raises(DataError, match="no values at all for a2"):
         fit_detector(DetectorSpec(name="ox", features=["a1", "a2"]), rows)
+
+
+def test_envelope_flags_a_far_out_value_the_forest_misses():
+    # Eight features: a row 40 sd out in one of them isolates barely faster than an extreme normal row.
+    columns = [f"x{i}" for i in range(8)]
+    rng = np.random.default_rng(5)
+    train = pd.DataFrame(rng.normal(size=(2000, 8)), columns=columns)
+    spec = DetectorSpec(name="wide", features=columns, contamination=0.01, n_estimators=50)
+    detector = fit_detector(spec, train)
+    far = pd.DataFrame([[40.0] + [0.0] * 7, [0.0] * 8], columns=columns)
+    scores, flagged, outside = detector.assess(detector.feature_rows(far))
+    assert scores[0] <= detector.threshold  # the forest alone would let it through
+    assert list(outside) == [True, False] and list(flagged) == [True, False]
+    assert detector.envelope_breaches(detector.feature_rows(far)[0]) == ["x0"]
+    assert detector.envelope_low[0] < -3.0 and detector.envelope_high[0] > 3.0  # quantile +- margin
+    # Without an envelope only the forest decides.
+    bare = fit_detector(spec.model_copy(update={"envelope": False}), train)
+    assert bare.envelope_low == [] and not bare.assess(bare.feature_rows(far))[1][0]
+
+
+def test_detector_on_a_derived_feature_scores_states_and_frames_alike():
+    from dragon.features import compile_derived
+
+    rng = np.random.default_rng(6)
+    feed = rng.uniform(150, 250, 1500)
+    train = pd.DataFrame({"feed": feed, "air": feed * 0.12 * (1 + rng.normal(0, 0.01, 1500))})
+    derived = {"air_per_feed": compile_derived("air_per_feed", "air / feed", ["feed", "air"])}
+    spec = DetectorSpec(name="air", features=["air_per_feed", "feed"], n_estimators=50)
+    detector = fit_detector(spec, train, derived=derived)
+    # Air at 20 on a 230 t/h feed: each tag inside its range, the ratio far below it.
+    state = {"feed": 230.0, "air": 20.0, "unused": 1.0}
+    rows = detector.feature_rows(state)
+    assert rows.shape == (1, 2) and rows[0, 0] == pytest.approx(20 / 230)
+    assert detector.assess(rows)[2][0]
+    frame = pd.DataFrame([state, {"feed": 200.0, "air": 24.0, "unused": 1.0}])
+    assert list(evaluate_gate({"air": detector}, frame).detectors["air"].by_episode) == []
+    _, flagged = detector_flags(detector, frame)
+    assert list(flagged) == [True, False]
+    with pytest.raises(DataError, match="air_per_feed"):
+        fit_detector(spec, train)  # the derived feature is not given

@@ -1,0 +1,565 @@
+"""Monitoring a deployed version: data drift, model quality, and the retraining trigger.
+
+A monitoring run judges a window — the endpoint's data capture or any table of plant states —
+against the version's training baselines (dragon/drift.py), and, when measured targets are
+there, each model's error against its training hold-out error. Its findings go to
+`DRAGON_HOME/monitoring/<stamp>/` (Model Monitor's `constraint_violations.json`, a report,
+plots) and to an MLflow run in the plant's experiment tagged with the monitored version. A
+violation emits "Drift Detected" (EventBridge starts the training state machine on AWS; the
+local runner can retrain at once), at most once per cool-down so one drift does not start ten
+trainings.
+
+Model error is the main retraining signal: drift in a slow disturbance or a fouling indicator
+is hard to tell from a regime the training year also held, but a model that no longer fits
+the plant shows it directly (fouling appears as concentration-model error).
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dragon.bundle import Bundle
+from dragon.drift import DriftReport, Violation
+from dragon.errors import DataError, DragonError
+from dragon.settings import Settings
+from dragon.spec import DriftSettings, PlantSpec
+
+INFERENCE_TIME = "inference_time"
+MODEL_VERSION = "model_version"
+PREDICTED = "predicted."  # read_capture's column prefix: predicted.<model> = the served "current" value
+MATCH_TOLERANCE = pd.Timedelta(minutes=30)  # a captured state and its measured target must be this close
+QUALITY_MIN_ROWS = 30  # scored buckets a model needs before its error is judged
+QUALITY_CHECK = "model_quality_check"
+COOLDOWN_ENV = "DRAGON_RETRAIN_COOLDOWN_HOURS"
+DEFAULT_COOLDOWN_HOURS = 24.0
+LAST_TRIGGER = "last_trigger.json"
+
+
+# --- reading the data capture ---------------------------------------------------------------------
+
+
+def read_capture(capture_dir: Path, spec: PlantSpec | None = None) -> pd.DataFrame:
+    """The captured requests under `capture_dir` (SageMaker data-capture JSON Lines, any depth;
+    or one .jsonl file) as one row per plant state: its tags, `inference_time` (UTC),
+    `model_version` and `predicted.<model>` per model of the answer.
+
+    A request may carry many states (JSON instances, JSON Lines, CSV); answers pair with states
+    in order. `spec` reads CSV bodies without a header row (the plant's required tags in order).
+    Unreadable lines are skipped; a capture with no readable state is a DataError."""
+    source = Path(capture_dir)
+    files = [source] if source.is_file() else sorted(source.rglob("*.jsonl")) if source.is_dir() else []
+    if not files:
+        raise DataError(f"{source}: no data capture here (expected *.jsonl files of the endpoint's capture)")
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    for path in files:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                rows.extend(_capture_rows(json.loads(line), spec))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                skipped += 1
+    if not rows:
+        raise DataError(
+            f"{source}: {len(files)} capture file(s) but no readable plant state ({skipped} bad line(s))"
+        )
+    frame = pd.DataFrame(rows)
+    frame[INFERENCE_TIME] = pd.to_datetime(frame[INFERENCE_TIME], utc=True, format="ISO8601")
+    return frame.sort_values(INFERENCE_TIME, kind="stable").reset_index(drop=True)
+
+
+def _capture_rows(event: dict[str, Any], spec: PlantSpec | None) -> list[dict[str, Any]]:
+    data = event["captureData"]
+    states = _decode_side(data["endpointInput"], spec, answers=False)
+    answers = _decode_side(data["endpointOutput"], spec, answers=True) if "endpointOutput" in data else []
+    if len(answers) != len(states):
+        answers = [{}] * len(states)  # a rejected request answers once for all: no predictions to pair
+    time = event["eventMetadata"]["inferenceTime"]
+    rows = []
+    for state, answer in zip(states, answers, strict=True):
+        row: dict[str, Any] = {tag: _number(value) for tag, value in state.items()}
+        row[INFERENCE_TIME] = time
+        row[MODEL_VERSION] = str(answer.get("model_version", "")) or None
+        for model, value in _served_predictions(answer).items():
+            row[f"{PREDICTED}{model}"] = value
+        rows.append(row)
+    return rows
+
+
+def _decode_side(side: dict[str, Any], spec: PlantSpec | None, *, answers: bool) -> list[dict[str, Any]]:
+    content_type = str(side.get("observedContentType", "")).split(";")[0].strip().lower()
+    text = side["data"]
+    if str(side.get("encoding", "")).upper() == "BASE64":
+        import base64
+
+        text = base64.b64decode(text).decode("utf-8", errors="replace")
+    if content_type == "text/csv":
+        return _csv_records(text, spec)
+    if content_type in ("application/jsonlines", "application/x-jsonlines", "application/jsonl"):
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [item.get("state", item) if not answers and set(item) == {"state"} else item for item in items]
+    body = json.loads(text)
+    if answers:
+        if isinstance(body, dict) and "predictions" in body:
+            version = body.get(MODEL_VERSION)
+            return [{MODEL_VERSION: version, **item} for item in body["predictions"]]
+        return body if isinstance(body, list) else [body]
+    if "state" in body:
+        return [body["state"]]
+    return list(body["instances"])
+
+
+def _csv_records(text: str, spec: PlantSpec | None) -> list[dict[str, Any]]:
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    first = [cell.strip() for cell in rows[0]]
+    if all(isinstance(_number(cell), float) for cell in first):
+        if spec is None:
+            raise ValueError("CSV without a header row needs the plant spec")
+        header, data = spec.required_state_tags, rows
+    else:
+        header, data = first, rows[1:]
+    return [dict(zip(header, (cell.strip() for cell in row), strict=True))
+            for row in data if len(row) == len(header)]
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _served_predictions(answer: dict[str, Any]) -> dict[str, float]:
+    """predicted.<model>.current of a JSON answer, or of a CSV answer's flattened columns."""
+    if isinstance(answer.get("predicted"), dict):
+        return {m: float(p["current"]) for m, p in answer["predicted"].items()
+                if isinstance(p, dict) and p.get("current") is not None}
+    found = {}
+    for key, value in answer.items():
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "predicted" and parts[2] == "current" and value not in ("", None):
+            found[parts[1]] = float(value)
+    return found
+
+
+# --- model quality ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelQuality:
+    model: str
+    target: str
+    rows: int  # scored buckets
+    rmse: float | None
+    training_rmse: float
+    ratio: float | None  # rmse / training_rmse
+    status: str  # ok | degraded | insufficient
+
+    def to_dict(self) -> dict[str, Any]:
+        def rounded(value: float | None) -> float | None:
+            return None if value is None or not math.isfinite(value) else round(value, 6)
+
+        return {"target": self.target, "rows": self.rows, "rmse": rounded(self.rmse),
+                "training_rmse": rounded(self.training_rmse), "ratio": rounded(self.ratio),
+                "status": self.status}
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    models: dict[str, ModelQuality]
+    tolerance: float  # a model is degraded when rmse > (1 + tolerance) x training rmse
+    source: str  # "capture" (served states joined to measured targets) or "history"
+
+    @property
+    def degraded(self) -> list[str]:
+        return [name for name, quality in self.models.items() if quality.status == "degraded"]
+
+    @property
+    def violations(self) -> list[Violation]:
+        return [
+            Violation(q.target, QUALITY_CHECK, (
+                f"model '{name}': RMSE {q.rmse:.4g} is {q.ratio:.2f}x its training hold-out RMSE "
+                f"{q.training_rmse:.4g} (allowed {1 + self.tolerance:.2f}x over {q.rows} scored rows)"))
+            for name, q in self.models.items() if q.status == "degraded"
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "tolerance": self.tolerance,
+                "models": {name: quality.to_dict() for name, quality in self.models.items()},
+                "violations": [v.to_dict() for v in self.violations]}
+
+
+def model_quality(
+    bundle: Bundle,
+    captured: pd.DataFrame | None,
+    actuals: pd.DataFrame,
+    settings: DriftSettings | None = None,
+) -> QualityReport:
+    """Each model's error on the window against its training hold-out RMSE.
+
+    With `captured` (read_capture), captured states are joined to the measured targets of
+    `actuals` by time (nearest within MATCH_TOLERANCE). Without it, `actuals` is a plain
+    history: steady-state rows, the inputs as measured. Either way the models predict from the
+    measured inputs (the raw GAM: the served `current` is bias-corrected towards the very
+    measurement it would be judged by; the served value is the fallback when inputs are
+    missing), and predictions and targets are averaged over the spec's resample buckets, as
+    training scored its hold-out."""
+    spec = bundle.spec
+    tolerance = (settings or spec.drift).error_growth_tolerance
+    if captured is None:
+        scored, source = _steady_history(actuals, spec), "history"
+    else:
+        scored, source = _matched_capture(captured, actuals, spec), "capture"
+    time_column = spec.time_column
+    bucket = scored[time_column].dt.floor(f"{spec.training.resample_minutes}min") if len(scored) else None
+    models = {}
+    for name in spec.model_order:
+        target = spec.models[name].target
+        training_rmse = float(bundle.metrics.get("models", {}).get(name, {}).get("rmse", math.nan))
+        predicted, measured = _predictions(bundle, name, scored), _column(scored, target)
+        kept = np.isfinite(predicted) & np.isfinite(measured)
+        if kept.sum():
+            errors = pd.DataFrame({"bucket": bucket[kept].to_numpy(), "p": predicted[kept],
+                                   "y": measured[kept]})
+            means = errors.groupby("bucket").mean()
+            residual = (means["y"] - means["p"]).to_numpy()
+        else:
+            residual = np.empty(0)
+        if residual.size < QUALITY_MIN_ROWS or not math.isfinite(training_rmse) or training_rmse <= 0:
+            rmse = float(np.sqrt(np.mean(residual**2))) if residual.size else None
+            models[name] = ModelQuality(name, target, int(residual.size), rmse, training_rmse, None,
+                                        "insufficient")
+            continue
+        rmse = float(np.sqrt(np.mean(residual**2)))
+        ratio = rmse / training_rmse
+        status = "degraded" if ratio > 1.0 + tolerance else "ok"
+        models[name] = ModelQuality(name, target, int(residual.size), rmse, training_rmse, ratio, status)
+    return QualityReport(models, tolerance, source)
+
+
+def _column(frame: pd.DataFrame, tag: str) -> np.ndarray:
+    if tag not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[tag], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _predictions(bundle: Bundle, name: str, scored: pd.DataFrame) -> np.ndarray:
+    features = bundle.spec.models[name].features
+    X = np.column_stack([_column(scored, tag) for tag in features]).reshape(len(scored), len(features))
+    complete = np.isfinite(X).all(axis=1)
+    predicted = _column(scored, f"{PREDICTED}{name}")  # the served value, where inputs are missing
+    if complete.any():
+        predicted[complete] = bundle.gams[name].predict(X[complete])
+    return predicted
+
+
+def _steady_history(history: pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
+    """The rows training would have scored: complete targets, steady state (spec.steady_state)."""
+    from training.transforms import steady_state_mask
+
+    frame = _with_times(history, spec.time_column, "history")
+    targets = [t for t in spec.model_targets.values() if t in frame]
+    frame = frame.dropna(subset=targets).reset_index(drop=True)
+    if len(frame) < 2:
+        return frame
+    try:
+        steady = steady_state_mask(frame, spec)
+    except DataError:
+        return frame.iloc[0:0]  # no steady-state tags in the window: nothing to score like training did
+    return frame.loc[steady].reset_index(drop=True)
+
+
+def _matched_capture(captured: pd.DataFrame, actuals: pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
+    """Captured states with the measured targets nearest in time (within MATCH_TOLERANCE)."""
+    time_column = spec.time_column
+    targets = list(dict.fromkeys(spec.model_targets.values()))
+    if INFERENCE_TIME not in captured:
+        raise DataError(f"captured states have no '{INFERENCE_TIME}' column (read them with read_capture)")
+    states = captured.drop(columns=[t for t in targets if t in captured]).sort_values(INFERENCE_TIME)
+    measured = _with_times(actuals, time_column, "actuals")
+    measured = measured[[time_column, *[t for t in targets if t in measured]]].dropna(subset=[time_column])
+    measured = measured.sort_values(time_column).rename(columns={time_column: "_measured_at"})
+    joined = pd.merge_asof(states, measured, left_on=INFERENCE_TIME, right_on="_measured_at",
+                           direction="nearest", tolerance=MATCH_TOLERANCE)
+    joined[time_column] = joined[INFERENCE_TIME]
+    return joined
+
+
+def _with_times(frame: pd.DataFrame, time_column: str, what: str) -> pd.DataFrame:
+    from dragon.data import parse_timestamps
+
+    if time_column not in frame:
+        raise DataError(
+            f"{what}: no time column '{time_column}' (the plant spec's [plant] time_column names it)"
+        )
+    out = frame.copy()
+    out[time_column] = parse_timestamps(out[time_column])
+    return out.dropna(subset=[time_column]).sort_values(time_column, kind="stable").reset_index(drop=True)
+
+
+# --- the trigger --------------------------------------------------------------------------------
+
+
+def cooldown_hours() -> float:
+    raw = os.environ.get(COOLDOWN_ENV)
+    if raw is None:
+        return DEFAULT_COOLDOWN_HOURS
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not math.isfinite(hours) or hours < 0:
+        raise DragonError(f"{COOLDOWN_ENV}={raw!r}: give the retraining cool-down in hours (a number >= 0)")
+    return hours
+
+
+def trigger_retraining(
+    settings: Settings, plant_name: str, version: str, reason: str, *, data_uri: str = ""
+) -> bool:
+    """Emit "Drift Detected" unless this plant triggered within the cool-down; True if it did.
+
+    The last trigger per plant lives in DRAGON_HOME/monitoring/last_trigger.json, checked and
+    written under a file lock so that concurrent monitoring runs trigger once."""
+    from deploy.events import DRIFT_DETECTED, SOURCE_MONITORING, emit_event
+
+    folder = settings.home / "monitoring"
+    folder.mkdir(parents=True, exist_ok=True)
+    state_path = folder / LAST_TRIGGER
+    now = datetime.now(UTC)
+    with open(folder / f"{LAST_TRIGGER}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            triggers = json.loads(state_path.read_text()) if state_path.is_file() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            triggers = {}  # a damaged record must not block retraining forever
+        last = triggers.get(plant_name)
+        if last is not None:
+            elapsed = now - datetime.fromisoformat(last["time"])
+            if elapsed < timedelta(hours=cooldown_hours()):
+                return False
+        emit_event(settings, DRIFT_DETECTED, {
+            "plant_name": plant_name, "version": version, "reason": reason, "data_uri": data_uri,
+        }, source=SOURCE_MONITORING)
+        triggers[plant_name] = {"time": now.isoformat(), "version": version, "reason": reason}
+        partial = state_path.with_suffix(".part")
+        partial.write_text(json.dumps(triggers, indent=2))
+        os.replace(partial, state_path)
+    return True
+
+
+# --- one monitoring run -------------------------------------------------------------------------
+
+
+@dataclass
+class MonitoringResult:
+    drift: bool  # any violation: data drift, data quality or model error growth
+    report: DriftReport
+    quality: QualityReport | None
+    violations: list[Violation]
+    triggered: bool  # a "Drift Detected" event was emitted (not within the cool-down)
+    reason: str
+    artifacts: Path
+    version: str
+    run_id: str | None = None
+    retraining: Any = None  # deploy.local_runner.TrainingRun when retrain_data was given and it triggered
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `monitor --json` object: the drift report's keys, plus `quality`."""
+        payload = self.report.to_dict()
+        if self.quality is not None:
+            payload["quality"] = self.quality.to_dict()
+        return payload
+
+
+def monitor_window(
+    settings: Settings,
+    plant_name: str,
+    version: str | None,
+    window: Path | pd.DataFrame,
+    *,
+    capture: bool = False,
+    actuals: Path | pd.DataFrame | None = None,
+    retrain_data: Path | None = None,
+) -> MonitoringResult:
+    """Judge a window against a registered version (default: champion), record it, and trigger.
+
+    `window`: a history table (path or frame) or, with `capture=True`, a data-capture folder.
+    `actuals`: measured targets arriving later (a history) to score captured predictions;
+    without it, the targets in the window itself are used. `retrain_data`: when the run
+    triggers, retrain on this history at once through the local training workflow."""
+    from dragon.bundle import load_bundle
+    from dragon.drift import analyse_drift
+    from dragon.registry import get_version, resolve_bundle
+
+    info = get_version(settings, plant_name, version)
+    bundle = load_bundle(resolve_bundle(plant_name, info.version, settings))
+    spec = bundle.spec
+    if capture:
+        if isinstance(window, pd.DataFrame):
+            states = window
+        else:
+            states = read_capture(Path(window), spec)
+        measured = states if actuals is None else _table(actuals, spec)
+        frame, time_column = states, INFERENCE_TIME
+        # A served state need not carry optional tags (a target no model reads): judge what it holds.
+        baselines = {t: b for t, b in bundle.baselines.items()
+                     if t in states or t in spec.required_state_tags}
+    else:
+        frame = _table(window, spec)
+        measured, time_column, baselines = frame, spec.time_column, bundle.baselines
+    report = analyse_drift(baselines, frame, spec.drift, spec.tags, time_column=time_column)
+    has_targets = any(t in measured for t in spec.model_targets.values())
+    quality = None
+    if has_targets:
+        quality = model_quality(bundle, states if capture else None, measured, spec.drift)
+    violations = [*report.violations, *(quality.violations if quality else [])]
+    reason = _reason(report, quality)
+    source = "capture" if capture else ("frame" if isinstance(window, pd.DataFrame) else str(window))
+    artifacts = _write_artifacts(settings, bundle, frame, report, quality, violations, reason,
+                                 info.version, source)
+    run_id = _log_run(settings, plant_name, info.version, report, quality, violations, artifacts, source)
+    triggered, retraining = False, None
+    if violations:
+        data_uri = str(retrain_data or ("" if capture or isinstance(window, pd.DataFrame) else window))
+        triggered = trigger_retraining(settings, plant_name, info.version, reason, data_uri=data_uri)
+        if triggered and retrain_data is not None:
+            retraining = _retrain_now(settings, Path(retrain_data))
+    return MonitoringResult(bool(violations), report, quality, violations, triggered, reason, artifacts,
+                            info.version, run_id, retraining)
+
+
+def _table(window: Path | pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
+    from dragon.data import read_history
+
+    return window.copy() if isinstance(window, pd.DataFrame) else read_history(Path(window), spec)
+
+
+def _reason(report: DriftReport, quality: QualityReport | None) -> str:
+    parts = []
+    if report.violations:
+        parts.append(report.verdict)
+    if quality and quality.degraded:
+        parts.append("model error grew: " + ", ".join(
+            f"{name} {quality.models[name].ratio:.2f}x" for name in quality.degraded))
+    if parts:
+        return "; ".join(parts)
+    return report.verdict if report.verdict else "no drift"
+
+
+def _retrain_now(settings: Settings, data: Path):
+    """The local stand-in for the EventBridge rule: consume the drift event, run the training workflow."""
+    from deploy.events import DRIFT_DETECTED_PATTERN, mark_handled, pending_events
+    from deploy.local_runner import run_training_pipeline
+
+    for event in pending_events(settings, DRIFT_DETECTED_PATTERN):
+        mark_handled(settings, event)
+    return run_training_pipeline(settings, data, auto_deploy=True)
+
+
+def _write_artifacts(
+    settings: Settings, bundle: Bundle, frame: pd.DataFrame, report: DriftReport,
+    quality: QualityReport | None, violations: list[Violation], reason: str, version: str, source: str,
+) -> Path:
+    from rich.console import Console
+
+    from dragon.drift import plot_drift
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = settings.home / "monitoring" / stamp
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "constraint_violations.json").write_text(json.dumps({"violations": [
+        {"feature_name": v.feature, "constraint_check_type": v.kind, "description": v.description}
+        for v in violations
+    ]}, indent=2))
+    summary = {"plant_name": bundle.spec.name, "version": version, "window": source, "reason": reason,
+               "verdict": report.verdict, **report.to_dict(),
+               "quality": quality.to_dict() if quality else None}
+    (folder / "report.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    console = Console(record=True, width=120, file=io.StringIO())
+    console.print(render_monitoring(report, quality, reason))
+    (folder / "report.txt").write_text(console.export_text())
+    plot_drift(bundle.baselines, frame, report, folder)
+    return folder
+
+
+def _log_run(
+    settings: Settings, plant_name: str, version: str, report: DriftReport, quality: QualityReport | None,
+    violations: list[Violation], artifacts: Path, source: str,
+) -> str:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    from dragon.registry import experiment_id
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    tags = {"monitored.version": version, "dragon.run_kind": "monitoring", "monitored.window": source[:250]}
+    run = client.create_run(experiment_id(settings, plant_name), run_name=f"monitor-{plant_name}-v{version}",
+                            tags=tags)
+    run_id = run.info.run_id
+    stamp = int(datetime.now(UTC).timestamp() * 1000)
+    values = {"drift": float(report.drift), "violations": float(len(violations)),
+              "window_rows": float(report.window_rows)}
+    for tag, feature in report.features.items():
+        for name in ("psi", "ks"):
+            value = getattr(feature, name)
+            if value is not None:
+                values[f"drift.{tag}.{name}"] = value
+    if quality:
+        for name, item in quality.models.items():
+            if item.ratio is not None:
+                values[f"quality.{name}.rmse_ratio"] = item.ratio
+                values[f"quality.{name}.rmse"] = item.rmse
+    metrics = [Metric(key, float(value), stamp, 0) for key, value in values.items() if math.isfinite(value)]
+    client.log_batch(run_id, metrics=metrics)
+    client.log_artifacts(run_id, str(artifacts), "monitoring")
+    client.set_terminated(run_id)
+    return run_id
+
+
+# --- human output ------------------------------------------------------------------------------
+
+
+def render_monitoring(report: DriftReport, quality: QualityReport | None, reason: str):
+    """A rich renderable: the drift report, then each model's error against training."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from dragon.drift import render_drift_report
+
+    parts = [render_drift_report(report)]
+    if quality is not None:
+        table = Table(title=f"Model error against training ({quality.source})", title_justify="left")
+        for column in ("model", "target", "rows", "RMSE", "training RMSE", "ratio", "status"):
+            table.add_column(column, justify="left" if column in ("model", "target", "status") else "right")
+        for name, item in quality.models.items():
+            style = {"ok": "green", "degraded": "bold red"}.get(item.status, "dim")
+            table.add_row(name, item.target, str(item.rows), _show(item.rmse), _show(item.training_rmse),
+                          _show(item.ratio, 2), Text(item.status, style=style))
+        parts.append(table)
+        parts.extend(Text(f"  {v.kind}  {v.feature}: {v.description}", style="red")
+                     for v in quality.violations)
+    parts.append(Text(reason, style="bold"))
+    return Group(*parts)
+
+
+def _show(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
