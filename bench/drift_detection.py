@@ -60,7 +60,8 @@ def monitored_tags(spec) -> list[str]:
 def split_weeks(history: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """(baseline rows, held-out weeks): normal rows, every HELD_OUT_EVERY-th week held out."""
     normal = history[history["episode"] == ""]
-    week = ((normal["timestamp"] - history["timestamp"].iloc[0]).dt.total_seconds() // (7 * 86400)).astype(int)
+    elapsed = (normal["timestamp"] - history["timestamp"].iloc[0]).dt.total_seconds()
+    week = (elapsed // (7 * 86400)).astype(int)
     held = (week % HELD_OUT_EVERY) == HELD_OUT_EVERY - 1
     return normal[~held], [block for _, block in normal[held].groupby(week[held]) if len(block) > 0]
 
@@ -119,7 +120,8 @@ def fouling_delay(baselines, spec, history: pd.DataFrame, start_row: int, end_ro
         if report.drift:
             delay, culprits = end - start_row, [f"{v.feature}:{v.kind}" for v in report.violations]
             break
-    return {"start_row": int(start_row), "pre_alert": bool(pre_alert), "delay_rows": delay, "alerts": culprits}
+    return {"start_row": int(start_row), "pre_alert": bool(pre_alert), "delay_rows": delay,
+            "alerts": culprits}
 
 
 def main() -> None:
@@ -137,10 +139,11 @@ def main() -> None:
     train = generate_history(days, seed=1).history
     other = generate_history(days, seed=2).history
     fouling_start_h, fouling_end_h = days * 24 * 0.5, days * 24 * 0.5 + 240.0
-    fouled = generate_history(days, seed=2, episodes=[Episode(FOULING, fouling_start_h, fouling_end_h)]).history
+    episode = Episode(FOULING, fouling_start_h, fouling_end_h)
+    fouled = generate_history(days, seed=2, episodes=[episode]).history
     print(
         f"histories: 3 x {days:g} days ({len(train)} rows each) in {time.perf_counter() - started:.1f} s; "
-        f"{len(tags)} features ({sum(spec.tags[t].role == 'setpoint' for t in tags)} setpoints judged by range); "
+        f"{len(tags)} features ({sum(spec.tags[t].role == 'setpoint' for t in tags)} setpoints: range only); "
         "threads 1"
     )
     baseline_rows, held_out = split_weeks(train)
@@ -179,12 +182,14 @@ def main() -> None:
     end_row = int(np.searchsorted(hours, fouling_end_h))
     delay = fouling_delay(baselines, spec, fouled, start_row, end_row)
     print(
-        f"fouling step injected at row {start_row} ({end_row - start_row} rows long), {DELAY_WINDOW}-row window "
-        f"sliding by {DELAY_STEP}: pre-alert {delay['pre_alert']}, first alert after {delay['delay_rows']} rows "
+        f"fouling step injected at row {start_row} ({end_row - start_row} rows long), "
+        f"{DELAY_WINDOW}-row window sliding by {DELAY_STEP}: pre-alert {delay['pre_alert']}, "
+        f"first alert after {delay['delay_rows']} rows "
         f"({', '.join(delay['alerts'][:3])})"
     )
     print(f"total {time.perf_counter() - started:.1f} s")
-    heldout = [r for name in ("heldout_random", "heldout_contiguous") for r in rates[name].values() if r is not None]
+    heldout = [rate for name in ("heldout_random", "heldout_contiguous")
+               for rate in rates[name].values() if rate is not None]
     print(
         json.dumps(
             {

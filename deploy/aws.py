@@ -39,7 +39,7 @@ OUTPUT_KEYS = {
 SETUP_HINT = (
     f"set {STACK_ENV} to the name of your deployed YET Dragon stack (default {DEFAULT_STACK}), "
     "AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and the stack's region "
-    "(AWS_REGION); see README, Deploy on AWS"
+    "(AWS_DEFAULT_REGION); see README, Deploy on AWS"
 )
 
 

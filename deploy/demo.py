@@ -158,7 +158,7 @@ def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
 
 def run_demo(settings: Settings, workdir: Path, *, seed: int = 1) -> None:
     from deploy.local_runner import run_training_pipeline, run_undeploy
-    from deploy.monitoring import monitor_window
+    from deploy.monitoring import monitor_window, render_monitoring
     from dragon.spec import load_plant
 
     plant = load_plant()
@@ -185,6 +185,7 @@ def run_demo(settings: Settings, workdir: Path, *, seed: int = 1) -> None:
 
         console.rule("5. monitoring: the summer window against version " + first.version + "'s baseline")
         verdict = monitor_window(settings, plant.name, first.version, data.watch)
+        console.print(render_monitoring(verdict.report, verdict.quality, verdict.reason))
         if verdict.drift:
             console.rule("6. drift → retraining on recent history, champion/challenger against the deployed version")
             second = run_training_pipeline(settings, data.recent, auto_deploy=True, port=port)

@@ -176,7 +176,7 @@ def compute_baselines(
             max=float(present.max()),
             bin_edges=edges,
             bin_fractions=tuple(float(c) for c in counts / present.size),
-            n_effective=effective_sample_size(present),
+            n_effective=distribution_sample_size(present, interior),
             span_hours=span,
         )
     return baselines
@@ -201,6 +201,19 @@ def effective_sample_size(values: np.ndarray, blocks: int = BATCH_BLOCKS) -> flo
     if between == 0.0:
         return float(n)
     return float(min(n, max(1.0, n * spread / (size * between))))
+
+
+def distribution_sample_size(values: np.ndarray, edges: np.ndarray) -> float:
+    """The effective sample size of what PSI and KS look at: the smallest batch-means size of the
+    values and of each indicator `values < edge`. Regimes of spread (a tag calm for weeks, then
+    bursty) barely move the block means of the values but do move those of the outer
+    indicators; an indicator constant over the rows says nothing about persistence and is skipped."""
+    sizes = [effective_sample_size(values)]
+    for edge in np.asarray(edges, dtype=float):
+        below = (values < edge).astype(float)
+        if 0.0 < below.mean() < 1.0:
+            sizes.append(effective_sample_size(below))
+    return float(min(sizes))
 
 
 def _quantile_bins(present: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,6 +309,7 @@ def _feature_drift(
     valid: tuple[float, float] | None,
     *,
     range_only: bool = False,
+    bounds: tuple[float, float] | None = None,
     window_hours: float = 0.0,
 ) -> FeatureDrift:
     present = values[~np.isnan(values)]
@@ -311,7 +325,7 @@ def _feature_drift(
     counts = np.bincount(baseline.bin_indices(present), minlength=len(baseline.bin_fractions))
     fractions = counts / present.size
     psi_raw = population_stability_index(baseline, fractions, present.size)
-    n_window = effective_sample_size(present)
+    n_window = distribution_sample_size(present, np.asarray(baseline.bin_edges[1:-1]))
     if baseline.span_hours > 0 and window_hours > 0:
         # no more independent draws than the baseline accrues over the window's span (module docstring)
         n_window = min(n_window, max(1.0, baseline.information * window_hours / baseline.span_hours))
@@ -323,8 +337,13 @@ def _feature_drift(
     ks_alert = ks > settings.ks_alert and ks > _ks_floor(n_window, baseline.information)
     shares = tuple(float(f) for f in fractions)
     if range_only:
-        status = "alert" if outside > RANGE_TOLERANCE else "ok"
-        return FeatureDrift(psi, ks, completeness, outside, status, psi_raw, shares, check)
+        # Setpoints move by design (operators redraw them, the optimizer moves them): leaving the
+        # training range is a warning (the anomaly gate judges single states), only leaving the
+        # equipment bounds is a violation; `out_of_range` then counts values outside the bounds.
+        low_bound, high_bound = bounds if bounds is not None else (low, high)
+        outside_bounds = float(np.mean((present < low_bound) | (present > high_bound)))
+        status = "alert" if outside_bounds > RANGE_TOLERANCE else ("warn" if outside > RANGE_TOLERANCE else "ok")
+        return FeatureDrift(psi, ks, completeness, outside_bounds, status, psi_raw, shares, check)
     if psi_alert or ks_alert:
         status = "alert"
     elif psi >= settings.psi_warn or ks > settings.ks_alert:
@@ -348,10 +367,10 @@ def _violations(
             f"completeness {feature.completeness:.1%} is below the baseline's {baseline.completeness:.1%} "
             f"minus {COMPLETENESS_TOLERANCE:.0%}")))
     if feature.out_of_range > RANGE_TOLERANCE:
-        found.append(Violation(tag, RANGE_CHECK, (
-            f"{feature.out_of_range:.1%} of values lie outside the training range "
-            f"[{baseline.min:.4g}, {baseline.max:.4g}] (+{RANGE_MARGIN:.0%} margin) "
-            "or the tag's valid range")))
+        where = ("the setpoint's equipment bounds" if feature.check == "range" else
+                 f"the training range [{baseline.min:.4g}, {baseline.max:.4g}] (+{RANGE_MARGIN:.0%} margin) "
+                 "or the tag's valid range")
+        found.append(Violation(tag, RANGE_CHECK, f"{feature.out_of_range:.1%} of values lie outside {where}"))
     return found
 
 
@@ -384,7 +403,8 @@ def analyse_drift(
         valid = tags[tag].valid if tags and tag in tags else None
         range_only = bool(tags and tag in tags and tags[tag].role == "setpoint")
         feature = _feature_drift(baseline, _numeric_column(window, tag), settings, valid,
-                                 range_only=range_only, window_hours=window_hours)
+                                 range_only=range_only, bounds=tags[tag].bounds if range_only else None,
+                                 window_hours=window_hours)
         features[tag] = feature
         violations.extend(_violations(tag, baseline, feature, settings))
     return DriftReport(bool(violations), rows, features, violations, _verdict(features, violations))

@@ -94,7 +94,21 @@ def local_path(uri: str) -> Path:
     return Path(unquote(parsed.path))
 
 
-def _info(client, version) -> ModelVersionInfo:
+def _aliases(client, plant_name: str) -> dict[str, list[str]]:
+    """Version -> aliases. Version searches do not carry aliases; the registered model does."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        aliases = client.get_registered_model(plant_name).aliases or {}
+    except MlflowException:
+        return {}
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    return by_version
+
+
+def _info(client, version, aliases: list[str] | None = None) -> ModelVersionInfo:
     metrics: dict[str, float] = {}
     if version.run_id:
         try:
@@ -107,7 +121,7 @@ def _info(client, version) -> ModelVersionInfo:
         run_id=version.run_id,
         source=version.source,
         created_at=int(version.creation_timestamp or 0),
-        aliases=list(getattr(version, "aliases", []) or []),
+        aliases=sorted(aliases if aliases is not None else _aliases(client, version.name).get(str(version.version), [])),
         tags=dict(version.tags or {}),
         metrics=metrics,
     )
@@ -179,7 +193,8 @@ def resolve_bundle(plant_name: str, version_or_alias: str | None, settings: Sett
 def list_versions(settings: Settings, plant_name: str) -> list[ModelVersionInfo]:
     client = _client(settings)
     found = client.search_model_versions(f"name = '{plant_name}'")
-    infos = [_info(client, v) for v in found]
+    aliases = _aliases(client, plant_name)
+    infos = [_info(client, v, aliases.get(str(v.version), [])) for v in found]
     return sorted(infos, key=lambda v: int(v.version), reverse=True)
 
 

@@ -62,12 +62,22 @@ class SufficientStats:
     n_rows: int
 
     def __add__(self, other: SufficientStats) -> SufficientStats:
-        return SufficientStats(self.gram + other.gram, self.cross + other.cross, self.yy + other.yy,
-                               self.y_sum + other.y_sum, self.n_rows + other.n_rows)
+        return SufficientStats(
+            self.gram + other.gram,
+            self.cross + other.cross,
+            self.yy + other.yy,
+            self.y_sum + other.y_sum,
+            self.n_rows + other.n_rows,
+        )
 
     def __sub__(self, other: SufficientStats) -> SufficientStats:
-        return SufficientStats(self.gram - other.gram, self.cross - other.cross, self.yy - other.yy,
-                               self.y_sum - other.y_sum, self.n_rows - other.n_rows)
+        return SufficientStats(
+            self.gram - other.gram,
+            self.cross - other.cross,
+            self.yy - other.yy,
+            self.y_sum - other.y_sum,
+            self.n_rows - other.n_rows,
+        )
 
     def squared_error(self, coef: np.ndarray) -> float:
         """Sum of squared errors of `coef` on these rows: y'y - 2 b'X'y + b'X'X b."""
@@ -141,9 +151,10 @@ def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 
     # Edge knots from the global range of every column, whatever the chunking.
     gam._validate_data_dep_params(np.vstack([X.min(axis=0), X.max(axis=0)]))
     gam.statistics_ = {"n_samples": len(y), "m_features": X.shape[1]}
+    n_blocks = model.cv_blocks if model.selection == "blocked_cv" else 1
     blocks = [
         accumulate(gam, X[rows], y[rows], chunk_rows=chunk_rows)
-        for rows in np.array_split(np.arange(len(y)), model.cv_blocks if model.selection == "blocked_cv" else 1)
+        for rows in np.array_split(np.arange(len(y)), n_blocks)
     ]
     problem = PenalisedProblem(
         stats=sum(blocks[1:], blocks[0]),

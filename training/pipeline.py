@@ -146,7 +146,7 @@ def train_bundle(
         spec=spec,
         gams={name: fit.gam for name, fit in gam_fits.items()},
         detectors=detectors,
-        baselines=compute_baselines(data.detector_train, baseline_tags),
+        baselines=compute_baselines(data.detector_train, baseline_tags, time_column=spec.time_column),
         metrics={**summary, "data_report": data.report.to_dict(), "trained_at": time.time()},
         provenance=provenance,
     )

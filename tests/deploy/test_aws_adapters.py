@@ -79,7 +79,7 @@ def test_workflow_starts_send_the_state_machine_input(moto_backend):
 
 def test_workflow_starts_refuse_bad_requests():
     backend = AwsBackend(stack=StackOutputs())
-    with pytest.raises(DragonError, match="--stack"):
+    with pytest.raises(DragonError, match="DRAGON_STACK"):
         backend.start_undeploy_workflow(plant_name="p", env="dev")
     with pytest.raises(DragonError, match="batch"):
         backend.start_deployment_workflow(plant_name="p", env="dev", mode="batch")
@@ -206,6 +206,7 @@ def test_from_stack_reads_the_outputs(aws_env):
         {"OutputKey": "TrainingStateMachineArn", "OutputValue": "arn:t"},
         {"OutputKey": "DeploymentStateMachineArn", "OutputValue": "arn:d"},
         {"OutputKey": "ArtifactBucketName", "OutputValue": "bucket-1"},
+        {"OutputKey": "Environment", "OutputValue": "prod"},
     ]
     stack = {"StackName": "yet-dragon-dev", "CreationTime": "2026-01-01", "StackStatus": "CREATE_COMPLETE"}
     stubber = Stubber(cfn)
@@ -219,3 +220,4 @@ def test_from_stack_reads_the_outputs(aws_env):
             AwsBackend.from_stack("nope", region=REGION, cloudformation=cfn)
     assert backend.stack.training_state_machine_arn == "arn:t"
     assert backend.stack.bucket == "bucket-1" and backend.stack.undeploy_state_machine_arn == ""
+    assert backend.stack.environment == "prod"

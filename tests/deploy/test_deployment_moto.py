@@ -81,25 +81,20 @@ def job_output(job: str) -> str:
     return f"training/{job}/output/model.tar.gz"
 
 
-def test_training_job_trigger_deploys_the_jobs_version_not_the_champion(harness):
+def test_training_job_trigger_deploys_the_jobs_version_only_if_it_won(harness):
     champion = register_directly(harness)
     assert harness.run("deployment", deployment_input(champion))["status"] == "SUCCEEDED"
-    mine = register_directly(harness, job_output("dragon-train-b7"))
     # What the "training job completed" rule sends: no version, the job's name.
-    run = harness.run("deployment", deployment_input(None, training_job_name="dragon-train-b7"))
-    assert run["status"] == "SUCCEEDED", run
-    assert deployed_envs() == {champion: [], mine: ["dev"]}
-
-
-def test_training_job_whose_challenger_lost_ends_without_deploying(harness):
-    champion = register_directly(harness)
-    assert harness.run("deployment", deployment_input(champion))["status"] == "SUCCEEDED"
     lost = register_directly(harness, job_output("dragon-train-c8"), {"promote": False, "reason": "worse"})
     run = harness.run("deployment", deployment_input(None, training_job_name="dragon-train-c8"))
     assert run["status"] == "SUCCEEDED", run
     assert json.loads(run["output"])["error"]["Error"] == "ChallengerNotPromoted"
-    assert deployed_envs() == {champion: ["dev"], lost: []}
-    assert harness.sagemaker.list_endpoints()["Endpoints"][0]["EndpointName"] == f"{PLANT}-dev"
+    assert deployed_envs() == {champion: ["dev"], lost: []}, "the champion keeps serving"
+
+    mine = register_directly(harness, job_output("dragon-train-b7"), {"promote": True, "reason": "won"})
+    run = harness.run("deployment", deployment_input(None, training_job_name="dragon-train-b7"))
+    assert run["status"] == "SUCCEEDED", run
+    assert deployed_envs() == {champion: [], lost: [], mine: ["dev"]}
 
 
 def test_deployment_waits_for_the_training_jobs_version_to_be_registered(harness):
@@ -135,10 +130,9 @@ def test_training_job_that_never_registers_fails_and_tags_nothing(harness):
     arn = harness.sfn.create_state_machine(
         name="dragon-deployment-one-retry", definition=json.dumps(asl), roleArn=ROLE
     )["stateMachineArn"]
-    champion = register_directly(harness)
     execution = harness.sfn.start_execution(
         stateMachineArn=arn, input=json.dumps(deployment_input(None, training_job_name="dragon-train-e0"))
     )["executionArn"]
     run = harness.wait(execution)
     assert run["status"] == "FAILED" and run["error"] == "VersionNotRegisteredYet", run
-    assert deployed_envs() == {champion: []}
+    assert deployed_envs() == {} and harness.sagemaker.list_models()["Models"] == []

@@ -133,3 +133,35 @@ def test_dockerfile_contract():
     assert (
         'train = "training.entrypoint:main"' in scripts and 'serve = "inference.entrypoint:main"' in scripts
     )
+
+
+def test_lambda_functions_run_the_image_with_an_existing_handler():
+    """Zips cannot hold numpy/scipy/pandas/pyarrow/pygam/MLflow (250 MB): every function runs the image,
+    through the runtime interface client the Dockerfile installs, with a handler deploy.lambdas has."""
+    from cfnlint.decode.cfn_yaml import loads
+
+    from deploy import lambdas
+
+    functions = {
+        name: resource["Properties"]
+        for name, resource in loads(TEMPLATE_PATH.read_text())["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    assert len(functions) == 8
+    for name, props in functions.items():
+        assert props["PackageType"] == "Image" and "Handler" not in props and "Runtime" not in props, name
+        assert props["ImageConfig"]["EntryPoint"] == ["python", "-m", "awslambdaric"], name
+        (handler,) = props["ImageConfig"]["Command"]
+        assert callable(getattr(lambdas, handler.removeprefix("deploy.lambdas."))), name
+    assert "awslambdaric==" in (ROOT / "Dockerfile").read_text()
+
+
+def test_error_names_in_the_definitions_are_raised_by_the_steps():
+    """Retry and Catch match on the Lambda's errorType, the exception's class name: a rename breaks them."""
+    from deploy import steps
+
+    states = json.loads((ROOT / "deploy" / "statemachines" / "deployment.asl.json").read_text())["States"]
+    resolve = states["ResolveVersion"]
+    assert resolve["Retry"][0]["ErrorEquals"] == [steps.VersionNotRegisteredYet.__name__]
+    assert resolve["Catch"][0]["ErrorEquals"] == [steps.ChallengerNotPromoted.__name__]
+    assert states[resolve["Catch"][0]["Next"]]["Type"] == "Succeed"

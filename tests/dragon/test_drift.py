@@ -171,7 +171,7 @@ def test_effective_sample_size_sees_regimes_not_rows():
 
 def test_setpoints_are_judged_by_range_only(baselines):
     """The optimizer moves setpoints on purpose: a new distribution inside the training range is no
-    drift, a setpoint beyond it (the models extrapolate) is."""
+    drift, beyond it (the models extrapolate) is a warning, beyond the equipment bounds a violation."""
     tags = {"setpoint": Tag(role="setpoint", valid=(0.0, 14.0), bounds=(6.0, 9.0), max_move=0.2)}
     moved = plant_rows(1000, seed=10)
     moved["setpoint"] = 7.5  # always at the top of the training values: PSI would scream
@@ -181,7 +181,11 @@ def test_setpoints_are_judged_by_range_only(baselines):
     assert not report.drift
     assert analyse_drift(baselines, moved, SETTINGS).features["setpoint"].status != "ok"  # without roles
 
-    moved["setpoint"] = 8.5  # beyond the training maximum 7.5 + 10 % of the span
+    moved["setpoint"] = 8.5  # beyond the training maximum 7.5 + 10 % of the span, inside the bounds
+    report = analyse_drift(baselines, moved, SETTINGS, tags=tags)
+    assert report.features["setpoint"].status == "warn" and not report.violations
+
+    moved["setpoint"] = 9.5  # beyond the equipment bounds (6, 9)
     report = analyse_drift(baselines, moved, SETTINGS, tags=tags)
     assert report.features["setpoint"].status == "alert"
     assert [(v.feature, v.kind) for v in report.violations] == [("setpoint", RANGE_CHECK)]

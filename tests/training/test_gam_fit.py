@@ -29,6 +29,7 @@ def _model(**overrides) -> GamModel:
         interactions=[("ox1_temperature", "ox1_offgas_o2")],
         n_splines=6,
         lam_grid=GRID,
+        selection="gcv",  # pygam's own criterion: these tests compare with pygam
     )
     return GamModel(**(fields | overrides))
 
@@ -160,7 +161,12 @@ def test_evaluate_reproduces_pygam_gcv_for_a_shared_lambda(fitted, data):
     gam._validate_data_dep_params(X)
     gam.statistics_ = {"n_samples": len(y), "m_features": X.shape[1]}
     problem = PenalisedProblem(
-        accumulate(gam, X, y, chunk_rows=1000), penalty_components(gam), None, 100, 1e-4
+        stats=accumulate(gam, X, y, chunk_rows=1000),
+        blocks=[],
+        components=penalty_components(gam),
+        shape=None,
+        max_iter=100,
+        tol=1e-4,
     )
     candidate = evaluate(problem, (1.0,) * len(problem.components))
     reference = _pygam_fit(_model(), [[1.0]] * 4 + [[1.0, 1.0]], X, y)
@@ -194,3 +200,36 @@ def test_constant_feature_and_too_few_rows_are_refused(data):
         fit_gam(_model(), data[0], np.full(len(y), 20.0))
     with pytest.raises(DataError, match="not numeric"):
         fit_gam(_model(), data[0].astype(str).astype(object) + "x", y)
+
+
+def test_blocked_cv_scores_each_block_with_a_fit_on_the_other_blocks(data):
+    X, y = data
+    gam = build_gam(_model())
+    gam._validate_params()
+    gam._validate_data_dep_params(X)
+    gam.statistics_ = {"n_samples": len(y), "m_features": X.shape[1]}
+    folds = np.array_split(np.arange(len(y)), 3)
+    blocks = [accumulate(gam, X[rows], y[rows], chunk_rows=500) for rows in folds]
+    components = penalty_components(gam)
+    problem = PenalisedProblem(sum(blocks[1:], blocks[0]), blocks, components, None, 100, 1e-4)
+    lams = (1.0, 10.0, 0.1, 100.0, 1.0, 1.0)
+    candidate = evaluate(problem, lams)
+    # the same folds the slow way: refit on the rows of the other blocks, score on the block
+    errors = []
+    for held_out in folds:
+        rest = np.setdiff1d(np.arange(len(y)), held_out)
+        refit = PenalisedProblem(
+            accumulate(gam, X[rest], y[rest], chunk_rows=500), [], components, None, 100, 1e-4
+        )
+        coef = evaluate(refit, lams).coef
+        errors.append(np.sum((gam._modelmat(X[held_out]) @ coef - y[held_out]) ** 2))
+    assert candidate.cv == pytest.approx(sum(errors) / len(y), rel=1e-8)
+
+
+def test_blocked_cv_selection_leaves_pygams_fit_for_its_lambdas(data):
+    X, y = data
+    model = _model(selection="blocked_cv", cv_blocks=4)
+    fit = fit_gam(model, X, y)
+    reference = _pygam_fit(model, fit.lam, X, y)
+    np.testing.assert_allclose(fit.gam.predict(X[:300]), reference.predict(X[:300]), rtol=1e-6)
+    assert fit.gam.statistics_["GCV"] == pytest.approx(reference.statistics_["GCV"], rel=1e-6)
