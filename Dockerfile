@@ -29,7 +29,7 @@ WORKDIR /opt/program
 # stack's Lambda functions run this same image (ImageConfig: python -m awslambdaric deploy.lambdas.<handler>):
 # the scientific stack is far over a Lambda zip's 250 MB, not over an image's 10 GB.
 COPY requirements.lock ./
-RUN pip install --no-cache-dir -r requirements.lock awslambdaric==4.2.2
+RUN pip install --no-cache-dir -r requirements.lock awslambdaric==4.2.2 sagemaker-mlflow==0.5.0
 
 # Then the project itself, without touching the locked dependencies.
 COPY pyproject.toml README.md ./

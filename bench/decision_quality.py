@@ -60,15 +60,15 @@ def oracle_inputs(sim, row: int, setpoints: list[str]) -> tuple[dict, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="60 normal states, 90 days of training")
+    parser.add_argument("--quick", action="store_true", help="60 normal states, 150 days of training")
     parser.add_argument("--states", type=int, default=300)
     parser.add_argument("--abnormal", type=int, default=100, help="states per abnormal group")
-    parser.add_argument("--days", type=float, default=180.0)
+    parser.add_argument("--days", type=float, default=240.0)
     parser.add_argument("--holdout-days", type=float, default=120.0)
     parser.add_argument("--bundle", type=Path)
     args = parser.parse_args()
     if args.quick:
-        args.states, args.abnormal, args.days, args.holdout_days = 60, 30, 90.0, 90.0
+        args.states, args.abnormal, args.days, args.holdout_days = 60, 30, 150.0, 90.0
 
     from dragon.bundle import load_bundle
     from dragon.data import parse_state

@@ -61,16 +61,22 @@ def _aws_env(aws, env: str) -> str:
 
 
 def pipeline_train(
-    data: str = typer.Option(..., "--data",
-                             help="History (CSV or Parquet); on AWS an s3:// URI or a file to upload."),
+    data: str = typer.Option(
+        ..., "--data", help="History (CSV or Parquet); on AWS an s3:// URI or a file to upload."
+    ),
     plant: Path = PLANT_OPTION,
     env: str = ENV_OPTION,
-    approval: bool = typer.Option(False, "--approval/--no-approval",
-                                  help="Hold new versions for manual approval."),
+    approval: bool = typer.Option(
+        False, "--approval/--no-approval", help="Hold new versions for manual approval."
+    ),
     auto_deploy: bool = typer.Option(False, "--auto-deploy", help="Deploy the new version if it wins."),
     port: int = PORT_OPTION,
-    holdout: str = typer.Option(None, "--holdout", help="AWS: recent history the champion/challenger test "
-                                "compares on (s3:// URI or a file to upload; default: --data)."),
+    holdout: str = typer.Option(
+        None,
+        "--holdout",
+        help="Recent history the champion/challenger test compares "
+        "on (on AWS an s3:// URI or a file to upload; default: --data).",
+    ),
     backend: str = BACKEND_OPTION,
 ) -> None:
     """Transform → train (container entry point) → champion/challenger → register (→ deploy)."""
@@ -78,25 +84,35 @@ def pipeline_train(
 
     if backend == "aws":
         if auto_deploy:
-            raise DragonError("--auto-deploy is for --backend local: on AWS the stack's ApprovalRequired "
-                              "parameter decides whether a winning version deploys itself")
+            raise DragonError(
+                "--auto-deploy is for --backend local: on AWS the stack's ApprovalRequired "
+                "parameter decides whether a winning version deploys itself"
+            )
         aws = _aws()
         data_uri = aws.stage_input(data, "data")
         execution = aws.start_training_workflow(
-            data_uri=data_uri, plant_name=_plant_name(plant), env=_aws_env(aws, env),
+            data_uri=data_uri,
+            plant_name=_plant_name(plant),
+            env=_aws_env(aws, env),
             plant_uri=aws.stage_input(str(plant), "plants") if plant else None,
             holdout_uri=aws.stage_input(holdout, "data") if holdout else data_uri,
             approval_required=approval,
         )
         console.print(f"started training workflow: {execution}")
         return
-    if holdout:
-        raise DragonError("--holdout is for --backend aws: locally the hold-out is the tail of --data")
     from deploy.local_runner import run_training_pipeline
 
     with console.status("training workflow: transform → train → evaluate → register"):
-        result = run_training_pipeline(_settings(), Path(data), plant=plant, env=env,
-                                       approval_required=approval, auto_deploy=auto_deploy, port=port)
+        result = run_training_pipeline(
+            _settings(),
+            Path(data),
+            plant=plant,
+            env=env,
+            holdout=holdout and Path(holdout),
+            approval_required=approval,
+            auto_deploy=auto_deploy,
+            port=port,
+        )
     console.print(f"[green]registered version {result.version}[/] (approval: {result.approval})")
     verdict = "promote" if result.promote else "keep the deployed version"
     console.print(f"champion/challenger: {verdict} — {result.reason}")
@@ -114,8 +130,9 @@ def pipeline_deploy(
     """Deploy a version to an environment's endpoint and tag the registry."""
     if backend == "aws":
         aws = _aws()
-        execution = aws.start_deployment_workflow(plant_name=_plant_name(plant), version=version,
-                                                  env=_aws_env(aws, env))
+        execution = aws.start_deployment_workflow(
+            plant_name=_plant_name(plant), version=version, env=_aws_env(aws, env)
+        )
         console.print(f"started deployment workflow: {execution}")
         return
     from deploy.local_runner import run_deployment_pipeline
@@ -125,8 +142,9 @@ def pipeline_deploy(
     console.print(f"[green]{result.message}[/] — http://127.0.0.1:{port}/invocations")
 
 
-def pipeline_undeploy(plant: Path = PLANT_OPTION, env: str = ENV_OPTION,
-                      backend: str = BACKEND_OPTION) -> None:
+def pipeline_undeploy(
+    plant: Path = PLANT_OPTION, env: str = ENV_OPTION, backend: str = BACKEND_OPTION
+) -> None:
     """Stop an environment's endpoint and remove its deployed.<env> tag."""
     if backend == "aws":
         aws = _aws()
@@ -151,21 +169,30 @@ def _decide(version: str, plant: Path | None, decision: str, reason: str, backen
     console.print(json.dumps(result.to_dict()))
 
 
-def models_approve(version: str = typer.Argument(...), plant: Path = PLANT_OPTION,
-                   reason: str = typer.Option("", "--reason"), backend: str = BACKEND_OPTION) -> None:
+def models_approve(
+    version: str = typer.Argument(...),
+    plant: Path = PLANT_OPTION,
+    reason: str = typer.Option("", "--reason"),
+    backend: str = BACKEND_OPTION,
+) -> None:
     """Approve a version for deployment."""
     _decide(version, plant, "approved", reason, backend)
 
 
-def models_reject(version: str = typer.Argument(...), plant: Path = PLANT_OPTION,
-                  reason: str = typer.Option("", "--reason"), backend: str = BACKEND_OPTION) -> None:
+def models_reject(
+    version: str = typer.Argument(...),
+    plant: Path = PLANT_OPTION,
+    reason: str = typer.Option("", "--reason"),
+    backend: str = BACKEND_OPTION,
+) -> None:
     """Reject a version: it will not be deployed."""
     _decide(version, plant, "rejected", reason, backend)
 
 
 def demo(
-    workdir: Path = typer.Option(None, "--workdir",
-                                 help="Where the simulated data goes (default DRAGON_HOME/demo)."),
+    workdir: Path = typer.Option(
+        None, "--workdir", help="Where the simulated data goes (default DRAGON_HOME/demo)."
+    ),
     seed: int = typer.Option(1, "--seed", help="Seed of the simulated plant history."),
 ) -> None:
     """The whole story on the default plant: simulate, train, deploy, recommend, drift, retrain."""
@@ -176,8 +203,9 @@ def demo(
 
 
 def monitor(
-    input: Path = typer.Option(..., "--input",
-                               help="History table (CSV/Parquet), or with --capture a data-capture folder."),
+    input: Path = typer.Option(
+        ..., "--input", help="History table (CSV/Parquet), or with --capture a data-capture folder."
+    ),
     version: str = typer.Option(None, "--version", help="Version to judge against (default: champion)."),
     plant: Path = PLANT_OPTION,
     capture: bool = typer.Option(False, "--capture", help="--input is the endpoint's data capture."),
@@ -190,17 +218,28 @@ def monitor(
     from dragon.errors import DataError
 
     if not input.exists():
-        raise DataError(f"{input}: not found (pass --input PATH to a history table, or a capture folder "
-                        "with --capture)")
-    result = monitor_window(_settings(), _plant_name(plant), version, input, capture=capture, actuals=actuals,
-                            retrain_data=retrain_data)
+        raise DataError(
+            f"{input}: not found (pass --input PATH to a history table, or a capture folder with --capture)"
+        )
+    result = monitor_window(
+        _settings(),
+        _plant_name(plant),
+        version,
+        input,
+        capture=capture,
+        actuals=actuals,
+        retrain_data=retrain_data,
+    )
     if as_json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
     console.print(render_monitoring(result.report, result.quality, result.reason))
     if result.violations:
-        console.print("retraining triggered" if result.triggered
-                      else "retraining was already triggered within the cool-down")
+        console.print(
+            "retraining triggered"
+            if result.triggered
+            else "retraining was already triggered within the cool-down"
+        )
     if result.retraining is not None:
         retrained = result.retraining
         console.print(f"[green]retrained: version {retrained.version}[/] ({retrained.reason})")

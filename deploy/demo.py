@@ -44,7 +44,9 @@ def free_port() -> int:
 
 def _write_slice(history: pd.DataFrame, truth: pd.DataFrame, mask: np.ndarray, path: Path) -> Path:
     history.loc[mask].reset_index(drop=True).to_parquet(path, index=False)
-    truth.loc[mask].reset_index(drop=True).to_parquet(path.with_name(f"{path.stem}.truth.parquet"), index=False)
+    truth.loc[mask].reset_index(drop=True).to_parquet(
+        path.with_name(f"{path.stem}.truth.parquet"), index=False
+    )
     return path
 
 
@@ -61,9 +63,13 @@ def simulate(workdir: Path, seed: int) -> DemoData:
     normal_steady = watch & truth["steady"].to_numpy() & (history["episode"] == "").to_numpy()
     rows = np.flatnonzero(normal_steady)
     picked = rows[np.linspace(0, len(rows) - 1, SCORED_STATES).astype(int)] if len(rows) else rows
-    held_out = pd.concat([history.iloc[picked].reset_index(drop=True),
-                          truth.iloc[picked].drop(columns=["timestamp"], errors="ignore").reset_index(drop=True)],
-                         axis=1)
+    held_out = pd.concat(
+        [
+            history.iloc[picked].reset_index(drop=True),
+            truth.iloc[picked].drop(columns=["timestamp"], errors="ignore").reset_index(drop=True),
+        ],
+        axis=1,
+    )
     return DemoData(
         train=_write_slice(history, truth, train, workdir / "history.parquet"),
         recent=_write_slice(history, truth, recent, workdir / "recent.parquet"),
@@ -93,11 +99,19 @@ def show_training(summary: dict, version: str) -> None:
     table = Table("model", "R² hold-out", "R² vs truth", "RMSE", "rows", "fit s", title=f"version {version}")
     for name, metrics in summary["models"].items():
         truth_r2 = metrics.get("r2_truth")
-        table.add_row(name, f"{metrics['r2']:.3f}", "-" if truth_r2 is None else f"{truth_r2:.3f}",
-                      f"{metrics['rmse']:.3f}", str(metrics["n_rows"]), f"{metrics['fit_seconds']:.2f}")
+        table.add_row(
+            name,
+            f"{metrics['r2']:.3f}",
+            "-" if truth_r2 is None else f"{truth_r2:.3f}",
+            f"{metrics['rmse']:.3f}",
+            str(metrics["n_rows"]),
+            f"{metrics['fit_seconds']:.2f}",
+        )
     console.print(table)
     gate = summary["gate"]
-    console.print(f"gate: recall {gate['recall']:.2f} on process episodes, false alarms {gate['false_alarm_rate']:.2%}")
+    console.print(
+        f"gate: recall {gate['recall']:.2f} on process episodes, false alarms {gate['false_alarm_rate']:.2%}"
+    )
 
 
 def _state_records(states: pd.DataFrame) -> list[dict]:
@@ -120,7 +134,8 @@ def show_answers(answers: list[dict], count: int = 3) -> None:
         bound = next((c for c in answer.get("constraints", []) if c.get("model") == "concentration"), {})
         console.print(
             f"  [bold]{answer['status']}[/] version {answer.get('model_version')}: yield "
-            f"{objective.get('current', float('nan')):.2f} → {objective.get('recommended', float('nan')):.2f}, "
+            f"{objective.get('current', float('nan')):.2f} → "
+            f"{objective.get('recommended', float('nan')):.2f}, "
             f"concentration bound {bound.get('bound', float('nan')):.2f} ≤ {bound.get('max', '-')}"
             + (f" — {answer['reason']}" if answer.get("reason") else "")
         )
@@ -148,10 +163,23 @@ def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
         violations += int(violated)
         gains.append(0.0 if violated else proposed["yield"] - current["yield"])
     captured = float(np.sum(gains) / np.sum(best)) if np.sum(best) > 0 else float("nan")
-    table = Table("states", "recommended", "true gain (mean)", "oracle gain (mean)", "captured", "threshold violations",
-                  title="recommendations scored by the simulator's truth")
-    table.add_row(str(len(answers)), str(sum(a["status"] == "recommended" for a in answers)),
-                  f"{np.mean(gains):+.3f} %", f"{np.mean(best):+.3f} %", f"{captured:.0%}", str(violations))
+    table = Table(
+        "states",
+        "recommended",
+        "true gain (mean)",
+        "oracle gain (mean)",
+        "captured",
+        "threshold violations",
+        title="recommendations scored by the simulator's truth",
+    )
+    table.add_row(
+        str(len(answers)),
+        str(sum(a["status"] == "recommended" for a in answers)),
+        f"{np.mean(gains):+.3f} %",
+        f"{np.mean(best):+.3f} %",
+        f"{captured:.0%}",
+        str(violations),
+    )
     console.print(table)
     return {"captured": captured, "violations": violations}
 
@@ -167,7 +195,9 @@ def run_demo(settings: Settings, workdir: Path, *, seed: int = 1) -> None:
     data = simulate(workdir, seed)
     show_data_quality(data.train)
 
-    console.rule("2. training workflow: transform → train (container entry point) → evaluate → register → deploy")
+    console.rule(
+        "2. training workflow: transform → train (container entry point) → evaluate → register → deploy"
+    )
     first = run_training_pipeline(settings, data.train, auto_deploy=True, port=port)
     show_training(first.summary, first.version)
     console.print(f"champion/challenger: {first.reason}")
@@ -187,7 +217,9 @@ def run_demo(settings: Settings, workdir: Path, *, seed: int = 1) -> None:
         verdict = monitor_window(settings, plant.name, first.version, data.watch)
         console.print(render_monitoring(verdict.report, verdict.quality, verdict.reason))
         if verdict.drift:
-            console.rule("6. drift → retraining on recent history, champion/challenger against the deployed version")
+            console.rule(
+                "6. drift → retraining on recent history, champion/challenger against the deployed version"
+            )
             second = run_training_pipeline(settings, data.recent, auto_deploy=True, port=port)
             show_training(second.summary, second.version)
             console.print(f"version {second.version} vs {first.version}: {second.reason}")

@@ -58,7 +58,9 @@ def _wait_ready(endpoint: LocalEndpoint, process: subprocess.Popen, log: Path) -
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text()[-800:] if log.is_file() else ""
-            raise DragonError(f"the local endpoint exited before it was ready (see {log}):\n{tail}", exit_code=1)
+            raise DragonError(
+                f"the local endpoint exited before it was ready (see {log}):\n{tail}", exit_code=1
+            )
         try:
             if httpx.get(f"{endpoint.url}/ping", timeout=1.0).status_code == 200:
                 return
@@ -66,7 +68,9 @@ def _wait_ready(endpoint: LocalEndpoint, process: subprocess.Popen, log: Path) -
             pass
         time.sleep(0.3)
     process.terminate()
-    raise DragonError(f"the local endpoint did not answer /ping within {READY_SECONDS} s (see {log})", exit_code=1)
+    raise DragonError(
+        f"the local endpoint did not answer /ping within {READY_SECONDS} s (see {log})", exit_code=1
+    )
 
 
 def start_endpoint(settings: Settings, env: str, version: str, bundle: Path, port: int) -> LocalEndpoint:
@@ -74,12 +78,29 @@ def start_endpoint(settings: Settings, env: str, version: str, bundle: Path, por
     stop_endpoint(settings, env)
     log = settings.home / "endpoints" / f"{env}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "inference.entrypoint", "--bundle", str(bundle), "--port", str(port),
-               "--host", "127.0.0.1", "--model-version", version,
-               "--workers", os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")]
+    command = [
+        sys.executable,
+        "-m",
+        "inference.entrypoint",
+        "--bundle",
+        str(bundle),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--model-version",
+        version,
+        "--workers",
+        os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"),
+    ]
     with open(log, "w") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "DRAGON_HOME": str(settings.home)})
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "DRAGON_HOME": str(settings.home)},
+        )
     endpoint = LocalEndpoint(env, process.pid, port, version, str(bundle))
     _wait_ready(endpoint, process, log)
     _record_path(settings, env).write_text(json.dumps(asdict(endpoint)))

@@ -53,40 +53,63 @@ def _training_job(data: Path, plant: Path | None, workdir: Path) -> tuple[Path, 
         shutil.copy(plant, workdir / "input" / "data" / "config" / "plant.toml")
     result = subprocess.run(
         [sys.executable, "-m", "training.entrypoint"],
-        env={**os.environ, "SAGEMAKER_BASE_DIR": str(workdir)}, capture_output=True, text=True, check=False,
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(workdir)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         failure = workdir / "output" / "failure"
         reason = failure.read_text() if failure.is_file() else result.stderr[-1000:]
-        raise DragonError(f"training job failed: {reason}", exit_code=result.returncode if result.returncode == 2 else 1)
+        raise DragonError(
+            f"training job failed: {reason}", exit_code=result.returncode if result.returncode == 2 else 1
+        )
     summary = json.loads((workdir / "output" / "data" / "summary.json").read_text())
     return workdir / "model", summary
 
 
 def run_training_pipeline(
-    settings: Settings, data: Path, *, plant: Path | None = None, env: str = "local",
-    approval_required: bool = False, auto_deploy: bool = False, port: int = DEFAULT_PORT,
+    settings: Settings,
+    data: Path,
+    *,
+    plant: Path | None = None,
+    env: str = "local",
+    holdout: Path | None = None,
+    approval_required: bool = False,
+    auto_deploy: bool = False,
+    port: int = DEFAULT_PORT,
 ) -> TrainingRun:
+    """Train on `data`; the champion/challenger test compares on the hold-out period of `holdout`
+    (default: of `data`) so the new and the deployed version are judged on the same rows."""
     spec = load_plant(plant)
     steps.transform(steps.TransformInput(str(data), str(plant) if plant else None))
     settings.home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.home, prefix="opt-ml-") as workdir:
         model_dir, summary = _training_job(data, plant, Path(workdir))
         evaluation = steps.evaluate_challenger(
-            steps.EvaluateInput(spec.name, str(model_dir), env, holdout_uri=str(data)), settings
+            steps.EvaluateInput(spec.name, str(model_dir), env, holdout_uri=str(holdout or data)), settings
         )
         registered = steps.register(
-            steps.RegisterInput(str(model_dir), spec.name, approval_required=approval_required,
-                                promotion=evaluation.to_dict()),
+            steps.RegisterInput(
+                str(model_dir), spec.name, approval_required=approval_required, promotion=evaluation.to_dict()
+            ),
             settings,
         )
-    emit_event(settings, REGISTERED_EVENT, {
-        "ModelName": spec.name, "Version": registered.version, "Approval": registered.approval,
-        "Promote": evaluation.promote, "Environment": env,
-    })
+    emit_event(
+        settings,
+        REGISTERED_EVENT,
+        {
+            "ModelName": spec.name,
+            "Version": registered.version,
+            "Approval": registered.approval,
+            "Promote": evaluation.promote,
+            "Environment": env,
+        },
+    )
     deployment = process_events(settings, port=port) if auto_deploy else None
-    return TrainingRun(registered.version, evaluation.promote, evaluation.reason, registered.approval, summary,
-                       deployment)
+    return TrainingRun(
+        registered.version, evaluation.promote, evaluation.reason, registered.approval, summary, deployment
+    )
 
 
 def process_events(settings: Settings, *, port: int = DEFAULT_PORT) -> steps.TagOutput | None:
@@ -95,9 +118,18 @@ def process_events(settings: Settings, *, port: int = DEFAULT_PORT) -> steps.Tag
     deployed = None
     for event in pending_events(settings):
         detail = event.get("detail", {})
-        if event.get("detail-type") == REGISTERED_EVENT and detail.get("Promote") and detail.get("Approval") == "approved":
-            deployed = run_deployment_pipeline(settings, detail["ModelName"], detail["Version"],
-                                               env=detail.get("Environment", "local"), port=port)
+        if (
+            event.get("detail-type") == REGISTERED_EVENT
+            and detail.get("Promote")
+            and detail.get("Approval") == "approved"
+        ):
+            deployed = run_deployment_pipeline(
+                settings,
+                detail["ModelName"],
+                detail["Version"],
+                env=detail.get("Environment", "local"),
+                port=port,
+            )
         mark_handled(settings, event)
     return deployed
 
@@ -109,8 +141,9 @@ def run_deployment_pipeline(
     try:
         endpoint = start_endpoint(settings, env, resolved.version, local_path(resolved.bundle_uri), port)
     except DragonError as error:
-        steps.record_failure(steps.FailureInput(plant_name, env, "EndpointFailed", error.message, resolved.version),
-                             settings)
+        steps.record_failure(
+            steps.FailureInput(plant_name, env, "EndpointFailed", error.message, resolved.version), settings
+        )
         raise
     return steps.tag_deployment(steps.TagInput(plant_name, resolved.version, env, endpoint.url), settings)
 

@@ -11,8 +11,9 @@ console = Console()
 
 
 # The registry verbs; deploy/commands.py adds approve, reject, deploy and undeploy to it.
-models_app = typer.Typer(help="The model registry: versions, aliases, approval and environment tags.",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model registry: versions, aliases, approval and environment tags.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -46,16 +47,20 @@ def models_list(plant: Path = PLANT_OPTION) -> None:
         r2 = [info.metrics.get(f"models.{m}.r2") for m in spec.model_order]
         recall = info.metrics.get("gate.recall")
         table.add_row(
-            info.version, ", ".join(info.aliases),
+            info.version,
+            ", ".join(info.aliases),
             *("-" if v is None else f"{v:.3f}" for v in r2),
             "-" if recall is None else f"{recall:.2f}",
-            ", ".join(f"{k}={v}" for k, v in sorted(info.tags.items()) if not k.startswith(("data.", "git."))),
+            ", ".join(
+                f"{k}={v}" for k, v in sorted(info.tags.items()) if not k.startswith(("data.", "git."))
+            ),
         )
     console.print(table)
 
 
-def models_show(version: str = typer.Argument("champion", help="Version number or alias."),
-                plant: Path = PLANT_OPTION) -> None:
+def models_show(
+    version: str = typer.Argument("champion", help="Version number or alias."), plant: Path = PLANT_OPTION
+) -> None:
     """Show one version: its metrics, tags, aliases and bundle location."""
     from rich.table import Table
 

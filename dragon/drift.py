@@ -241,10 +241,17 @@ class FeatureDrift:
     check: str = "distribution"  # what sets the status: distribution (PSI/KS) or range (setpoints)
 
     def to_dict(self) -> dict[str, Any]:
-        rounded = {k: (None if v is None else round(v, 6)) for k, v in
-                   (("psi", self.psi), ("ks", self.ks), ("psi_raw", self.psi_raw))}
-        return {**rounded, "completeness": round(self.completeness, 6),
-                "out_of_range": round(self.out_of_range, 6), "status": self.status, "check": self.check}
+        rounded = {
+            k: (None if v is None else round(v, 6))
+            for k, v in (("psi", self.psi), ("ks", self.ks), ("psi_raw", self.psi_raw))
+        }
+        return {
+            **rounded,
+            "completeness": round(self.completeness, 6),
+            "out_of_range": round(self.out_of_range, 6),
+            "status": self.status,
+            "check": self.check,
+        }
 
 
 @dataclass(frozen=True)
@@ -342,7 +349,9 @@ def _feature_drift(
         # equipment bounds is a violation; `out_of_range` then counts values outside the bounds.
         low_bound, high_bound = bounds if bounds is not None else (low, high)
         outside_bounds = float(np.mean((present < low_bound) | (present > high_bound)))
-        status = "alert" if outside_bounds > RANGE_TOLERANCE else ("warn" if outside > RANGE_TOLERANCE else "ok")
+        status = (
+            "alert" if outside_bounds > RANGE_TOLERANCE else ("warn" if outside > RANGE_TOLERANCE else "ok")
+        )
         return FeatureDrift(psi, ks, completeness, outside_bounds, status, psi_raw, shares, check)
     if psi_alert or ks_alert:
         status = "alert"
@@ -358,18 +367,37 @@ def _violations(
 ) -> list[Violation]:
     found = []
     if feature.status == "alert" and feature.check == "distribution":
-        found.append(Violation(tag, DRIFT_CHECK, (
-            f"distribution differs from training: PSI {feature.psi:.3f} (alert at {settings.psi_alert}), "
-            f"KS {feature.ks:.3f} (alert above {settings.ks_alert})")))
+        found.append(
+            Violation(
+                tag,
+                DRIFT_CHECK,
+                (
+                    f"distribution differs from training: PSI {feature.psi:.3f} "
+                    f"(alert at {settings.psi_alert}), "
+                    f"KS {feature.ks:.3f} (alert above {settings.ks_alert})"
+                ),
+            )
+        )
     floor = baseline.completeness - COMPLETENESS_TOLERANCE
     if feature.completeness < floor:
-        found.append(Violation(tag, COMPLETENESS_CHECK, (
-            f"completeness {feature.completeness:.1%} is below the baseline's {baseline.completeness:.1%} "
-            f"minus {COMPLETENESS_TOLERANCE:.0%}")))
+        found.append(
+            Violation(
+                tag,
+                COMPLETENESS_CHECK,
+                (
+                    f"completeness {feature.completeness:.1%} is below the baseline's "
+                    f"{baseline.completeness:.1%} "
+                    f"minus {COMPLETENESS_TOLERANCE:.0%}"
+                ),
+            )
+        )
     if feature.out_of_range > RANGE_TOLERANCE:
-        where = ("the setpoint's equipment bounds" if feature.check == "range" else
-                 f"the training range [{baseline.min:.4g}, {baseline.max:.4g}] (+{RANGE_MARGIN:.0%} margin) "
-                 "or the tag's valid range")
+        where = (
+            "the setpoint's equipment bounds"
+            if feature.check == "range"
+            else f"the training range [{baseline.min:.4g}, {baseline.max:.4g}] (+{RANGE_MARGIN:.0%} margin) "
+            "or the tag's valid range"
+        )
         found.append(Violation(tag, RANGE_CHECK, f"{feature.out_of_range:.1%} of values lie outside {where}"))
     return found
 
@@ -402,9 +430,15 @@ def analyse_drift(
             continue
         valid = tags[tag].valid if tags and tag in tags else None
         range_only = bool(tags and tag in tags and tags[tag].role == "setpoint")
-        feature = _feature_drift(baseline, _numeric_column(window, tag), settings, valid,
-                                 range_only=range_only, bounds=tags[tag].bounds if range_only else None,
-                                 window_hours=window_hours)
+        feature = _feature_drift(
+            baseline,
+            _numeric_column(window, tag),
+            settings,
+            valid,
+            range_only=range_only,
+            bounds=tags[tag].bounds if range_only else None,
+            window_hours=window_hours,
+        )
         features[tag] = feature
         violations.extend(_violations(tag, baseline, feature, settings))
     return DriftReport(bool(violations), rows, features, violations, _verdict(features, violations))
@@ -432,24 +466,42 @@ def model_monitor_statistics(baselines: dict[str, FeatureBaseline]) -> dict[str,
     for tag, baseline in baselines.items():
         edges = [baseline.min, *baseline.bin_edges[1:-1], baseline.max]
         num_missing = round(baseline.n / baseline.completeness) - baseline.n if baseline.completeness else 0
-        features.append({
-            "name": tag,
-            "inferred_type": "Fractional",
-            "numerical_statistics": {
-                "common": {"num_present": baseline.n, "num_missing": int(num_missing)},
-                "mean": baseline.mean,
-                "sum": baseline.mean * baseline.n,
-                "std_dev": baseline.std,
-                "min": baseline.min,
-                "max": baseline.max,
-                "distribution": {"kll": {"buckets": [
-                    {"lower_bound": lower, "upper_bound": upper, "count": round(share * baseline.n)}
-                    for lower, upper, share in zip(edges[:-1], edges[1:], baseline.bin_fractions, strict=True)
-                ]}},
-            },
-        })
-    item_count = max((f["numerical_statistics"]["common"]["num_present"]
-                      + f["numerical_statistics"]["common"]["num_missing"] for f in features), default=0)
+        features.append(
+            {
+                "name": tag,
+                "inferred_type": "Fractional",
+                "numerical_statistics": {
+                    "common": {"num_present": baseline.n, "num_missing": int(num_missing)},
+                    "mean": baseline.mean,
+                    "sum": baseline.mean * baseline.n,
+                    "std_dev": baseline.std,
+                    "min": baseline.min,
+                    "max": baseline.max,
+                    "distribution": {
+                        "kll": {
+                            "buckets": [
+                                {
+                                    "lower_bound": lower,
+                                    "upper_bound": upper,
+                                    "count": round(share * baseline.n),
+                                }
+                                for lower, upper, share in zip(
+                                    edges[:-1], edges[1:], baseline.bin_fractions, strict=True
+                                )
+                            ]
+                        }
+                    },
+                },
+            }
+        )
+    item_count = max(
+        (
+            f["numerical_statistics"]["common"]["num_present"]
+            + f["numerical_statistics"]["common"]["num_missing"]
+            for f in features
+        ),
+        default=0,
+    )
     return {"version": 0, "dataset": {"item_count": item_count}, "features": features}
 
 
@@ -485,10 +537,12 @@ def model_monitor_constraints(
 
 def constraint_violations(report: DriftReport) -> dict[str, Any]:
     """A report's violations as Model Monitor's constraint_violations.json."""
-    return {"violations": [
-        {"feature_name": v.feature, "constraint_check_type": v.kind, "description": v.description}
-        for v in report.violations
-    ]}
+    return {
+        "violations": [
+            {"feature_name": v.feature, "constraint_check_type": v.kind, "description": v.description}
+            for v in report.violations
+        ]
+    }
 
 
 # --- human output ----------------------------------------------------------------------------------
@@ -510,8 +564,15 @@ def render_drift_report(report: DriftReport):
         table.add_column(column, justify="left" if column in ("feature", "judged by", "status") else "right")
     for tag, feature in report.features.items():
         style = _STATUS_STYLE.get(feature.status, "")
-        table.add_row(tag, number(feature.psi), number(feature.ks), f"{feature.completeness:.1%}",
-                      f"{feature.out_of_range:.1%}", feature.check, Text(feature.status, style=style))
+        table.add_row(
+            tag,
+            number(feature.psi),
+            number(feature.ks),
+            f"{feature.completeness:.1%}",
+            f"{feature.out_of_range:.1%}",
+            feature.check,
+            Text(feature.status, style=style),
+        )
     verdict = Text(report.verdict, style="bold red" if report.drift else "bold green")
     parts = [verdict, table]
     for violation in report.violations:
@@ -564,5 +625,7 @@ def plot_drift(
 def _bin_labels(baseline: FeatureBaseline) -> list[str]:
     edges = baseline.bin_edges
     last = len(edges) - 2
-    return [f"<{edges[1]:.4g}" if i == 0 else (f"≥{edges[i]:.4g}" if i == last else f"{edges[i]:.4g}")
-            for i in range(len(edges) - 1)]
+    return [
+        f"<{edges[1]:.4g}" if i == 0 else (f"≥{edges[i]:.4g}" if i == last else f"{edges[i]:.4g}")
+        for i in range(len(edges) - 1)
+    ]

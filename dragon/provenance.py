@@ -48,7 +48,11 @@ class Provenance:
 
 
 def _lock_sha256() -> str:
-    for candidate in (os.environ.get("DRAGON_LOCK_FILE"), REPO_ROOT / LOCK_FILE, Path("/opt/dragon") / LOCK_FILE):
+    for candidate in (
+        os.environ.get("DRAGON_LOCK_FILE"),
+        REPO_ROOT / LOCK_FILE,
+        Path("/opt/dragon") / LOCK_FILE,
+    ):
         if candidate and Path(candidate).is_file():
             return file_sha256(candidate)
     return "unknown"

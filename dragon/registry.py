@@ -43,7 +43,11 @@ class ModelVersionInfo:
 
     @property
     def deployed_envs(self) -> list[str]:
-        return sorted(k.removeprefix("deployed.") for k, v in self.tags.items() if k.startswith("deployed.") and v == "true")
+        return sorted(
+            k.removeprefix("deployed.")
+            for k, v in self.tags.items()
+            if k.startswith("deployed.") and v == "true"
+        )
 
 
 def _client(settings: Settings):
@@ -121,7 +125,9 @@ def _info(client, version, aliases: list[str] | None = None) -> ModelVersionInfo
         run_id=version.run_id,
         source=version.source,
         created_at=int(version.creation_timestamp or 0),
-        aliases=sorted(aliases if aliases is not None else _aliases(client, version.name).get(str(version.version), [])),
+        aliases=sorted(
+            aliases if aliases is not None else _aliases(client, version.name).get(str(version.version), [])
+        ),
         tags=dict(version.tags or {}),
         metrics=metrics,
     )

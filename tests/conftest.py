@@ -89,7 +89,9 @@ def small_history(shared_dir) -> Path:
         from dragon.simulator import write_history
 
         target.mkdir()
-        write_history(days=SMALL_DAYS, seed=SMALL_SEED, out=target / "history.parquet", sample_minutes=SAMPLE_MINUTES)
+        write_history(
+            days=SMALL_DAYS, seed=SMALL_SEED, out=target / "history.parquet", sample_minutes=SAMPLE_MINUTES
+        )
 
     return _once(shared_dir, "history", build) / "history.parquet"
 

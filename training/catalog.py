@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+import time
 from pathlib import Path
 
 from dragon.bundle import load_bundle
@@ -50,10 +51,13 @@ def record_training(
     Used in-process by `dragon train` and by the register step after a (container) training job.
     """
     from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
 
     bundle = load_bundle(bundle_dir)  # verifies every hash before anything is recorded
     spec, manifest = bundle.spec, bundle.manifest
-    summary = {key: bundle.metrics[key] for key in ("models", "detectors", "gate", "data") if key in bundle.metrics}
+    summary = {
+        key: bundle.metrics[key] for key in ("models", "detectors", "gate", "data") if key in bundle.metrics
+    }
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     run_id = client.create_run(experiment_id(settings, spec.name), run_name=f"train-{spec.name}").info.run_id
     provenance = manifest.provenance
@@ -68,18 +72,26 @@ def record_training(
             "plant": spec.name,
             **(extra_tags or {}),
         }
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-        for key, value in (params or {}).items():
-            client.log_param(run_id, key, value if isinstance(value, str) else json.dumps(value))
-        for key, value in _metric_items(summary).items():
-            client.log_metric(run_id, key, value)
+        # One batch: each separate log call is a database commit (~30 ms each on SQLite).
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, value, now, 0) for key, value in _metric_items(summary).items()],
+            params=[
+                Param(key, value if isinstance(value, str) else json.dumps(value))
+                for key, value in (params or {}).items()
+            ],
+            tags=[RunTag(key, str(value)) for key, value in tags.items()],
+        )
         client.log_text(run_id, spec.source_text, "plant.toml")
         client.log_dict(run_id, bundle.metrics.get("data_report", {}), "data_report.json")
         if report_dir is not None and report_dir.is_dir():
             client.log_artifacts(run_id, str(report_dir), "report")
         info = register_bundle(
-            settings, spec.name, run_id, bundle_dir,
+            settings,
+            spec.name,
+            run_id,
+            bundle_dir,
             tags={"data.sha256": provenance["data_sha256"], "git.commit": provenance["git_commit"]},
         )
     except BaseException:
@@ -100,6 +112,9 @@ def train_and_register(
         kwargs = {"progress": progress} if progress else {}
         outcome = train_bundle(data_files, spec, bundle_dir, report_dir, **kwargs)
         return record_training(
-            settings, bundle_dir, report_dir=report_dir, params=outcome.params,
+            settings,
+            bundle_dir,
+            report_dir=report_dir,
+            params=outcome.params,
             data_files=[str(p) for p in data_files],
         )

@@ -30,7 +30,10 @@ def train(
 
     spec = load_plant(plant)
     with Progress(
-        TextColumn("{task.description:<14}"), BarColumn(), TimeElapsedColumn(), console=console,
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
         disable=as_json and not console.is_terminal,
     ) as bars:
         tasks = {stage: bars.add_task(stage, total=None) for stage in STAGES}
@@ -49,15 +52,27 @@ def _print_summary(summary: dict) -> None:
     from rich.table import Table
 
     out = Console()
-    out.print(f"[green]registered version {summary['version']}[/] (run {summary['run_id']})\nbundle: {summary['bundle']}")
+    out.print(
+        f"[green]registered version {summary['version']}[/] (run {summary['run_id']})\n"
+        f"bundle: {summary['bundle']}"
+    )
     table = Table("model", "rmse", "mae", "R²", "R² truth", "rows", "fit s", title="hold-out metrics")
     for name, m in summary["models"].items():
         r2_truth = "-" if m.get("r2_truth") is None else f"{m['r2_truth']:.3f}"
-        table.add_row(name, f"{m['rmse']:.4f}", f"{m['mae']:.4f}", f"{m['r2']:.3f}", r2_truth,
-                      str(m["n_rows"]), f"{m['fit_seconds']:.2f}")
+        table.add_row(
+            name,
+            f"{m['rmse']:.4f}",
+            f"{m['mae']:.4f}",
+            f"{m['r2']:.3f}",
+            r2_truth,
+            str(m["n_rows"]),
+            f"{m['fit_seconds']:.2f}",
+        )
     out.print(table)
     gate = summary["gate"]
-    out.print(f"gate: recall {gate.get('recall', float('nan')):.3f}, "
-              f"false-alarm rate {gate.get('false_alarm_rate', float('nan')):.4f}")
+    out.print(
+        f"gate: recall {gate.get('recall', float('nan')):.3f}, "
+        f"false-alarm rate {gate.get('false_alarm_rate', float('nan')):.4f}"
+    )
     data = summary["data"]
     out.print(f"data: {data['rows_used']} of {data['rows_in']} rows used")

@@ -75,7 +75,9 @@ def read_hyperparameters(paths: ContainerPaths) -> dict:
 def resolve_plant(paths: ContainerPaths, hyperparameters: dict) -> PlantSpec:
     specs = sorted(paths.config_channel.glob("*.toml")) if paths.config_channel.is_dir() else []
     if len(specs) > 1:
-        raise DataError(f"{paths.config_channel}: more than one plant spec ({', '.join(p.name for p in specs)})")
+        raise DataError(
+            f"{paths.config_channel}: more than one plant spec ({', '.join(p.name for p in specs)})"
+        )
     if specs:
         return load_plant(specs[0])
     if "plant" in hyperparameters:
@@ -102,7 +104,11 @@ def run(paths: ContainerPaths) -> dict:
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     report_dir = paths.output_data_dir / "report"
     outcome = train_bundle(
-        history_files(paths.train_channel), spec, paths.model_dir, report_dir, seed=int(hyperparameters.get("seed", 0))
+        history_files(paths.train_channel),
+        spec,
+        paths.model_dir,
+        report_dir,
+        seed=int(hyperparameters.get("seed", 0)),
     )
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / "summary.json").write_text(json.dumps(outcome.summary, indent=2, default=float))

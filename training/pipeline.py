@@ -123,21 +123,29 @@ def train_bundle(
 
     summary = {
         "models": {
-            name: {**gam_metrics[name].to_dict(), "fit_seconds": round(gam_fits[name].fit_seconds, 3),
-                   "n_rows": gam_fits[name].n_rows}
+            name: {
+                **gam_metrics[name].to_dict(),
+                "fit_seconds": round(gam_fits[name].fit_seconds, 3),
+                "n_rows": gam_fits[name].n_rows,
+            }
             for name in spec.model_order
         },
         "detectors": {name: gate.detectors[name].to_dict() for name in detectors},
         "gate": gate.to_dict(),
         "data": {"rows_in": data.report.rows_in, "rows_used": data.report.rows_used},
     }
-    params = {
-        f"{name}.lam": [float(v) for v in _flat(gam_fits[name].lam)] for name in spec.model_order
-    } | {f"{name}.n_splines": spec.models[name].n_splines for name in spec.model_order}
+    params = {f"{name}.lam": [float(v) for v in _flat(gam_fits[name].lam)] for name in spec.model_order} | {
+        f"{name}.n_splines": spec.models[name].n_splines for name in spec.model_order
+    }
 
     write_training_report(
-        report_dir, plant_name=spec.name, version=None, gam_metrics=gam_metrics, gate=gate,
-        data_report=data.report.to_dict(), plots=plots,
+        report_dir,
+        plant_name=spec.name,
+        version=None,
+        gam_metrics=gam_metrics,
+        gate=gate,
+        data_report=data.report.to_dict(),
+        plots=plots,
     )
     provenance = collect_provenance(list(data_files))
     baseline_tags = [t for t in spec.used_tags if t in data.detector_train]

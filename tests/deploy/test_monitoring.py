@@ -22,40 +22,66 @@ from dragon.errors import DataError
 
 
 def _event(input_type: str, data: str, output: str, when: str, output_type: str = "application/json") -> str:
-    return json.dumps({
-        "captureData": {
-            "endpointInput": {"observedContentType": input_type, "mode": "INPUT", "data": data,
-                              "encoding": "CSV" if input_type == "text/csv" else "JSON"},
-            "endpointOutput": {"observedContentType": output_type, "mode": "OUTPUT", "data": output,
-                               "encoding": "CSV" if output_type == "text/csv" else "JSON"},
-        },
-        "eventMetadata": {"eventId": "e", "inferenceTime": when, "inferenceId": "i"},
-        "eventVersion": "0",
-    })
+    return json.dumps(
+        {
+            "captureData": {
+                "endpointInput": {
+                    "observedContentType": input_type,
+                    "mode": "INPUT",
+                    "data": data,
+                    "encoding": "CSV" if input_type == "text/csv" else "JSON",
+                },
+                "endpointOutput": {
+                    "observedContentType": output_type,
+                    "mode": "OUTPUT",
+                    "data": output,
+                    "encoding": "CSV" if output_type == "text/csv" else "JSON",
+                },
+            },
+            "eventMetadata": {"eventId": "e", "inferenceTime": when, "inferenceId": "i"},
+            "eventVersion": "0",
+        }
+    )
 
 
 def _answer(yield_value: float, version: str = "3") -> dict:
-    return {"status": "hold", "predicted": {"yield": {"current": yield_value, "recommended": None}},
-            "model_version": version}
+    return {
+        "status": "hold",
+        "predicted": {"yield": {"current": yield_value, "recommended": None}},
+        "model_version": version,
+    }
 
 
 def test_read_capture_gives_one_row_per_state_with_its_predictions(tmp_path):
     hour = tmp_path / "2026" / "11" / "02" / "10"
     hour.mkdir(parents=True)
     lines = [
-        _event("application/json", json.dumps({"state": {"feed": 200.0, "t1": 105.0}}),
-               json.dumps(_answer(95.1)), "2026-11-02T10:00:00.000Z"),
-        _event("application/json",
-               json.dumps({"instances": [{"feed": 201.0, "t1": 106.0}, {"feed": 202.0, "t1": 107.0}]}),
-               json.dumps({"predictions": [_answer(95.2), _answer(95.3)], "model_version": "3"}),
-               "2026-11-02T10:01:00.000Z"),
-        _event("application/jsonlines",
-               '{"feed": 203.0, "t1": 108.0}\n{"state": {"feed": 204.0, "t1": 109.0}}\n',
-               json.dumps(_answer(95.4)) + "\n" + json.dumps(_answer(95.5)) + "\n",
-               "2026-11-02T10:02:00.000Z", output_type="application/jsonlines"),
-        _event("text/csv", "feed,t1\n205,110\n",
-               "status,predicted.yield.current,model_version\nhold,95.6,3\n",
-               "2026-11-02T10:03:00.000Z", output_type="text/csv"),
+        _event(
+            "application/json",
+            json.dumps({"state": {"feed": 200.0, "t1": 105.0}}),
+            json.dumps(_answer(95.1)),
+            "2026-11-02T10:00:00.000Z",
+        ),
+        _event(
+            "application/json",
+            json.dumps({"instances": [{"feed": 201.0, "t1": 106.0}, {"feed": 202.0, "t1": 107.0}]}),
+            json.dumps({"predictions": [_answer(95.2), _answer(95.3)], "model_version": "3"}),
+            "2026-11-02T10:01:00.000Z",
+        ),
+        _event(
+            "application/jsonlines",
+            '{"feed": 203.0, "t1": 108.0}\n{"state": {"feed": 204.0, "t1": 109.0}}\n',
+            json.dumps(_answer(95.4)) + "\n" + json.dumps(_answer(95.5)) + "\n",
+            "2026-11-02T10:02:00.000Z",
+            output_type="application/jsonlines",
+        ),
+        _event(
+            "text/csv",
+            "feed,t1\n205,110\n",
+            "status,predicted.yield.current,model_version\nhold,95.6,3\n",
+            "2026-11-02T10:03:00.000Z",
+            output_type="text/csv",
+        ),
         "not json at all",
     ]
     (hour / "a-1-1.jsonl").write_text("\n".join(lines) + "\n")
@@ -179,8 +205,9 @@ def test_cli_monitor_json_is_the_drift_report(registered, window, loaded_bundle,
     _fouled(window, loaded_bundle).to_parquet(path)
     plant = tmp_path / "plant.toml"
     plant.write_text(loaded_bundle.spec.source_text)
-    result = CliRunner().invoke(build_app(), ["monitor", "--input", str(path), "--version", version,
-                                              "--plant", str(plant), "--json"])
+    result = CliRunner().invoke(
+        build_app(), ["monitor", "--input", str(path), "--version", version, "--plant", str(plant), "--json"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert set(payload) == {"drift", "window_rows", "features", "violations", "quality"}

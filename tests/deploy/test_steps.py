@@ -108,8 +108,9 @@ def test_training_job_whose_challenger_lost_is_not_deployed(registry_home, tmp_p
     settings = load_settings()
     _register_from_job(settings, tmp_path, model_tar, "dragon-train-lost", promote=False)
     with pytest.raises(steps.ChallengerNotPromoted, match="challenger loses"):
-        steps.resolve_version(steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-lost"),
-                              settings)
+        steps.resolve_version(
+            steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-lost"), settings
+        )
 
 
 def test_training_job_version_awaiting_approval_is_refused(registry_home, tmp_path, model_tar):
@@ -119,6 +120,7 @@ def test_training_job_version_awaiting_approval_is_refused(registry_home, tmp_pa
     archive.write_bytes(model_tar)
     steps.register(steps.RegisterInput(str(archive), PLANT, approval_required=True), settings)
     with pytest.raises(RegistryError, match="pending") as refused:
-        steps.resolve_version(steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-gate"),
-                              settings)
+        steps.resolve_version(
+            steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-gate"), settings
+        )
     assert not isinstance(refused.value, steps.VersionNotRegisteredYet), "waiting on a person is not retried"

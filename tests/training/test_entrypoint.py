@@ -23,14 +23,17 @@ def _opt_ml(tmp_path, history, plant_path):
     config = base / "input" / "config"
     config.mkdir(parents=True)
     # SageMaker passes hyperparameters as strings; the plant spec travels as TOML text.
-    (config / "hyperparameters.json").write_text(json.dumps({"plant": json.dumps(plant_path.read_text()), "seed": "3"}))
+    (config / "hyperparameters.json").write_text(
+        json.dumps({"plant": json.dumps(plant_path.read_text()), "seed": "3"})
+    )
     return base
 
 
 def _run_train(base):
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
-    return subprocess.run([sys.executable, "-m", "training.entrypoint"], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "training.entrypoint"], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_train_writes_a_bundle_that_verifies_and_refuses_tampering(tmp_path, small_history, small_plant_path):

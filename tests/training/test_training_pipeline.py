@@ -35,8 +35,10 @@ def test_record_training_registers_a_version_with_provenance(dragon_home, traine
     assert [v.version for v in versions] == [result["version"]] == ["1"]
     assert versions[0].aliases == ["champion"]  # the first version becomes the champion
     assert "models.yield.rmse" in versions[0].metrics
-    assert versions[0].tags["data.sha256"] == json.loads((trained_bundle / "manifest.json").read_text())[
-        "provenance"]["data_sha256"]
+    assert (
+        versions[0].tags["data.sha256"]
+        == json.loads((trained_bundle / "manifest.json").read_text())["provenance"]["data_sha256"]
+    )
 
 
 def test_failed_training_registers_nothing(dragon_home, small_history, small_plant, tmp_path):
@@ -69,8 +71,12 @@ def test_two_registrations_at_once_get_distinct_versions(dragon_home, trained_bu
 def test_cli_train_bad_data_exits_2_without_traceback(dragon_home, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,ox1_temperature\n2026-01-01T00:00:00Z,105\n")
-    result = subprocess.run([sys.executable, "-m", "dragon.cli", "train", "--data", str(bad)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "dragon.cli", "train", "--data", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "error" in result.stderr.lower()
