@@ -68,29 +68,33 @@ class ChainEvaluation:
 
 @dataclass(frozen=True)
 class _ModelLink:
-    """Where each input column of one model comes from."""
+    """Where each input column of one model comes from, as columns of the chain's work table
+    (setpoints, then model predictions in order, then fixed state tags)."""
 
     name: str
     gam: CompiledGAM
-    setpoint_columns: np.ndarray  # columns fed by setpoints ...
-    setpoint_index: np.ndarray  # ... and which setpoint
-    upstream_columns: np.ndarray  # columns fed by upstream models ...
-    upstream_index: np.ndarray  # ... and which model (position in the order)
-    fixed_columns: np.ndarray  # columns held at the state's value ...
-    fixed_tags: tuple[str, ...]  # ... and which tag
-    selector: np.ndarray  # (F, S): d input / d setpoints for the setpoint columns
+    inputs: np.ndarray  # (F,) work-table column of each input
+    upstream: np.ndarray  # input columns fed by upstream models ...
+    upstream_inputs: np.ndarray  # ... and their work-table columns
 
 
 class CompiledChain:
-    """All GAMs of a bundle compiled and linked; `at(state)` fixes a plant state for optimization."""
+    """All GAMs of a bundle compiled and linked; `evaluate(U, state, biases)` runs them at one plant state.
+
+    An evaluation fills a work table whose columns are the setpoints, the models' predictions (in
+    order) and the fixed state tags, with each column's derivative wrt the setpoints and its variance:
+    a model reads its inputs as one gather from the table, and the chain rule is one product with the
+    gathered derivatives."""
 
     def __init__(self, spec: PlantSpec, gams: Mapping[str, object], *, verify: bool = True) -> None:
         self.spec = spec
         self.models = tuple(spec.model_order)
         self.setpoints = tuple(spec.setpoints)
-        position = {name: i for i, name in enumerate(self.models)}
+        S, K = len(self.setpoints), len(self.models)
         producer = {spec.models[name].target: name for name in self.models}
-        setpoint_position = {tag: i for i, tag in enumerate(self.setpoints)}
+        column = {tag: i for i, tag in enumerate(self.setpoints)}
+        column.update({spec.models[name].target: S + k for k, name in enumerate(self.models)})
+        fixed: list[str] = []
         links = []
         for name in self.models:
             features = spec.models[name].features
@@ -99,25 +103,17 @@ class CompiledChain:
             compiled = CompiledGAM.from_pygam(gams[name], features)
             if verify:
                 compiled.verify(compiled.verification_rows(VERIFY_ROWS), gams[name], name=name)
-            sp = [(c, setpoint_position[f]) for c, f in enumerate(features) if f in setpoint_position]
-            up = [(c, position[producer[f]]) for c, f in enumerate(features) if f in producer]
-            fixed = [
-                (c, f) for c, f in enumerate(features) if f not in setpoint_position and f not in producer
-            ]
-            links.append(
-                _ModelLink(
-                    name,
-                    compiled,
-                    np.array([c for c, _ in sp], dtype=np.intp),
-                    np.array([i for _, i in sp], dtype=np.intp),
-                    np.array([c for c, _ in up], dtype=np.intp),
-                    np.array([i for _, i in up], dtype=np.intp),
-                    np.array([c for c, _ in fixed], dtype=np.intp),
-                    tuple(f for _, f in fixed),
-                    _selector(len(features), len(self.setpoints), sp),
-                )
-            )
+            for tag in features:
+                if tag not in column:
+                    column[tag] = S + K + len(fixed)
+                    fixed.append(tag)
+            inputs = np.array([column[f] for f in features], dtype=np.intp)
+            upstream = np.array([c for c, f in enumerate(features) if f in producer], dtype=np.intp)
+            links.append(_ModelLink(name, compiled, inputs, upstream, inputs[upstream]))
         self._links = links
+        self._fixed_tags = tuple(fixed)
+        self._width = S + K + len(fixed)
+        self._identity = np.eye(S)  # d setpoint / d setpoints
         self.scales = np.array([link.gam.scale for link in links])
         self._quantiles = tuple(_quantile_function(link.gam) for link in links)
 
@@ -135,36 +131,7 @@ class CompiledChain:
         self, U: np.ndarray, state: Mapping[str, float], biases: np.ndarray | None = None
     ) -> ChainEvaluation:
         """The chain at setpoint rows U (n, S) with every other input from `state`."""
-        U = np.atleast_2d(np.asarray(U, dtype=float))
-        n, S = U.shape
-        K = len(self._links)
-        values = np.empty((n, K))
-        gradient = np.zeros((n, K, S))
-        variance = np.empty((n, K))
-        variance_gradient = np.zeros((n, K, S))
-        for k, link in enumerate(self._links):
-            X = np.empty((n, link.gam.n_features))
-            X[:, link.setpoint_columns] = U[:, link.setpoint_index]
-            X[:, link.upstream_columns] = values[:, link.upstream_index]
-            X[:, link.fixed_columns] = [state[tag] for tag in link.fixed_tags]
-            ev = link.gam.evaluate(X)
-            values[:, k] = ev.mean + (0.0 if biases is None else biases[k])
-            # d/du = direct (setpoint inputs) + through each upstream model's prediction.
-            gradient[:, k, :] = ev.gradient @ link.selector
-            se_gradient = ev.se_gradient @ link.selector
-            variance[:, k] = ev.se**2
-            if len(link.upstream_index):
-                upstream_gradient = gradient[:, link.upstream_index, :]  # (n, J, S)
-                sensitivity = ev.gradient[:, None, link.upstream_columns]  # (n, 1, J)
-                gradient[:, k, :] += (sensitivity @ upstream_gradient)[:, 0, :]
-                se_gradient += (ev.se_gradient[:, None, link.upstream_columns] @ upstream_gradient)[:, 0, :]
-                squared = sensitivity**2
-                variance[:, k] += (squared[:, 0, :] * variance[:, link.upstream_index]).sum(axis=1)
-                variance_gradient[:, k, :] = (squared @ variance_gradient[:, link.upstream_index, :])[:, 0, :]
-            variance_gradient[:, k, :] += 2.0 * ev.se[:, None] * se_gradient
-        return ChainEvaluation(
-            self.models, values, gradient, variance, variance_gradient, self.scales, self._quantiles
-        )
+        return self._run(U, state, np.zeros(len(self._links)) if biases is None else biases, None)
 
     def biases(self, state: Mapping[str, float]) -> np.ndarray:
         """Bias-update offsets measured - predicted at the state's setpoints (0 where unmeasured).
@@ -173,18 +140,58 @@ class CompiledChain:
         anchored (= measured) values."""
         u0 = np.array([[state[tag] for tag in self.setpoints]])
         offsets = np.zeros(len(self._links))
-        for k, name in enumerate(self.models):
-            target = self.spec.models[name].target
-            if target in state:  # offsets[k] is still 0 here: the value is model k's raw prediction
-                offsets[k] = state[target] - self.evaluate(u0, state, offsets).values[0, k]
+        measured = [self.spec.models[name].target in state for name in self.models]
+        self._run(u0, state, offsets, measured)
         return offsets
 
+    def _run(
+        self,
+        U: np.ndarray,
+        state: Mapping[str, float],
+        biases: np.ndarray,
+        anchor: list[bool] | None,
+    ) -> ChainEvaluation:
+        """Evaluate in order; with `anchor`, first set biases[k] = measured - predicted where anchor[k].
 
-def _selector(n_features: int, n_setpoints: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    selector = np.zeros((n_features, n_setpoints))
-    for column, setpoint in pairs:
-        selector[column, setpoint] = 1.0
-    return selector
+        Work table `table` (n, width, 2S+1) holds per column [d value/du (S) | d variance/du (S) |
+        variance]; setpoints and state tags have variance 0. For model k with input sensitivities
+        J0 = df/dx and own variance gradient J1 = d se²/dx, one product of [J0, J1, J0²] with its
+        inputs' rows gives d value/du = J0·G, d se²/du = J1·G and the propagated parts
+        Σ J0² var_in, Σ J0² d var_in/du."""
+        U = np.asarray(U, dtype=float)
+        if U.ndim == 1:
+            U = U[None, :]
+        n, S = U.shape
+        K = len(self._links)
+        values = np.empty((n, self._width))
+        values[:, :S] = U
+        values[:, S + K :] = [state[tag] for tag in self._fixed_tags]
+        table = np.zeros((n, self._width, 2 * S + 1))
+        table[:, :S, :S] = self._identity
+        for k, link in enumerate(self._links):
+            mean, own_variance, J = link.gam.moments(values.take(link.inputs, axis=1))
+            if anchor is not None and anchor[k]:  # biases[k] is still 0: mean is model k's raw prediction
+                biases[k] = state[self.spec.models[link.name].target] - mean[0]
+            col = S + k
+            values[:, col] = mean + biases[k]
+            weights = np.empty((n, 3, len(link.inputs)))
+            weights[:, :2] = J
+            np.square(J[:, 0], out=weights[:, 2])
+            product = weights @ table.take(link.inputs, axis=1)  # (n, 3, 2S+1)
+            row = table[:, col]
+            row[:, :S] = product[:, 0, :S]
+            np.add(product[:, 1, :S], product[:, 2, S : 2 * S], out=row[:, S : 2 * S])
+            row[:, 2 * S] = own_variance + product[:, 2, 2 * S]
+        models = slice(S, S + K)
+        return ChainEvaluation(
+            self.models,
+            values[:, models],
+            table[:, models, :S],
+            table[:, models, 2 * S],
+            table[:, models, S : 2 * S],
+            self.scales,
+            self._quantiles,
+        )
 
 
 def _quantile_function(gam: CompiledGAM):

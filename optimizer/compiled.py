@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from math import comb, factorial
 from typing import Any, Literal
 
@@ -69,33 +69,37 @@ class _SplineBasis:
     def n_intervals(self) -> int:
         return self.n_splines - self.order
 
-    def evaluate(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Basis values and d/du for rescaled inputs `u` (n, G) -> (n, G, n_splines) each."""
+    @cached_property
+    def _interval_table(self) -> np.ndarray:
+        """(n_intervals, order+1, 2 n_splines): on interval j, [1, t, t², ...] @ table[j] is every basis
+        function's value, then its d/dv; one gather and one matrix product evaluate a whole row."""
+        C = _local_polynomials(self.order)
+        powers = np.arange(1, self.order + 1, dtype=float)[:, None]
+        slope = np.zeros_like(C)
+        slope[:-1] = powers * C[1:]  # (t^p)' = p t^(p-1), and dt/dv = 1
+        table = np.zeros((self.n_intervals, self.order + 1, 2 * self.n_splines))
+        for j in range(self.n_intervals):
+            table[j, :, j : j + self.order + 1] = C
+            table[j, :, self.n_splines + j : self.n_splines + j + self.order + 1] = slope
+        return table
+
+    def evaluate(self, v: np.ndarray) -> np.ndarray:
+        """Values then d/dv at `v` = u · n_intervals (in knot intervals): (n, G) -> (n, G, 2 n_splines)."""
         n_int = self.n_intervals
-        C, exponents, slope_factors = _local_polynomials(self.order), *_power_tables(self.order)
-        clipped = np.clip(u, 0.0, 1.0)
-        scaled = clipped * n_int
-        first = np.minimum(np.floor(scaled), n_int - 1)  # u = 1 belongs to the last interval
-        t = (scaled - first)[..., None]
-        local = (t**exponents) @ C
-        local_du = ((t ** slope_factors[0]) * slope_factors[1]) @ C * n_int
-        local += local_du * (u - clipped)[..., None]  # linear extrapolation outside [0, 1]
-        # Scatter the order+1 non-zero functions into the full basis through flat indices.
-        cells = u.size
-        flat = (np.arange(cells) * self.n_splines + first.ravel().astype(np.intp))[:, None] + exponents
-        values = np.zeros(cells * self.n_splines)
-        derivatives = np.zeros(cells * self.n_splines)
-        values[flat] = local.reshape(cells, -1)
-        derivatives[flat] = local_du.reshape(cells, -1)
-        shape = (*u.shape, self.n_splines)
-        return values.reshape(shape), derivatives.reshape(shape)
+        clipped = np.minimum(np.maximum(v, 0.0), float(n_int))
+        first = np.floor(clipped)
+        np.minimum(first, n_int - 1, out=first)  # v = n_intervals belongs to the last interval
+        powers = (clipped - first)[..., None, None] ** _exponents(self.order)
+        both = (powers @ self._interval_table.take(first.astype(np.intp), axis=0))[..., 0, :]
+        outside = v - clipped
+        if outside.any():  # linear extrapolation outside the knots: B(v) = B(v_c) + B'(v_c) (v - v_c)
+            both[..., : self.n_splines] += both[..., self.n_splines :] * outside[..., None]
+        return both
 
 
 @cache
-def _power_tables(order: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Exponents 0..order, and (exponent, factor) of each power's derivative (t^p)' = p t^(p-1)."""
-    exponents = np.arange(order + 1)
-    return exponents, (np.maximum(exponents - 1, 0), exponents.astype(float))
+def _exponents(order: int) -> np.ndarray:
+    return np.arange(order + 1.0)
 
 
 @dataclass(frozen=True)
@@ -116,12 +120,49 @@ class _Term:
 
 @dataclass(frozen=True)
 class GamEvaluation:
-    """One compiled GAM at n rows: mean, d mean/dx (n, F), standard error of the mean and d se/dx."""
+    """One compiled GAM at n rows: mean, d mean/dx (n, F), variance of the mean and d variance/dx."""
 
     mean: np.ndarray
     gradient: np.ndarray
-    se: np.ndarray
-    se_gradient: np.ndarray
+    variance: np.ndarray
+    variance_gradient: np.ndarray
+
+    @property
+    def se(self) -> np.ndarray:
+        return np.sqrt(self.variance)
+
+    @property
+    def se_gradient(self) -> np.ndarray:
+        se = self.se[:, None]
+        return np.where(se > 0, self.variance_gradient / (2.0 * np.where(se > 0, se, 1.0)), 0.0)
+
+
+@dataclass(frozen=True)
+class _BasisGroup:
+    """Margins sharing one basis, evaluated in one vectorised call (flat output per row: each margin's
+    n_splines values, then its n_splines d/dv, v in knot intervals). Its s() terms' model-matrix
+    columns `spline_columns` take the flat output at `spline_values`; their slopes (at
+    `spline_values + n_splines`) fill the slope-row slice `slope_slice`."""
+
+    basis: _SplineBasis
+    features: np.ndarray
+    offsets: np.ndarray
+    steps: np.ndarray  # knot spacing span / n_intervals of each margin
+    spline_columns: np.ndarray
+    spline_values: np.ndarray
+    spline_slopes: np.ndarray
+    slope_slice: slice
+
+
+@dataclass(frozen=True)
+class _TensorPlan:
+    """A te() term of d margins. Its columns and their d/dv per margin are d+1 row-wise Kronecker
+    products (first margin major): factor r of margin m is m's values, except its slopes when r = m+1.
+    `factors` gathers all d+1 factors of a margin from its group's flat output (n, d+1, n_splines)."""
+
+    columns: slice
+    factors: tuple[tuple[int, np.ndarray], ...]  # per margin: (group, flat indices (d+1, n_splines))
+    slopes: slice  # slope-row slice: d(columns)/d(u) of margin 0, then margin 1, ...
 
 
 class CompiledGAM:
@@ -138,26 +179,94 @@ class CompiledGAM:
         t_df: float | None,
     ) -> None:
         self.features = tuple(features)
-        self._terms = terms
         self._margins = margins
         self.coef = coef
         self.cov = cov
         self.scale = scale
         self.t_df = t_df  # None: known scale, normal quantiles
-        groups: dict[_SplineBasis, list[int]] = {}
+        self._plan(terms, margins)
+
+    def _plan(self, terms: list[_Term], margins: list[_Margin]) -> None:
+        """Index plans that build a model-matrix row m(x) in a few numpy calls, whatever the term count,
+        and its "slope row": every non-zero ∂m_c/∂v of a spline or tensor margin (or ∂m_c/∂x of a linear
+        term), each tied to its column c (`_slope_columns`) and converted to d/dx of its input feature
+        by `_slope_features` (p_slopes, F) = dv/dx = n_intervals/span at that feature. A model's
+        gradient wrt its inputs w·dm/dx, for any weights w (the coefficients, or m Σ for the
+        variance), is then (w[_slope_columns] * slope_row) @ _slope_features."""
+        members: dict[_SplineBasis, list[int]] = {}
         for index, margin in enumerate(margins):
-            groups.setdefault(margin.basis, []).append(index)
-        # Margins sharing a basis are evaluated in one vectorised call.
-        self._groups = [
-            (
-                basis,
-                np.array(idx),
-                np.array([margins[i].feature for i in idx]),
-                np.array([margins[i].offset for i in idx]),
-                np.array([margins[i].span for i in idx]),
+            members.setdefault(margin.basis, []).append(index)
+        where = {m: (g, pos) for g, idx in enumerate(members.values()) for pos, m in enumerate(idx)}
+        slope_columns: list[int] = []
+        slope_margins: list[int] = []  # margin index, or -1 - feature for a linear term
+
+        def claim(columns: list[int], margin: int) -> slice:
+            start = len(slope_columns)
+            slope_columns.extend(columns)
+            slope_margins.extend([margin] * len(columns))
+            return slice(start, len(slope_columns))
+
+        for t in terms:
+            if t.kind == "linear":
+                claim([t.columns.start], -1 - t.feature)
+        linear_slopes = len(slope_columns)
+        groups = []
+        for g, (basis, idx) in enumerate(members.items()):
+            ns = basis.n_splines
+            columns: list[int] = []
+            values: list[int] = []
+            start = len(slope_columns)
+            for t in terms:
+                if t.kind == "spline" and where[t.margins[0]][0] == g:
+                    columns.extend(range(t.columns.start, t.columns.stop))
+                    values.extend(where[t.margins[0]][1] * 2 * ns + np.arange(ns))
+                    claim(list(range(t.columns.start, t.columns.stop)), t.margins[0])
+            groups.append(
+                _BasisGroup(
+                    basis,
+                    np.array([margins[i].feature for i in idx], dtype=np.intp),
+                    np.array([margins[i].offset for i in idx]),
+                    np.array([margins[i].span / basis.n_intervals for i in idx]),
+                    np.array(columns, dtype=np.intp),
+                    np.array(values, dtype=np.intp),
+                    np.array(values, dtype=np.intp) + ns,
+                    slice(start, len(slope_columns)),
+                )
             )
-            for basis, idx in groups.items()
-        ]
+        tensors = []
+        for t in terms:
+            if t.kind == "tensor":
+                columns = list(range(t.columns.start, t.columns.stop))
+                start = len(slope_columns)
+                for m in t.margins:
+                    claim(columns, m)
+                factors = []
+                for position, m in enumerate(t.margins):
+                    g, place = where[m]
+                    ns = margins[m].basis.n_splines
+                    rows = np.full((len(t.margins) + 1, 1), 2 * ns * place)
+                    rows[position + 1] += ns  # the slopes of this margin
+                    factors.append((g, rows + np.arange(ns)))
+                tensors.append(_TensorPlan(t.columns, tuple(factors), slice(start, len(slope_columns))))
+        to_features = np.zeros((len(slope_columns), len(self.features)))
+        for row, margin in enumerate(slope_margins):
+            if margin < 0:
+                to_features[row, -1 - margin] = 1.0
+            else:
+                m = margins[margin]
+                to_features[row, m.feature] = m.basis.n_intervals / m.span
+        self._groups = groups
+        self._tensors = tensors
+        self._slope_columns = np.array(slope_columns, dtype=np.intp)
+        self._slope_features = to_features
+        self._linear_slopes = linear_slopes
+        self._intercept_columns = np.array(
+            [c for t in terms if t.kind == "intercept" for c in range(t.columns.start, t.columns.stop)],
+            dtype=np.intp,
+        )
+        linear = [(t.columns.start, t.feature) for t in terms if t.kind == "linear"]
+        self._linear_columns = np.array([c for c, _ in linear], dtype=np.intp)
+        self._linear_features = np.array([f for _, f in linear], dtype=np.intp)
 
     @classmethod
     def from_pygam(cls, gam: Any, feature_names: Sequence[str]) -> CompiledGAM:
@@ -225,58 +334,67 @@ class CompiledGAM:
     def n_features(self) -> int:
         return len(self.features)
 
-    def design(self, X: np.ndarray, jacobian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Model matrix rows (n, p) and, if asked, their derivatives wrt the inputs (n, p, F)."""
-        X = np.atleast_2d(np.asarray(X, dtype=float))
+    def design(self, X: np.ndarray) -> np.ndarray:
+        """Model matrix rows (n, p) in pygam's column order."""
+        return self._rows(X, slopes=False)[0]
+
+    def _rows(self, X: np.ndarray, *, slopes: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model matrix rows (n, p) and, if asked, their slope rows (n, p_slopes) (see `_plan`)."""
+        X = np.asarray(X, dtype=float)
+        if X.ndim == 1:
+            X = X[None, :]
         n = len(X)
-        p = len(self.coef)
-        M = np.zeros((n, p))
-        dM = np.zeros((n, p, self.n_features)) if jacobian else None
-        values: list[np.ndarray] = [None] * len(self._margins)  # type: ignore[list-item]
-        slopes: list[np.ndarray] = [None] * len(self._margins)  # type: ignore[list-item]
-        for basis, idx, features, offsets, spans in self._groups:
-            B, dB = basis.evaluate((X[:, features] - offsets) / spans)
-            dB = dB / spans[:, None]  # d/du -> d/dx
-            for position, margin in enumerate(idx):
-                values[margin], slopes[margin] = B[:, position], dB[:, position]
-        for term in self._terms:
-            cols = term.columns
-            if term.kind == "intercept":
-                M[:, cols] = 1.0
-            elif term.kind == "linear":
-                M[:, cols] = X[:, term.feature : term.feature + 1]
-                if dM is not None:
-                    dM[:, cols, term.feature] = 1.0
-            elif term.kind == "spline":
-                (margin,) = term.margins
-                M[:, cols] = values[margin]
-                if dM is not None:
-                    dM[:, cols, self._margins[margin].feature] += slopes[margin]
-            else:
-                M[:, cols] = _row_kron([values[m] for m in term.margins])
-                if dM is not None:
-                    for position, margin in enumerate(term.margins):
-                        factors = [values[m] for m in term.margins]
-                        factors[position] = slopes[margin]
-                        dM[:, cols, self._margins[margin].feature] += _row_kron(factors)
-        return M, dM
+        M = np.empty((n, len(self.coef)))  # every column belongs to exactly one term
+        S = np.empty((n, len(self._slope_columns))) if slopes else None
+        if len(self._intercept_columns):
+            M[:, self._intercept_columns] = 1.0
+        if len(self._linear_columns):
+            M[:, self._linear_columns] = X.take(self._linear_features, axis=1)
+            if S is not None:
+                S[:, : self._linear_slopes] = 1.0
+        outputs = []
+        for group in self._groups:
+            flat = group.basis.evaluate((X.take(group.features, axis=1) - group.offsets) / group.steps)
+            flat = flat.reshape(n, -1)
+            M[:, group.spline_columns] = flat.take(group.spline_values, axis=1)
+            if S is not None:
+                S[:, group.slope_slice] = flat.take(group.spline_slopes, axis=1)
+            outputs.append(flat)
+        for tensor in self._tensors:
+            (g, index), *rest = tensor.factors
+            product = outputs[g].take(index, axis=1)  # (n, d+1, ...)
+            for g, index in rest:
+                factor = outputs[g].take(index, axis=1)
+                product = (product[..., :, None] * factor[..., None, :]).reshape(n, len(factor[0]), -1)
+            M[:, tensor.columns] = product[:, 0]
+            if S is not None:
+                S[:, tensor.slopes] = product[:, 1:].reshape(n, -1)
+        return M, S
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        M, _ = self.design(X, jacobian=False)
-        return M @ self.coef
+        return self.design(X) @ self.coef
+
+    def moments(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean (n,), variance of the mean (n,) and J (n, 2, F): J[:, 0] = d mean/dx, J[:, 1] = d var/dx.
+
+        var = m Σ mᵀ, so d var/dx = 2 (m Σ) dm/dx: both rows of J come from one product with the
+        slope rows (see `_plan`)."""
+        M, S = self._rows(X, slopes=True)
+        weights = np.empty((len(M), 2, len(self.coef)))
+        weights[:, 0] = self.coef
+        np.matmul(M, self.cov, out=weights[:, 1])
+        variance = np.maximum(np.add.reduce(weights[:, 1] * M, axis=1), 0.0)
+        weights[:, 1] *= 2.0
+        J = (weights.take(self._slope_columns, axis=2) * S[:, None, :]) @ self._slope_features
+        return M @ self.coef, variance, J
 
     def evaluate(self, X: np.ndarray) -> GamEvaluation:
-        """Mean, gradient, standard error of the mean and its gradient at every row of X."""
-        M, dM = self.design(X)
-        MS = M @ self.cov
-        se = np.sqrt(np.maximum((MS * M).sum(axis=1), 0.0))
-        d_variance = 2.0 * (MS[:, None, :] @ dM)[:, 0, :]
-        safe = np.where(se > 0, se, 1.0)[:, None]
-        se_gradient = np.where(se[:, None] > 0, d_variance / (2.0 * safe), 0.0)
-        return GamEvaluation(M @ self.coef, self.coef @ dM, se, se_gradient)
+        """Mean, gradient, variance of the mean and its gradient at every row of X."""
+        mean, variance, J = self.moments(X)
+        return GamEvaluation(mean, J[:, 0], variance, J[:, 1])
 
     def standard_error(self, X: np.ndarray) -> np.ndarray:
-        M, _ = self.design(X, jacobian=False)
+        M = self.design(X)
         return np.sqrt(np.maximum(np.einsum("np,np->n", M @ self.cov, M), 0.0))
 
     def quantile(self, probability: float) -> float:
@@ -295,7 +413,7 @@ class CompiledGAM:
 
     def prediction_bound(self, X: np.ndarray, confidence: float, side: Side) -> np.ndarray:
         """One-sided bound: a new observation stays below (upper) / above (lower) it with `confidence`."""
-        M, _ = self.design(X, jacobian=False)
+        M = self.design(X)
         se = np.sqrt(np.maximum(np.einsum("np,np->n", M @ self.cov, M), 0.0))
         margin = self.quantile(confidence) * self.prediction_sd(se)
         mean = M @ self.coef
@@ -322,11 +440,3 @@ class CompiledGAM:
                 "the pygam version or the bundle's term layout is not what this build understands"
             )
         return error
-
-
-def _row_kron(factors: list[np.ndarray]) -> np.ndarray:
-    """Row-wise Kronecker product, first factor major (pygam's tensor column order)."""
-    result = factors[0]
-    for factor in factors[1:]:
-        result = (result[:, :, None] * factor[:, None, :]).reshape(len(result), -1)
-    return result

@@ -64,12 +64,16 @@ class CompiledForest:
             if int(np.max(depth)) > 64:
                 raise BundleError("an isolation tree deeper than 64 levels: not an Isolation Forest")
         self.n_inputs = n_inputs
-        self._feature = np.concatenate(features).astype(np.intp)
-        self._threshold = np.concatenate(thresholds)
-        self._left = np.concatenate(lefts).astype(np.intp)
-        self._right = np.concatenate(rights).astype(np.intp)
-        self._leaf_path = np.concatenate(leaf_path)
-        self._roots = np.array(roots, dtype=np.intp)
+        # Node i lives at slot 2i of doubled arrays, so that one step is `child[slot + went_left]`
+        # (child[2i] = right child's slot, child[2i + 1] = left child's slot): flat `take`s only.
+        feature, threshold = np.concatenate(features).astype(np.intp), np.concatenate(thresholds)
+        self._feature = np.repeat(feature, 2)
+        self._threshold = np.repeat(threshold, 2)
+        self._child = (
+            np.column_stack([np.concatenate(rights), np.concatenate(lefts)]).astype(np.intp).ravel() * 2
+        )
+        self._leaf_path = np.repeat(np.concatenate(leaf_path), 2)
+        self._roots = np.array(roots, dtype=np.intp) * 2
         self._steps = int(
             max(_node_depths(e.tree_.children_left, e.tree_.children_right).max() for e in forest.estimators_)
         )
@@ -79,12 +83,13 @@ class CompiledForest:
         """Anomaly score (= -score_samples) of each row of X (n, n_inputs)."""
         X = np.asarray(np.atleast_2d(X), dtype=np.float32).astype(np.float64)
         n = len(X)
-        node = np.broadcast_to(self._roots, (n, len(self._roots))).copy()
-        rows = np.arange(n)[:, None]
+        flat = X.ravel()
+        row_start = (np.arange(n) * X.shape[1])[:, None]
+        slot = np.broadcast_to(self._roots, (n, len(self._roots)))
         for _ in range(self._steps):
-            go_left = X[rows, self._feature[node]] <= self._threshold[node]
-            node = np.where(go_left, self._left[node], self._right[node])
-        mean_path = self._leaf_path[node].mean(axis=1)
+            went_left = flat.take(row_start + self._feature.take(slot)) <= self._threshold.take(slot)
+            slot = self._child.take(slot + went_left)
+        mean_path = self._leaf_path.take(slot).mean(axis=1)
         if self._normaliser == 0.0:
             return np.ones(n)
         return 2.0 ** (-mean_path / self._normaliser)

@@ -6,8 +6,8 @@ rescaled to [0, 1] per setpoint (setpoints whose box is a single point are fixed
 objective is the bias-corrected objective model's change from the current state, divided by
 that model's residual scale; each constraint is a margin (limit - upper bound for `max`,
 lower bound - limit for `min`, at the constraint's confidence), divided by its model's scale,
-and must stay >= 0. Values and gradients come from one chain evaluation, cached per point, since
-SLSQP asks for objective and constraints at the same point separately.
+and must stay >= 0. Values, margins and gradients come from one chain evaluation, cached per point,
+since SLSQP asks for objective and constraints at the same point separately.
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ class ConstraintTerm:
     limit: float
     confidence: float
     relative_to_current: bool
-
-    @property
-    def bound_side(self) -> Literal["upper", "lower"]:
-        return "upper" if self.side == "max" else "lower"
 
 
 @dataclass(frozen=True)
@@ -94,15 +90,33 @@ class SetpointProblem:
         self.box = setpoint_box(spec, self.u0)
         self.objective_model = spec.objective.model
         self.sense = 1.0 if spec.objective.sense == "maximize" else -1.0
-        self.current = self.evaluate(self.u0[None, :])
+        self.current = self.chain.evaluate(self.u0[None, :], state, biases)
         self.constraints = self._resolve_constraints()
         self._objective_scale = max(chain.scales[chain.models.index(self.objective_model)], 1e-9)
         self._constraint_scales = np.array(
             [max(chain.scales[chain.models.index(c.model)], 1e-9) for c in self.constraints]
         )
+        # Every constraint in one set of array operations: model column, bound side (+1 upper,
+        # -1 lower), quantile at its confidence, limit, and residual variance.
+        self._constraint_models = np.array(
+            [chain.models.index(c.model) for c in self.constraints], dtype=np.intp
+        )
+        self._bound_sign = np.array([1.0 if c.side == "max" else -1.0 for c in self.constraints])
+        self._bound_step = self._bound_sign * [
+            chain.quantile(c.model, c.confidence) for c in self.constraints
+        ]
+        self._limits = np.array([c.limit for c in self.constraints])
+        self._residual_variance = chain.scales.take(self._constraint_models) ** 2
+        self._objective_index = chain.models.index(self.objective_model)
+        self._current_objective = float(self.current.values[0, self._objective_index])
         self._free = self.box.free
-        self._cache_key: bytes | None = None
-        self._cache: ChainEvaluation | None = None
+        self._free_index = np.flatnonzero(self._free)
+        self._free_low = self.box.low[self._free]
+        self._width = (self.box.high - self.box.low)[self._free]
+        self._point_key: bytes | None = None
+        self._point: tuple[ChainEvaluation, np.ndarray, np.ndarray] | None = None
+        self._rows_key: bytes | None = None
+        self._rows: ChainEvaluation | None = None
 
     def _resolve_constraints(self) -> list[ConstraintTerm]:
         terms = []
@@ -122,31 +136,35 @@ class SetpointProblem:
         return terms
 
     def evaluate(self, U: np.ndarray) -> ChainEvaluation:
-        return self.chain.evaluate(U, self.state, self.biases)
+        """The chain at setpoint rows U; the last rows asked for are remembered (the recommender
+        describes and scores the chosen setpoints separately)."""
+        U = np.asarray(U, dtype=float)
+        key = U.tobytes() + bytes(U.shape)
+        if key != self._rows_key:
+            self._rows = self.chain.evaluate(U, self.state, self.biases)
+            self._rows_key = key
+        return self._rows
 
     def objective(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray]:
         """Objective model values (n,) and gradients (n, S) at the evaluated rows."""
-        k = ev.index(self.objective_model)
+        k = self._objective_index
         return ev.values[:, k], ev.gradient[:, k, :]
 
     def gain(self, ev: ChainEvaluation) -> np.ndarray:
         """Improvement of the objective over the current state (positive = better)."""
-        return self.sense * (self.objective(ev)[0] - self.current.values[0, ev.index(self.objective_model)])
+        return self.sense * (ev.values[:, self._objective_index] - self._current_objective)
 
     def margins(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Margins (n, C) (>= 0 satisfied), their gradients (n, C, S) and the bounds (n, C)."""
-        n, S = ev.gradient.shape[0], ev.gradient.shape[2]
-        margins = np.empty((n, len(self.constraints)))
-        gradients = np.empty((n, len(self.constraints), S))
-        bounds = np.empty_like(margins)
-        for i, term in enumerate(self.constraints):
-            bound, d_bound = ev.bound(term.model, term.confidence, term.bound_side)
-            bounds[:, i] = bound
-            if term.side == "max":
-                margins[:, i], gradients[:, i] = term.limit - bound, -d_bound
-            else:
-                margins[:, i], gradients[:, i] = bound - term.limit, d_bound
-        return margins, gradients, bounds
+        """Margins (n, C) (>= 0 satisfied), their gradients (n, C, S) and the bounds (n, C).
+
+        Bound = value ± q·sd (ChainEvaluation.bound); margin = limit - bound for `max`, bound - limit
+        for `min`, i.e. -sign·(bound - limit) with sign +1 for an upper bound."""
+        k = self._constraint_models
+        sd = np.sqrt(ev.variance.take(k, axis=1) + self._residual_variance)
+        bounds = ev.values.take(k, axis=1) + self._bound_step * sd
+        d_sd = ev.variance_gradient.take(k, axis=1) / (2.0 * sd[..., None])
+        d_bounds = ev.gradient.take(k, axis=1) + self._bound_step[:, None] * d_sd
+        return -self._bound_sign * (bounds - self._limits), -self._bound_sign[:, None] * d_bounds, bounds
 
     def feasible(self, margins: np.ndarray) -> np.ndarray:
         return (
@@ -166,45 +184,40 @@ class SetpointProblem:
 
     def to_setpoints(self, z: np.ndarray) -> np.ndarray:
         z = np.atleast_2d(z)
-        U = np.broadcast_to(self.box.low, (len(z), len(self.box.low))).copy()
-        width = (self.box.high - self.box.low)[self._free]
-        U[:, self._free] = self.box.low[self._free] + np.clip(z, 0.0, 1.0) * width
+        U = np.empty((len(z), len(self.box.low)))
+        U[:] = self.box.low
+        U[:, self._free_index] = self._free_low + np.minimum(np.maximum(z, 0.0), 1.0) * self._width
         return U
 
     def to_scaled(self, U: np.ndarray) -> np.ndarray:
         U = np.atleast_2d(U)
-        width = (self.box.high - self.box.low)[self._free]
-        return np.clip((U[:, self._free] - self.box.low[self._free]) / width, 0.0, 1.0)
+        return np.clip((U[:, self._free] - self._free_low) / self._width, 0.0, 1.0)
 
-    def _at(self, z: np.ndarray) -> ChainEvaluation:
+    def _at(self, z: np.ndarray) -> tuple[ChainEvaluation, np.ndarray, np.ndarray]:
+        """Evaluation, margins and margin gradients at z, computed once per point: SLSQP asks for the
+        objective, the constraints and their Jacobian at the same point separately."""
         key = np.asarray(z, dtype=float).tobytes()
-        if key != self._cache_key:
-            self._cache = self.evaluate(self.to_setpoints(z))
-            self._cache_key = key
-        return self._cache
-
-    def _chain_rule(self) -> np.ndarray:
-        return (self.box.high - self.box.low)[self._free]
+        if key != self._point_key:
+            ev = self.chain.evaluate(self.to_setpoints(z), self.state, self.biases)
+            margins, gradients, _ = self.margins(ev)
+            self._point = (ev, margins[0], gradients[0])
+            self._point_key = key
+        return self._point
 
     def scaled_objective(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """Minimised by SLSQP: -gain / scale and its gradient wrt z."""
-        ev = self._at(z)
-        value, gradient = self.objective(ev)
-        f = (
-            -self.sense
-            * (value[0] - self.current.values[0, ev.index(self.objective_model)])
-            / self._objective_scale
-        )
-        g = -self.sense * gradient[0, self._free] * self._chain_rule() / self._objective_scale
+        ev, _, _ = self._at(z)
+        k = self._objective_index
+        f = -self.sense * (ev.values[0, k] - self._current_objective) / self._objective_scale
+        g = -self.sense * ev.gradient[0, k].take(self._free_index) * self._width / self._objective_scale
         return float(f), g
 
     def scaled_margins(self, z: np.ndarray) -> np.ndarray:
-        margins, _, _ = self.margins(self._at(z))
-        return margins[0] / self._constraint_scales
+        return self._at(z)[1] / self._constraint_scales
 
     def scaled_margin_jacobian(self, z: np.ndarray) -> np.ndarray:
-        _, gradients, _ = self.margins(self._at(z))
-        return gradients[0][:, self._free] * self._chain_rule() / self._constraint_scales[:, None]
+        gradients = self._at(z)[2]
+        return gradients.take(self._free_index, axis=1) * self._width / self._constraint_scales[:, None]
 
     def scaled_violation(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """½ Σ (scaled violation)², for moving an infeasible state toward feasibility."""
