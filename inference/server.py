@@ -78,6 +78,7 @@ def run_server(config: ServeConfig, *, host: str, port: int) -> None:
     import uvicorn
 
     from inference.app import create_app, load_answerer
+    from inference.http_protocol import NoDelayH11Protocol
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     one_thread_per_worker()
@@ -100,6 +101,7 @@ def run_server(config: ServeConfig, *, host: str, port: int) -> None:
         port=port,
         workers=config.workers,
         access_log=False,
+        http=NoDelayH11Protocol,
         log_level="info",
         timeout_graceful_shutdown=10,
     )
