@@ -89,7 +89,7 @@ class _Candidate:
     lams: tuple[float, ...]
     coef: np.ndarray
     factor: tuple[np.ndarray, bool]  # Cholesky factor of H = X'X + P(lam) + C(coef) + ridge I
-    influence: np.ndarray  # H^-1 X'X: its trace is the edof
+    influence: np.ndarray | None  # H^-1 X'X: its trace is the edof (None: not computed, see evaluate)
     rss: float
     edof: float
     gcv: float
@@ -166,9 +166,10 @@ def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 
     )
     try:
         best = _select(problem, model.lam_grid)
-        if problem.shape is not None:
-            # The search warm-starts the constraint iteration; redo the winner from pygam's own
-            # start so that the result is the one pygam's fit gives with these lambdas.
+        if problem.shape is not None or problem.blocks:
+            # Redo the winner with its full statistics (the CV search skips them) and, with shape
+            # constraints, from pygam's own start (the search warm-starts the constraint iteration)
+            # so that the result is the one pygam's fit gives with these lambdas.
             best = evaluate(problem, best.lams)
     except np.linalg.LinAlgError:
         raise DataError(
@@ -289,20 +290,28 @@ class PenalisedProblem:
 
 
 def evaluate(
-    problem: PenalisedProblem, lams: tuple[float, ...], start: np.ndarray | None = None
+    problem: PenalisedProblem,
+    lams: tuple[float, ...],
+    start: np.ndarray | None = None,
+    *,
+    statistics: bool = True,
 ) -> _Candidate:
     """Solve the penalised least squares for `lams` and score it by GCV (and blocked CV).
 
     `start` warm-starts the shape-constraint iteration (unused without constraints).
+    `statistics=False` skips the influence matrix, edof and GCV (a p-by-p solve with a
+    matrix right-hand side) when only the blocked-CV score is wanted.
     """
     stats = problem.stats
     penalty = sum(lam * P for lam, P in zip(lams, problem.components, strict=True))
     coef, factor = _solve(problem, stats, penalty, start)
     rss = stats.squared_error(coef)
-    influence = sla.cho_solve(factor, stats.gram, check_finite=False)
-    edof = float(np.trace(influence))
     n = stats.n_rows
-    gcv = n * rss / (n - GCV_GAMMA * edof) ** 2
+    influence, edof, gcv = None, float("nan"), float("nan")
+    if statistics:
+        influence = sla.cho_solve(factor, stats.gram, check_finite=False)
+        edof = float(np.trace(influence))
+        gcv = n * rss / (n - GCV_GAMMA * edof) ** 2
     cv = None
     if problem.blocks:
         # Each fold: fit on the other blocks (total minus this block), score on this block.
@@ -348,7 +357,10 @@ def _constrained_solve(
 def _select(problem: PenalisedProblem, lam_grid: list[float]) -> _Candidate:
     n_lams = len(problem.components)
     grid = np.sort(np.asarray(lam_grid, dtype=float))
-    best = min((evaluate(problem, (lam,) * n_lams) for lam in grid), key=lambda c: c.score)
+    statistics = not problem.blocks  # GCV needs them; blocked CV does not
+    best = min(
+        (evaluate(problem, (lam,) * n_lams, statistics=statistics) for lam in grid), key=lambda c: c.score
+    )
     # Per-penalty search on the spec grid plus its geometric midpoints.
     fine = np.sort(np.r_[grid, np.sqrt(grid[:-1] * grid[1:])])
     for _ in range(MAX_SWEEPS):
@@ -358,7 +370,7 @@ def _select(problem: PenalisedProblem, lam_grid: list[float]) -> _Candidate:
                 if lam == best.lams[k]:
                     continue
                 lams = best.lams[:k] + (float(lam),) + best.lams[k + 1 :]
-                candidate = evaluate(problem, lams, start=best.coef)
+                candidate = evaluate(problem, lams, start=best.coef, statistics=statistics)
                 if candidate.score < best.score * (1.0 - MIN_SCORE_GAIN):
                     best, improved = candidate, True
         if not improved:
