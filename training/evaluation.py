@@ -1,7 +1,7 @@
 """Hold-out evaluation of a plant GAM and the plots an engineer looks at to trust it.
 
 Metrics are on the hold-out period (time-ordered, never seen in fitting): RMSE, MAE and R² against the
-measured target; R² against the simulator's noise-free `<target>_true` when a truth frame is given; and
+measured target; R² against the simulator's noise-free target (truth_column) when a truth frame is given;
 the share of measured targets inside the 95 % prediction interval (about 0.95 for a well-specified model).
 
 Plots use matplotlib's object API on the Agg canvas (no pyplot state, no display), small and quick:
@@ -34,7 +34,7 @@ class GamMetrics:
     rmse: float
     mae: float
     r2: float
-    r2_truth: float | None  # against `<target>_true` (None without a truth frame)
+    r2_truth: float | None  # against the noise-free target, see truth_column (None without a truth frame)
     n_rows: int
     interval_coverage: float  # share of hold-out targets inside the 95 % prediction interval
 
@@ -48,37 +48,49 @@ def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def _holdout_arrays(
-    name: str, model: GamModel, holdout: pd.DataFrame
+    name: str, model: GamModel, holdout: pd.DataFrame, inputs: list[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X, y, kept) of the complete hold-out rows; `kept` marks them among all rows."""
-    missing = [tag for tag in [*model.features, model.target] if tag not in holdout]
+    missing = [column for column in [*inputs, model.target] if column not in holdout]
     if missing:
-        raise DataError(f"model '{name}': the hold-out rows have no column for tag(s) {', '.join(missing)}")
-    X = holdout[model.features].to_numpy(dtype=float)
+        raise DataError(f"model '{name}': the hold-out rows have no column for {', '.join(missing)}")
+    X = holdout[inputs].to_numpy(dtype=float)
     y = holdout[model.target].to_numpy(dtype=float)
     kept = np.isfinite(X).all(axis=1) & np.isfinite(y)
     if not kept.any():
-        raise DataError(f"model '{name}': no complete hold-out rows of {model.features} and '{model.target}'")
+        raise DataError(f"model '{name}': no complete hold-out rows of {inputs} and '{model.target}'")
     return X[kept], y[kept], kept
 
 
+def truth_column(model: GamModel) -> str:
+    """The noise-free value of what the model predicts on a hold-out row: for a lag-compensated model
+    the measured target without its noise (`<target>_lagged`), for a static one the steady state."""
+    return f"{model.target}_lagged" if model.lag_hours > 0 else f"{model.target}_true"
+
+
 def evaluate_gam(
-    name: str, model: GamModel, gam, holdout: pd.DataFrame, holdout_truth: pd.DataFrame | None
+    name: str,
+    model: GamModel,
+    gam,
+    holdout: pd.DataFrame,
+    holdout_truth: pd.DataFrame | None,
+    inputs: list[str],
 ) -> GamMetrics:
-    """Hold-out metrics of a fitted GAM. `holdout_truth` is row-aligned with `holdout`."""
-    X, y, kept = _holdout_arrays(name, model, holdout)
+    """Hold-out metrics of a fitted GAM fed the hold-out columns `inputs` (training/dynamics.py:
+    model_inputs). `holdout_truth` is row-aligned with `holdout`."""
+    X, y, kept = _holdout_arrays(name, model, holdout, inputs)
     predicted = gam.predict(X)
     residual = y - predicted
     bounds = gam.prediction_intervals(X, width=INTERVAL_WIDTH)
     r2_truth = None
-    truth_column = f"{model.target}_true"
-    if holdout_truth is not None and truth_column in holdout_truth:
+    truth_name = truth_column(model)
+    if holdout_truth is not None and truth_name in holdout_truth:
         if len(holdout_truth) != len(holdout):
             raise DataError(
                 f"model '{name}': the truth frame has {len(holdout_truth)} rows, "
                 f"the hold-out {len(holdout)}; they must be row-aligned"
             )
-        truth = holdout_truth[truth_column].to_numpy(dtype=float)[kept]
+        truth = holdout_truth[truth_name].to_numpy(dtype=float)[kept]
         known = np.isfinite(truth)
         r2_truth = _r2(truth[known], predicted[known]) if known.any() else None
     return GamMetrics(
@@ -154,12 +166,13 @@ def plot_residuals(
     holdout: pd.DataFrame,
     out_dir: str | Path,
     *,
+    inputs: list[str],
     units: Mapping[str, str] | None = None,
 ) -> Path:
     """Hold-out residuals (measured - predicted) over time: `<out_dir>/<name>-residuals.png`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    X, y, kept = _holdout_arrays(name, model, holdout)
+    X, y, kept = _holdout_arrays(name, model, holdout, inputs)
     residual = y - gam.predict(X)
     times, time_label = _time_axis(holdout)
     times = np.asarray(times)[kept]

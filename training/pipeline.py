@@ -20,6 +20,7 @@ from dragon.data import read_history
 from dragon.errors import DataError
 from dragon.provenance import Provenance, collect_provenance
 from dragon.spec import PlantSpec
+from training.dynamics import model_inputs
 
 STAGES = ("transform", "fit GAMs", "fit detectors", "evaluate", "write bundle")
 
@@ -59,7 +60,7 @@ def _read_truth(data_path: Path, spec: PlantSpec) -> pd.DataFrame | None:
 def _feature_matrix(frame: pd.DataFrame, columns: list[str], model_name: str) -> pd.DataFrame:
     missing = [c for c in columns if c not in frame]
     if missing:
-        raise DataError(f"model '{model_name}': the data has no column for tag(s) {', '.join(missing)}")
+        raise DataError(f"model '{model_name}': the data has no column for {', '.join(missing)}")
     return frame[columns]
 
 
@@ -95,7 +96,7 @@ def train_bundle(
     gam_fits = {}
     for name in spec.model_order:
         model = spec.models[name]
-        X = _feature_matrix(data.train, model.features, name).to_numpy(float)
+        X = _feature_matrix(data.train, model_inputs(spec, name), name).to_numpy(float)
         y = data.train[model.target].to_numpy(float)
         gam_fits[name] = fit_gam(model, X, y)
         progress("fit GAMs", 1, len(spec.models))
@@ -112,10 +113,11 @@ def train_bundle(
     units = {tag: spec.tags[tag].unit for tag in spec.tags}
     for name in spec.model_order:
         model, gam = spec.models[name], gam_fits[name].gam
-        gam_metrics[name] = evaluate_gam(name, model, gam, data.holdout, data.holdout_truth)
+        inputs = model_inputs(spec, name)
+        gam_metrics[name] = evaluate_gam(name, model, gam, data.holdout, data.holdout_truth, inputs)
         plots[name] = [
             *plot_partial_dependence(name, model, gam, report_dir, units=units),
-            plot_residuals(name, model, gam, data.holdout, report_dir, units=units),
+            plot_residuals(name, model, gam, data.holdout, report_dir, inputs=inputs, units=units),
         ]
         progress("evaluate", 1, len(spec.models) + 1)
     gate = evaluate_gate(detectors, data.detector_holdout)

@@ -4,7 +4,8 @@ This is the step a Lambda (or a Fargate task for large data) runs on AWS and tha
 runs in-process locally. It turns a minute-by-minute history into:
 
 * `train` / `holdout`: steady, normal operation averaged to the model time step, for the GAMs
-  (a GAM of steady-state behaviour must not learn from transients or faults);
+  (a GAM of steady-state behaviour must not learn from transients or faults), with the lagged
+  inputs of lag-compensated models (training/dynamics.py) beside the raw tags;
 * `detector_train`: all normal operation of the training period, steady or not (the anomaly
   detectors must know every normal state, including transients);
 * `detector_holdout`: every bucket of the hold-out period with its `episode` label, for the gate.
@@ -25,12 +26,14 @@ import pandas as pd
 from dragon.data import DataQualityReport, check_history, parse_timestamps
 from dragon.errors import DataError
 from dragon.spec import PlantSpec
+from training.dynamics import add_lagged_inputs, settling_hours
 
 EPISODE = "episode"
 TRUTH_STEADY = "steady"
 DATA_PROBLEMS = "data problems"
 LABELLED_ABNORMAL = "labelled abnormal"
 NOT_STEADY = "not steady"
+LAGS_SETTLING = "lagged inputs settling"  # 3 τ after the start, a gap or an episode (training/dynamics.py)
 RESAMPLED_AWAY = "resampled away"  # steady normal minutes in a bucket that also holds other minutes
 GAP_SAMPLES = 5  # a time step this many sample periods long restarts the steady-state filters
 MIN_HELD_WINDOW = 5  # a sample-and-hold tag is judged over at least this many of its samples
@@ -118,7 +121,9 @@ def prepare_training_data(
     else:
         abnormal = np.zeros(len(clean), dtype=bool)
     steady = steady_state_mask(clean, spec)
-    normal_steady = steady & ~abnormal
+    settling = _lags_settling(clean, spec, abnormal)
+    normal_steady = steady & ~abnormal & ~settling
+    clean = add_lagged_inputs(clean, spec, _step_minutes(_epoch_ns(clean, time_column)))
 
     bucket = times.dt.floor(f"{spec.training.resample_minutes}min")
     codes, starts = pd.factorize(bucket, sort=True)
@@ -147,7 +152,8 @@ def prepare_training_data(
     dropped = {
         DATA_PROBLEMS: checked.report.rows_dropped,
         LABELLED_ABNORMAL: int(abnormal.sum()),
-        NOT_STEADY: int((~abnormal & ~steady).sum()),
+        LAGS_SETTLING: int((~abnormal & settling).sum()),
+        NOT_STEADY: int((~abnormal & ~settling & ~steady).sum()),
         RESAMPLED_AWAY: int((normal_steady & ~minute_in_used_bucket).sum()),
     }
     train_truth = holdout_truth = None
@@ -218,10 +224,10 @@ def steady_state_mask(frame: pd.DataFrame, spec: PlantSpec) -> np.ndarray:
     absent = [tag for tag in tags if tag not in frame]
     if absent:
         raise DataError(f"[steady_state] tags: the data has no column for {', '.join(absent)}")
-    times = frame[spec.time_column].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view("int64")
+    times = _epoch_ns(frame, spec.time_column)
     if len(times) < 2:
         return np.zeros(len(frame), dtype=bool)
-    step_minutes = float(np.median(np.diff(times))) / 60e9
+    step_minutes = _step_minutes(times)
     window = max(int(round(settings.window_minutes / step_minutes)), 2)
     ratio = np.column_stack([_tag_variance_ratio(frame[tag].ffill().to_numpy(float), window) for tag in tags])
     unsteady = (ratio >= settings.ratio_threshold).any(axis=1)
@@ -229,10 +235,37 @@ def steady_state_mask(frame: pd.DataFrame, spec: PlantSpec) -> np.ndarray:
     if hold > 0:  # steady only after passing the test for the whole hold time
         unsteady = pd.Series(unsteady, dtype=float).rolling(hold + 1, min_periods=1).max().to_numpy() > 0
 
+    warming_up = _minutes_into_segment(times, step_minutes) < settings.window_minutes
+    return ~(unsteady | warming_up)
+
+
+def _lags_settling(frame: pd.DataFrame, spec: PlantSpec, abnormal: np.ndarray) -> np.ndarray:
+    """Rows whose lagged inputs have not settled: too close to the start of the history or of a gap
+    (the filters start blind), or to an abnormal row (the filters still carry the episode)."""
+    hours = settling_hours(spec)
+    times = _epoch_ns(frame, spec.time_column)
+    if hours <= 0 or len(times) < 2:
+        return np.zeros(len(frame), dtype=bool)
+    step_minutes = _step_minutes(times)
+    last_abnormal = pd.Series(np.where(abnormal, times, np.nan)).ffill().to_numpy()
+    after_abnormal = ~abnormal & (times - last_abnormal < 3600e9 * hours)  # NaN (none yet) compares False
+    return (_minutes_into_segment(times, step_minutes) < 60.0 * hours) | after_abnormal
+
+
+def _epoch_ns(frame: pd.DataFrame, time_column: str) -> np.ndarray:
+    return frame[time_column].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view("int64")
+
+
+def _step_minutes(times: np.ndarray) -> float:
+    """The sample period: the median time step (1.0 for a single row)."""
+    return float(np.median(np.diff(times))) / 60e9 if len(times) > 1 else 1.0
+
+
+def _minutes_into_segment(times: np.ndarray, step_minutes: float) -> np.ndarray:
+    """Minutes since the start of each row's segment; a step over GAP_SAMPLES sample periods starts one."""
     gap = np.r_[True, np.diff(times) > GAP_SAMPLES * step_minutes * 60e9]
     segment_start = pd.Series(np.where(gap, times, np.nan)).ffill().to_numpy()
-    warming_up = times - segment_start < settings.window_minutes * 60e9
-    return ~(unsteady | warming_up)
+    return (times - segment_start) / 60e9
 
 
 def _tag_variance_ratio(values: np.ndarray, window: int) -> np.ndarray:

@@ -50,7 +50,7 @@ def test_metrics_on_a_known_case(gam):
     holdout["conversion"] = predicted + offset
     truth = pd.DataFrame({"conversion_true": predicted})
     holdout.loc[200 - 1, "temperature"] = np.nan  # an incomplete row is left out (it had offset 100)
-    metrics = evaluate_gam("reactor", MODEL, gam, holdout, truth)
+    metrics = evaluate_gam("reactor", MODEL, gam, holdout, truth, MODEL.features)
     kept = offset[:-1]
     assert metrics.n_rows == 199
     assert metrics.rmse == pytest.approx(np.sqrt(np.mean(kept**2)))
@@ -59,19 +59,20 @@ def test_metrics_on_a_known_case(gam):
     target = holdout["conversion"].to_numpy()[:-1]
     assert metrics.r2 == pytest.approx(1 - np.sum(kept**2) / np.sum((target - target.mean()) ** 2))
     assert metrics.r2_truth == pytest.approx(1.0)
-    assert evaluate_gam("reactor", MODEL, gam, holdout, None).r2_truth is None
+    assert evaluate_gam("reactor", MODEL, gam, holdout, None, MODEL.features).r2_truth is None
     assert set(metrics.to_dict()) == {"rmse", "mae", "r2", "r2_truth", "n_rows", "interval_coverage"}
 
 
 def test_honest_model_covers_about_95_percent(gam):
-    metrics = evaluate_gam("reactor", MODEL, gam, history(600, seed=3), None)
+    metrics = evaluate_gam("reactor", MODEL, gam, history(600, seed=3), None, MODEL.features)
     assert 0.9 <= metrics.interval_coverage <= 0.99
     assert metrics.r2 > 0.9
 
 
 def test_missing_target_is_a_clear_error(gam):
+    incomplete = history(20, seed=4).drop(columns="conversion")
     with pytest.raises(DataError, match="reactor.*conversion"):
-        evaluate_gam("reactor", MODEL, gam, history(20, seed=4).drop(columns="conversion"), None)
+        evaluate_gam("reactor", MODEL, gam, incomplete, None, MODEL.features)
 
 
 def test_one_partial_dependence_png_per_term_and_a_residual_plot(gam, tmp_path):
@@ -79,7 +80,9 @@ def test_one_partial_dependence_png_per_term_and_a_residual_plot(gam, tmp_path):
     assert [p.name for p in paths] == [
         "reactor-pd-temperature.png", "reactor-pd-pressure.png", "reactor-pd-temperature-x-pressure.png",
     ]
-    residuals = plot_residuals("reactor", MODEL, gam, history(100, seed=5), tmp_path, units=UNITS)
+    residuals = plot_residuals(
+        "reactor", MODEL, gam, history(100, seed=5), tmp_path, inputs=MODEL.features, units=UNITS
+    )
     for path in [*paths, residuals]:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -88,10 +91,10 @@ def test_report_names_every_model_and_links_existing_images(gam, tmp_path):
     holdout = history(150, seed=6)
     plots = {
         name: [*plot_partial_dependence(name, MODEL, gam, tmp_path / "plots"),
-               plot_residuals(name, MODEL, gam, holdout, tmp_path / "plots")]
+               plot_residuals(name, MODEL, gam, holdout, tmp_path / "plots", inputs=MODEL.features)]
         for name in ("oxidation_1", "yield")
     }
-    metrics = {name: evaluate_gam(name, MODEL, gam, holdout, None) for name in plots}
+    metrics = {name: evaluate_gam(name, MODEL, gam, holdout, None, MODEL.features) for name in plots}
     normal = holdout[MODEL.features].assign(episode="")
     spec = DetectorSpec(name="reactor_gate", features=MODEL.features, n_estimators=20)
     detector = fit_detector(spec, normal)
