@@ -42,6 +42,7 @@ from dragon.features import DerivedFeature, feature_table
 # the sensor faults hide from raw tags and are reported per episode only.
 from dragon.simulator.episodes import EPISODE_TYPES, PROCESS_EPISODES
 from dragon.spec import DetectorSpec
+from training.transforms import RECOVERING
 
 EPISODE = "episode"
 CALIBRATION_BLOCKS = 10  # 5 gave 0.07 % hold-out false alarms at 1 % contamination: too cautious
@@ -106,9 +107,10 @@ class GateMetrics:
 
     recall: float | None  # over the rows of PROCESS_EPISODES present (None when none are)
     recall_by_episode: dict[str, float]  # every episode type present in the rows
-    false_alarm_rate: float | None  # over normal rows (episode == "")
+    false_alarm_rate: float | None  # over normal rows (episode == "" and not recovering)
     n_rows: int
     n_normal: int
+    n_recovering: int  # rows settling after an episode, in no rate
     by_episode: dict[str, EpisodeMetrics]
     detectors: dict[str, DetectorMetrics]
 
@@ -119,6 +121,7 @@ class GateMetrics:
             "recall_by_episode": dict(self.recall_by_episode),
             "n_rows": self.n_rows,
             "n_normal": self.n_normal,
+            "n_recovering": self.n_recovering,
         }
 
 
@@ -230,9 +233,9 @@ def _auc(episode_scores: np.ndarray, normal_scores: np.ndarray) -> float | None:
 
 
 def _episode_metrics(
-    assessed: Assessment, labels: np.ndarray, episode: str, *, with_auc: bool
+    assessed: Assessment, labels: np.ndarray, normal: np.ndarray, episode: str, *, with_auc: bool
 ) -> EpisodeMetrics:
-    inside, normal = labels == episode, labels == ""
+    inside = labels == episode
     flagged = assessed.flagged
     hits, false_hits = int(flagged[inside].sum()), int(flagged[normal].sum())
     return EpisodeMetrics(
@@ -252,9 +255,14 @@ def _episodes_present(labels: np.ndarray) -> list[str]:
 
 
 def evaluate_gate(detectors: dict[str, Detector], rows: pd.DataFrame) -> GateMetrics:
-    """Evaluate each detector and the gate (any detector flags) on labelled rows (`episode`, "" = normal)."""
+    """Evaluate each detector and the gate (any detector flags) on labelled rows (`episode`, "" = normal).
+
+    Rows flagged `recovering` (training/transforms.py: the plant settling after an episode) are
+    neither normal nor an episode: they count in no rate.
+    """
     labels = _episode_labels(rows)
-    normal = labels == ""
+    recovering = rows[RECOVERING].to_numpy(bool) if RECOVERING in rows else np.zeros(len(rows), dtype=bool)
+    normal = (labels == "") & ~recovering
     episodes = _episodes_present(labels)
     empty = np.zeros(len(rows), dtype=bool)
     gate = Assessment(np.full(len(rows), np.nan), empty.copy(), empty.copy(), empty.copy())
@@ -269,11 +277,11 @@ def evaluate_gate(detectors: dict[str, Detector], rows: pd.DataFrame) -> GateMet
             threshold=detector.threshold,
             contamination=detector.contamination,
             false_alarm_rate=_share(assessed.flagged[normal]),
-            by_episode={e: _episode_metrics(assessed, labels, e, with_auc=True) for e in episodes},
+            by_episode={e: _episode_metrics(assessed, labels, normal, e, with_auc=True) for e in episodes},
             forest_false_alarm_rate=_share(assessed.forest[normal]),
             envelope_false_alarm_rate=_share(assessed.envelope[normal]),
         )
-    by_episode = {e: _episode_metrics(gate, labels, e, with_auc=False) for e in episodes}
+    by_episode = {e: _episode_metrics(gate, labels, normal, e, with_auc=False) for e in episodes}
     process = np.isin(labels, PROCESS_EPISODES)
     return GateMetrics(
         recall=_share(gate.flagged[process]),
@@ -281,6 +289,7 @@ def evaluate_gate(detectors: dict[str, Detector], rows: pd.DataFrame) -> GateMet
         false_alarm_rate=_share(gate.flagged[normal]),
         n_rows=len(rows),
         n_normal=int(normal.sum()),
+        n_recovering=int(recovering.sum()),
         by_episode=by_episode,
         detectors=per_detector,
     )

@@ -7,8 +7,9 @@ runs in-process locally. It turns a minute-by-minute history into:
   (a GAM of steady-state behaviour must not learn from transients or faults), with the lagged
   inputs of lag-compensated models (training/dynamics.py) beside the raw tags;
 * `detector_train`: all normal operation of the training period, steady or not (the anomaly
-  detectors must know every normal state, including transients);
-* `detector_holdout`: every bucket of the hold-out period with its `episode` label, for the gate.
+  detectors must know every normal state, including transients), less the recovery after episodes;
+* `detector_holdout`: every bucket of the hold-out period with its `episode` label and `recovering`
+  flag (recovering_mask), for the gate.
 
 The split is by time (the last `holdout_fraction` of the span), never random: neighbouring
 minutes are nearly identical and a random split would leak. Every minute row that does not end
@@ -29,6 +30,7 @@ from dragon.spec import PlantSpec
 from training.dynamics import add_lagged_inputs, settling_hours
 
 EPISODE = "episode"
+RECOVERING = "recovering"  # bucket flag: the plant is settling after an episode (recovering_mask)
 TRUTH_STEADY = "steady"
 DATA_PROBLEMS = "data problems"
 LABELLED_ABNORMAL = "labelled abnormal"
@@ -121,7 +123,8 @@ def prepare_training_data(
     else:
         abnormal = np.zeros(len(clean), dtype=bool)
     steady = steady_state_mask(clean, spec)
-    settling = _lags_settling(clean, spec, abnormal)
+    recovering = recovering_mask(clean, spec, abnormal)
+    settling = _lags_settling(clean, spec) | recovering
     normal_steady = steady & ~abnormal & ~settling
     clean = add_lagged_inputs(clean, spec, _step_minutes(_epoch_ns(clean, time_column)))
 
@@ -129,7 +132,8 @@ def prepare_training_data(
     codes, starts = pd.factorize(bucket, sort=True)
     resampled = resample(clean, codes, starts, time_column)
     rows = np.bincount(codes, minlength=len(starts))
-    bucket_normal = np.bincount(codes, weights=~abnormal, minlength=len(starts)) == rows
+    bucket_normal = np.bincount(codes, weights=~(abnormal | recovering), minlength=len(starts)) == rows
+    resampled[RECOVERING] = np.bincount(codes, weights=recovering, minlength=len(starts)) > 0
     bucket_steady = np.bincount(codes, weights=normal_steady, minlength=len(starts)) == rows
 
     cut = _holdout_start(times, spec)
@@ -239,17 +243,28 @@ def steady_state_mask(frame: pd.DataFrame, spec: PlantSpec) -> np.ndarray:
     return ~(unsteady | warming_up)
 
 
-def _lags_settling(frame: pd.DataFrame, spec: PlantSpec, abnormal: np.ndarray) -> np.ndarray:
-    """Rows whose lagged inputs have not settled: too close to the start of the history or of a gap
-    (the filters start blind), or to an abnormal row (the filters still carry the episode)."""
+def _lags_settling(frame: pd.DataFrame, spec: PlantSpec) -> np.ndarray:
+    """Rows too close to the start of the history or of a gap for the lagged inputs to have settled."""
     hours = settling_hours(spec)
     times = _epoch_ns(frame, spec.time_column)
     if hours <= 0 or len(times) < 2:
         return np.zeros(len(frame), dtype=bool)
-    step_minutes = _step_minutes(times)
+    return _minutes_into_segment(times, _step_minutes(times)) < 60.0 * hours
+
+
+def recovering_mask(frame: pd.DataFrame, spec: PlantSpec, abnormal: np.ndarray) -> np.ndarray:
+    """Unlabelled rows within the plant's settling time after an abnormal one.
+
+    An episode label covers the injection, not the hours the outputs (and lagged inputs) take to
+    come back: those rows are neither an episode nor normal operation. The GAMs and detectors do
+    not learn from them and the gate's false-alarm rate does not count them.
+    """
+    hours = settling_hours(spec)
+    times = _epoch_ns(frame, spec.time_column)
+    if hours <= 0 or not abnormal.any():
+        return np.zeros(len(frame), dtype=bool)
     last_abnormal = pd.Series(np.where(abnormal, times, np.nan)).ffill().to_numpy()
-    after_abnormal = ~abnormal & (times - last_abnormal < 3600e9 * hours)  # NaN (none yet) compares False
-    return (_minutes_into_segment(times, step_minutes) < 60.0 * hours) | after_abnormal
+    return ~abnormal & (times - last_abnormal < 3600e9 * hours)  # NaN (none yet) compares False
 
 
 def _epoch_ns(frame: pd.DataFrame, time_column: str) -> np.ndarray:

@@ -94,6 +94,17 @@ def test_evaluate_gate_counts_recall_and_false_alarms(detectors):
     assert a.to_dict()["threshold"] == a.threshold
 
 
+def test_rows_recovering_after_an_episode_count_in_no_rate(detectors):
+    frame = crafted_frame()
+    frame["recovering"] = False
+    frame.loc[[0, 1], "recovering"] = True  # the two far-out "normal" rows
+    gate = evaluate_gate(detectors, frame)
+    assert gate.false_alarm_rate == 0.0
+    assert (gate.n_normal, gate.n_recovering) == (98, 2)
+    assert gate.by_episode["vacuum_loss"].precision == 1.0
+    assert gate.recall == pytest.approx((6 + 10 + 10) / 40)
+
+
 def test_unscorable_row_is_flagged_and_unlabelled_rows_count_as_normal(detectors):
     rows = pd.DataFrame(np.zeros((4, 5)), columns=FEATURES_A + FEATURES_B)
     rows.loc[2, "b2"] = np.nan

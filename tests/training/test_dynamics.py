@@ -10,7 +10,7 @@ from dragon.spec import parse_plant
 from training.dynamics import first_order_lag, input_lags, model_inputs
 from training.evaluation import truth_column
 from training.gam_fit import fit_gam
-from training.transforms import LAGS_SETTLING, prepare_training_data
+from training.transforms import LAGS_SETTLING, RECOVERING, prepare_training_data
 
 # Two stages in series: the reactor answers the heater in 2 h, the purity answers the reactor in 3 h.
 LAGGED_PLANT = """
@@ -137,3 +137,19 @@ def test_a_lag_compensated_model_is_scored_against_the_noise_free_measurement(sp
     assert truth_column(spec.models["reactor"]) == "product_lagged"
     static = spec.models["reactor"].model_copy(update={"lag_hours": 0.0})
     assert truth_column(static) == "product_true"
+
+
+def test_buckets_recovering_from_an_episode_are_flagged_and_kept_out_of_detector_training(spec):
+    frame = lagged_history()
+    frame.loc[7000:7054, "episode"] = "vacuum_loss"  # in the hold-out period (the last 36 h)
+    frame.loc[3000:3059, "episode"] = "vacuum_loss"  # in the training period
+    data = prepare_training_data(frame, spec, source="lagged.parquet")
+    recovering = data.detector_holdout.loc[data.detector_holdout[RECOVERING], "time"]
+    end = frame["time"].iloc[7054]  # mid-bucket
+    assert recovering.min() == end.floor("10min") and recovering.max() < end + pd.Timedelta(hours=9)
+    assert len(recovering) == 9 * 6 + 1  # 9 h of 10-minute buckets, the first shared with the episode
+    training_end = frame["time"].iloc[3059]
+    after = (data.detector_train["time"] >= training_end.floor("10min")) & (
+        data.detector_train["time"] < training_end + pd.Timedelta(hours=9)
+    )
+    assert not after.any() and len(data.detector_train) > 0
