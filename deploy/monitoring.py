@@ -216,15 +216,15 @@ def model_quality(
 
     With `captured` (read_capture), captured states are joined to the measured targets of
     `actuals` by time (nearest within MATCH_TOLERANCE). Without it, `actuals` is a plain
-    history: steady-state rows, the inputs as measured. Either way the models predict from the
-    measured inputs (the raw GAM: the served `current` is bias-corrected towards the very
-    measurement it would be judged by; the served value is the fallback when inputs are
-    missing), and predictions and targets are averaged over the spec's resample buckets, as
-    training scored its hold-out."""
+    history, scored as training scored its hold-out (_scored_history: lagged inputs for
+    lag-compensated models); captured states are predicted from their measured inputs. Either way
+    the raw GAM predicts (the served `current` is bias-corrected towards the very measurement it
+    would be judged by; the served value is the fallback when inputs are missing), and predictions
+    and targets are averaged over the spec's resample buckets, as training scored its hold-out."""
     spec = bundle.spec
     tolerance = (settings or spec.drift).error_growth_tolerance
     if captured is None:
-        scored, source = _steady_history(actuals, spec), "history"
+        scored, source = _scored_history(actuals, spec), "history"
     else:
         scored, source = _matched_capture(captured, actuals, spec), "capture"
     time_column = spec.time_column
@@ -261,7 +261,13 @@ def _column(frame: pd.DataFrame, tag: str) -> np.ndarray:
 
 
 def _predictions(bundle: Bundle, name: str, scored: pd.DataFrame) -> np.ndarray:
-    features = bundle.spec.models[name].features
+    """The GAM's predictions from the columns training scored it on (lagged inputs, see
+    _scored_history) when the rows carry them, else from the measured inputs (captured states)."""
+    from training.dynamics import model_inputs
+
+    features = model_inputs(bundle.spec, name)
+    if not all(column in scored for column in features):
+        features = bundle.spec.models[name].features
     X = np.column_stack([_column(scored, tag) for tag in features]).reshape(len(scored), len(features))
     complete = np.isfinite(X).all(axis=1)
     predicted = _column(scored, f"{PREDICTED}{name}")  # the served value, where inputs are missing
@@ -270,9 +276,10 @@ def _predictions(bundle: Bundle, name: str, scored: pd.DataFrame) -> np.ndarray:
     return predicted
 
 
-def _steady_history(history: pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
-    """The rows training would have scored: complete targets, steady state (spec.steady_state)."""
-    from training.transforms import steady_state_mask
+def _scored_history(history: pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
+    """The rows training would have scored, with the lagged inputs of lag-compensated models: complete
+    targets, steady state (spec.steady_state), lagged inputs settled (training/dynamics.py)."""
+    from training.transforms import lags_settling, steady_state_mask, with_lagged_inputs
 
     frame = _with_times(history, spec.time_column, "history")
     targets = [t for t in spec.model_targets.values() if t in frame]
@@ -280,10 +287,10 @@ def _steady_history(history: pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
     if len(frame) < 2:
         return frame
     try:
-        steady = steady_state_mask(frame, spec)
+        scored = steady_state_mask(frame, spec) & ~lags_settling(frame, spec)
     except DataError:
         return frame.iloc[0:0]  # no steady-state tags in the window: nothing to score like training did
-    return frame.loc[steady].reset_index(drop=True)
+    return with_lagged_inputs(frame, spec).loc[scored].reset_index(drop=True)
 
 
 def _matched_capture(captured: pd.DataFrame, actuals: pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:

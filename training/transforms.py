@@ -124,9 +124,9 @@ def prepare_training_data(
         abnormal = np.zeros(len(clean), dtype=bool)
     steady = steady_state_mask(clean, spec)
     recovering = recovering_mask(clean, spec, abnormal)
-    settling = _lags_settling(clean, spec) | recovering
+    settling = lags_settling(clean, spec) | recovering
     normal_steady = steady & ~abnormal & ~settling
-    clean = add_lagged_inputs(clean, spec, _step_minutes(_epoch_ns(clean, time_column)))
+    clean = with_lagged_inputs(clean, spec)
 
     bucket = times.dt.floor(f"{spec.training.resample_minutes}min")
     codes, starts = pd.factorize(bucket, sort=True)
@@ -243,7 +243,12 @@ def steady_state_mask(frame: pd.DataFrame, spec: PlantSpec) -> np.ndarray:
     return ~(unsteady | warming_up)
 
 
-def _lags_settling(frame: pd.DataFrame, spec: PlantSpec) -> np.ndarray:
+def with_lagged_inputs(frame: pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
+    """`frame` (time-ordered rows) with the lagged input columns of its lag-compensated models."""
+    return add_lagged_inputs(frame, spec, _step_minutes(_epoch_ns(frame, spec.time_column)))
+
+
+def lags_settling(frame: pd.DataFrame, spec: PlantSpec) -> np.ndarray:
     """Rows too close to the start of the history or of a gap for the lagged inputs to have settled."""
     hours = settling_hours(spec)
     times = _epoch_ns(frame, spec.time_column)

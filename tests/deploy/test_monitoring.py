@@ -114,6 +114,16 @@ def _fouled(window: pd.DataFrame, loaded_bundle, by_rmse: float = 4.0) -> pd.Dat
     return shifted
 
 
+def test_model_quality_of_normal_operation_is_ok_for_every_lag_compensated_model(loaded_bundle, window):
+    # Scored as training scored its hold-out: through lagged inputs. Fed the raw inputs, a lag-
+    # compensated GAM would be judged on every transient against a hold-out RMSE that had none.
+    assert all(model.lag_hours > 0 for model in loaded_bundle.spec.models.values())
+    report = model_quality(loaded_bundle, None, window)
+    assert {name: quality.status for name, quality in report.models.items()} == dict.fromkeys(
+        loaded_bundle.spec.model_order, "ok"
+    )
+
+
 def test_model_quality_flags_the_model_whose_error_grew(loaded_bundle, window):
     before = model_quality(loaded_bundle, None, window)
     after = model_quality(loaded_bundle, None, _fouled(window, loaded_bundle))
