@@ -27,10 +27,11 @@ import json
 import statistics
 
 import numpy as np
+from move_response import static_spec
 
 from dragon.errors import DataError
 from dragon.simulator import generate_history
-from dragon.spec import PlantSpec, SteadyStateSettings, load_plant
+from dragon.spec import PlantSpec, load_plant
 from training.dynamics import model_inputs
 from training.evaluation import truth_column
 from training.gam_fit import fit_gam
@@ -44,19 +45,13 @@ def _r2(truth: np.ndarray, predicted: np.ndarray) -> float:
     return 1.0 - float(((truth - predicted) ** 2).sum()) / float(((truth - truth.mean()) ** 2).sum())
 
 
-def _static_spec(spec: PlantSpec) -> PlantSpec:
-    models = {name: m.model_copy(update={"lag_hours": 0.0}) for name, m in spec.models.items()}
-    steady = SteadyStateSettings(enabled=True, window_minutes=120, hold_minutes=60)
-    return spec.model_copy(update={"models": models, "steady_state": steady})
-
-
 def _fit_and_score(model, train_X, train_y, holdout_X, holdout_truth) -> float:
     gam = fit_gam(model, train_X, train_y).gam
     return _r2(holdout_truth, gam.predict(holdout_X))
 
 
 def _static_arm(spec: PlantSpec, history, truth, source: str) -> dict[str, float | None]:
-    static = _static_spec(spec)
+    static = static_spec(spec)
     try:
         data = prepare_training_data(history, static, truth=truth, source=source)
         return {
