@@ -232,7 +232,7 @@ def model_quality(
     models = {}
     for name in spec.model_order:
         target = spec.models[name].target
-        training_rmse = float(bundle.metrics.get("models", {}).get(name, {}).get("rmse", math.nan))
+        training_rmse = _training_rmse(bundle, name, source)
         predicted, measured = _predictions(bundle, name, scored), _column(scored, target)
         kept = np.isfinite(predicted) & np.isfinite(measured)
         if kept.sum():
@@ -258,6 +258,16 @@ def _column(frame: pd.DataFrame, tag: str) -> np.ndarray:
     if tag not in frame:
         return np.full(len(frame), np.nan)
     return pd.to_numeric(frame[tag], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _training_rmse(bundle: Bundle, name: str, source: str) -> float:
+    """The hold-out RMSE to compare with: captured states are single states predicted from their
+    measured inputs, so they compare with the hold-out fed the same (bundles before lag compensation
+    have only `rmse`)."""
+    metrics = bundle.metrics.get("models", {}).get(name, {})
+    if source == "capture" and "rmse_measured_inputs" in metrics:
+        return float(metrics["rmse_measured_inputs"])
+    return float(metrics.get("rmse", math.nan))
 
 
 def _predictions(bundle: Bundle, name: str, scored: pd.DataFrame) -> np.ndarray:

@@ -37,9 +37,16 @@ class GamMetrics:
     r2_truth: float | None  # against the noise-free target, see truth_column (None without a truth frame)
     n_rows: int
     interval_coverage: float  # share of hold-out targets inside the 95 % prediction interval
+    # RMSE on the same rows fed the measured inputs instead (equal to rmse for a static model): the
+    # reference for a live check on single states, which have no lagged inputs (deploy/monitoring.py).
+    rmse_measured_inputs: float
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _rms(residual: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(residual**2))) if residual.size else float("nan")
 
 
 def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
@@ -51,7 +58,8 @@ def _holdout_arrays(
     name: str, model: GamModel, holdout: pd.DataFrame, inputs: list[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X, y, kept) of the complete hold-out rows; `kept` marks them among all rows."""
-    missing = [column for column in [*inputs, model.target] if column not in holdout]
+    needed = dict.fromkeys([*inputs, *model.features, model.target])
+    missing = [column for column in needed if column not in holdout]
     if missing:
         raise DataError(f"model '{name}': the hold-out rows have no column for {', '.join(missing)}")
     X = holdout[inputs].to_numpy(dtype=float)
@@ -81,6 +89,9 @@ def evaluate_gam(
     X, y, kept = _holdout_arrays(name, model, holdout, inputs)
     predicted = gam.predict(X)
     residual = y - predicted
+    measured_inputs = holdout.loc[kept, model.features].to_numpy(dtype=float)
+    complete = np.isfinite(measured_inputs).all(axis=1)
+    residual_measured_inputs = y[complete] - gam.predict(measured_inputs[complete])
     bounds = gam.prediction_intervals(X, width=INTERVAL_WIDTH)
     r2_truth = None
     truth_name = truth_column(model)
@@ -94,12 +105,13 @@ def evaluate_gam(
         known = np.isfinite(truth)
         r2_truth = _r2(truth[known], predicted[known]) if known.any() else None
     return GamMetrics(
-        rmse=float(np.sqrt(np.mean(residual**2))),
+        rmse=_rms(residual),
         mae=float(np.mean(np.abs(residual))),
         r2=_r2(y, predicted),
         r2_truth=r2_truth,
         n_rows=len(y),
         interval_coverage=float(np.mean((y >= bounds[:, 0]) & (y <= bounds[:, 1]))),
+        rmse_measured_inputs=_rms(residual_measured_inputs),
     )
 
 

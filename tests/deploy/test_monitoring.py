@@ -124,6 +124,20 @@ def test_model_quality_of_normal_operation_is_ok_for_every_lag_compensated_model
     )
 
 
+def test_captured_states_compare_with_the_hold_out_fed_measured_inputs(loaded_bundle, window, small_plant):
+    # A captured state has no lagged inputs: its error compares with the hold-out fed measured inputs,
+    # a plain history's with the hold-out as training scored it.
+    states = window.drop(columns=list(small_plant.model_targets.values()))
+    states = states.rename(columns={small_plant.time_column: INFERENCE_TIME})
+    captured = model_quality(loaded_bundle, states, window)
+    history = model_quality(loaded_bundle, None, window)
+    for name in loaded_bundle.spec.model_order:
+        reference = loaded_bundle.metrics["models"][name]
+        assert reference["rmse_measured_inputs"] != reference["rmse"]
+        assert captured.models[name].training_rmse == reference["rmse_measured_inputs"]
+        assert history.models[name].training_rmse == reference["rmse"]
+
+
 def test_model_quality_flags_the_model_whose_error_grew(loaded_bundle, window):
     before = model_quality(loaded_bundle, None, window)
     after = model_quality(loaded_bundle, None, _fouled(window, loaded_bundle))

@@ -60,7 +60,10 @@ def test_metrics_on_a_known_case(gam):
     assert metrics.r2 == pytest.approx(1 - np.sum(kept**2) / np.sum((target - target.mean()) ** 2))
     assert metrics.r2_truth == pytest.approx(1.0)
     assert evaluate_gam("reactor", MODEL, gam, holdout, None, MODEL.features).r2_truth is None
-    assert set(metrics.to_dict()) == {"rmse", "mae", "r2", "r2_truth", "n_rows", "interval_coverage"}
+    assert metrics.rmse_measured_inputs == metrics.rmse  # a static model is fed its measured inputs
+    assert set(metrics.to_dict()) == {
+        "rmse", "mae", "r2", "r2_truth", "n_rows", "interval_coverage", "rmse_measured_inputs"
+    }
 
 
 def test_honest_model_covers_about_95_percent(gam):
