@@ -79,11 +79,12 @@ def _gate_section(gate: GateMetrics) -> str:
     parts = [
         "<h2>Anomaly gate (hold-out period)</h2>",
         "<p>A row is blocked when any detector flags it. Recall is over the rows of the process episodes and "
-        "novel operation; the false-alarm rate is over normal rows.</p>",
+        "novel operation; the false-alarm rate is over normal rows. Rows still recovering from an episode "
+        "count in neither.</p>",
         _table(
-            ["gate", "recall", "false-alarm rate", "rows", "normal rows"],
+            ["gate", "recall", "false-alarm rate", "rows", "normal rows", "recovering rows"],
             [["all detectors", _percent(gate.recall), _percent(gate.false_alarm_rate),
-              _number(gate.n_rows), _number(gate.n_normal)]],
+              _number(gate.n_rows), _number(gate.n_normal), _number(gate.n_recovering)]],
         ),
         _table(
             ["detector", "threshold", "contamination", "false-alarm rate"],
