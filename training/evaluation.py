@@ -40,6 +40,9 @@ class GamMetrics:
     # RMSE on the same rows fed the measured inputs instead (equal to rmse for a static model): the
     # reference for a live check on single states, which have no lagged inputs (deploy/monitoring.py).
     rmse_measured_inputs: float
+    # share of hold-out rows with an input outside the range the GAM was fitted on: R² there measures
+    # extrapolation (a narrow 90-day history often meets a new load, season or fouling state)
+    extrapolated_share: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +115,21 @@ def evaluate_gam(
         n_rows=len(y),
         interval_coverage=float(np.mean((y >= bounds[:, 0]) & (y <= bounds[:, 1]))),
         rmse_measured_inputs=_rms(residual_measured_inputs),
+        extrapolated_share=float(outside_fitted_range(gam, X).mean()),
     )
+
+
+def outside_fitted_range(gam, X: np.ndarray) -> np.ndarray:
+    """(n,) True where a row of X has a feature outside the range the GAM's splines were fitted on
+    (pygam keeps each spline term's data range as `edge_knots_`)."""
+    outside = np.zeros(len(X), dtype=bool)
+    for term in gam.terms:
+        if term.isintercept or term.istensor:
+            continue  # a tensor term's margins repeat the spline terms' ranges
+        low, high = term.edge_knots_
+        column = X[:, term.feature]
+        outside |= (column < low) | (column > high)
+    return outside
 
 
 def _label(tag: str, units: Mapping[str, str] | None) -> str:

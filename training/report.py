@@ -61,10 +61,11 @@ def _image(path: Path, out_dir: Path) -> str:
 def _models_section(
     gam_metrics: Mapping[str, GamMetrics], plots: Mapping[str, list[Path]], out_dir: Path
 ) -> str:
-    header = ["model", "RMSE", "MAE", "R²", "R² vs truth", "95 % interval coverage", "hold-out rows"]
+    header = ["model", "RMSE", "MAE", "R²", "R² vs truth", "95 % interval coverage", "hold-out rows",
+              "outside the fitted range"]
     rows = [
         [escape(name), _number(m.rmse), _number(m.mae), _number(m.r2), _number(m.r2_truth),
-         _percent(m.interval_coverage), _number(m.n_rows)]
+         _percent(m.interval_coverage), _number(m.n_rows), _percent(m.extrapolated_share)]
         for name, m in gam_metrics.items()
     ]
     parts = ["<h2>Models (hold-out period)</h2>", _table(header, rows)]

@@ -62,8 +62,18 @@ def test_metrics_on_a_known_case(gam):
     assert evaluate_gam("reactor", MODEL, gam, holdout, None, MODEL.features).r2_truth is None
     assert metrics.rmse_measured_inputs == metrics.rmse  # a static model is fed its measured inputs
     assert set(metrics.to_dict()) == {
-        "rmse", "mae", "r2", "r2_truth", "n_rows", "interval_coverage", "rmse_measured_inputs"
+        "rmse", "mae", "r2", "r2_truth", "n_rows", "interval_coverage", "rmse_measured_inputs",
+        "extrapolated_share",
     }
+
+
+def test_rows_outside_the_fitted_range_are_counted_as_extrapolated(gam):
+    holdout = history(100, seed=3)
+    holdout["temperature"], holdout["pressure"] = 105.0, 4.0  # mid-range
+    holdout.loc[:24, "temperature"] = 115.0  # the GAM was fitted on 100-110 degC
+    holdout.loc[90:, "pressure"] = 1.0  # and on 2-6 kPa
+    metrics = evaluate_gam("reactor", MODEL, gam, holdout, None, MODEL.features)
+    assert metrics.extrapolated_share == pytest.approx(0.35)
 
 
 def test_honest_model_covers_about_95_percent(gam):
