@@ -126,14 +126,24 @@ class SetpointProblem:
                 if limit is None:
                     continue
                 relative = limit == "current"
-                if relative:  # the model's bias-corrected value now, with the tolerance allowed
-                    limit = (
-                        current + constraint.tolerance if side == "max" else current - constraint.tolerance
-                    )
+                if relative:  # the model's bound now (like with like), with the tolerance allowed
+                    allowed = self._current_bound_step(constraint.model, constraint.confidence)
+                    allowed += constraint.tolerance
+                    limit = current + allowed if side == "max" else current - allowed
                 terms.append(
                     ConstraintTerm(constraint.model, side, float(limit), constraint.confidence, relative)
                 )
         return terms
+
+    def _current_bound_step(self, model: str, confidence: float) -> float:
+        """How far the current state's prediction bound lies from its value (q·sd, 0 at confidence 0.5).
+
+        A bound on "current" compares the candidate's prediction bound with the current state's: its
+        value alone would lie inside its own bound whenever confidence > 0.5, and the current state
+        would violate the constraint it is the reference of."""
+        k = self.chain.models.index(model)
+        sd = float(np.sqrt(self.current.variance[0, k] + self.chain.scales[k] ** 2))
+        return float(self.chain.quantile(model, confidence)) * sd
 
     def evaluate(self, U: np.ndarray) -> ChainEvaluation:
         """The chain at setpoint rows U; the last rows asked for are remembered (the recommender

@@ -101,6 +101,19 @@ def test_hold_when_nothing_helps_enough(bundle, make_states):
     assert rec.setpoints == rec.current_setpoints and set(rec.moves.values()) == {0.0}
 
 
+def test_a_bound_on_current_at_high_confidence_is_met_by_the_current_state(lenient, make_states):
+    # Its limit is the current state's own prediction bound: the state it refers to satisfies it.
+    text = PLANT.replace('min = "current"\ntolerance = 0.5\nconfidence = 0.5',
+                         'min = "current"\ntolerance = 0.0\nconfidence = 0.9')
+    assert text != PLANT
+    strict = Recommender(replace(lenient.bundle, spec=parse_plant(text, "<strict>")))
+    for state in make_states(5):
+        rec = strict.recommend(state)
+        assert "violates" not in (rec.reason or ""), rec.reason
+        guard = next(c for c in rec.constraints if c.model == "stage_2")
+        assert guard.satisfied
+
+
 def test_setpoint_slightly_outside_bounds_moves_back_inside(lenient, plant, make_states):
     state = dict(make_states(1)[0], t1=91.0)
     rec = lenient.recommend(state)
