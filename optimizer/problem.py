@@ -6,8 +6,9 @@ rescaled to [0, 1] per setpoint (setpoints whose box is a single point are fixed
 objective is the bias-corrected objective model's change from the current state, divided by
 that model's residual scale; each constraint is a margin (limit - upper bound for `max`,
 lower bound - limit for `min`, at the constraint's confidence), divided by its model's scale,
-and must stay >= 0. Values, margins and gradients come from one chain evaluation, cached per point,
-since SLSQP asks for objective and constraints at the same point separately.
+and must stay >= 0. A limit of "current" is the current state's own bound (± the tolerance), so the
+state it refers to always meets it. Values, margins and gradients come from one chain evaluation,
+cached per point, since SLSQP asks for objective and constraints at the same point separately.
 """
 
 from __future__ import annotations
