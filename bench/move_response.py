@@ -29,7 +29,7 @@ import numpy as np
 from dragon.simulator import generate_history
 from dragon.simulator.truth import steady_state
 from dragon.spec import PlantSpec, SteadyStateSettings, load_plant
-from training.dynamics import model_inputs
+from training.dynamics import model_input_matrix
 from training.gam_fit import fit_gam
 from training.transforms import prepare_training_data
 
@@ -57,11 +57,9 @@ def fit_chain(spec: PlantSpec, history, source: str) -> dict:
     data = prepare_training_data(history, spec, source=source)
     return {
         name: fit_gam(
-            spec.models[name],
-            data.train[model_inputs(spec, name)].to_numpy(float),
-            data.train[spec.models[name].target].to_numpy(float),
+            model, model_input_matrix(data.train, spec, name), data.train[model.target].to_numpy(float)
         ).gam
-        for name in spec.model_order
+        for name, model in spec.models.items()
     }
 
 

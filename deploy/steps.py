@@ -19,7 +19,7 @@ import numpy as np
 from deploy.storage import fetch, unpack_bundle
 from dragon import registry
 from dragon.bundle import Bundle, load_bundle
-from dragon.errors import DataError, RegistryError
+from dragon.errors import RegistryError
 from dragon.settings import Settings, load_settings
 from dragon.spec import load_plant
 
@@ -91,16 +91,12 @@ class EvaluateOutput(_Step):
 
 def holdout_rmse(bundle: Bundle, holdout) -> dict[str, float]:
     """Each model's RMSE on the hold-out rows (the measured target), fed the columns it was trained on."""
-    from training.dynamics import model_inputs
+    from training.dynamics import model_input_matrix
 
     scores = {}
     for name in bundle.spec.model_order:
         model = bundle.spec.models[name]
-        inputs = model_inputs(bundle.spec, name)
-        missing = [column for column in inputs if column not in holdout]
-        if missing:
-            raise DataError(f"evaluate: model '{name}' needs hold-out column(s) {', '.join(missing)}")
-        predicted = bundle.gams[name].predict(holdout[inputs].to_numpy(float))
+        predicted = bundle.gams[name].predict(model_input_matrix(holdout, bundle.spec, name))
         scores[name] = float(np.sqrt(np.mean((holdout[model.target].to_numpy(float) - predicted) ** 2)))
     return scores
 

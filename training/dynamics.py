@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dragon.errors import DataError
 from dragon.spec import PlantSpec
 
 SETTLING_TIME_CONSTANTS = 3.0  # a first-order filter forgets its start after 3 τ (5 % left)
@@ -41,6 +42,16 @@ def input_lags(spec: PlantSpec, name: str) -> dict[str, float]:
 def model_inputs(spec: PlantSpec, name: str) -> list[str]:
     """The columns model `name` is trained and evaluated on, in the order of its features."""
     return [lag_column(feature, hours) for feature, hours in input_lags(spec, name).items()]
+
+
+def model_input_matrix(frame: pd.DataFrame, spec: PlantSpec, name: str) -> np.ndarray:
+    """The (n, features) matrix model `name` reads from `frame` (model_inputs), or a DataError naming
+    the missing columns."""
+    columns = model_inputs(spec, name)
+    missing = [column for column in columns if column not in frame]
+    if missing:
+        raise DataError(f"model '{name}': the data has no column for {', '.join(missing)}")
+    return frame[columns].to_numpy(float)
 
 
 def first_order_lag(values: np.ndarray, hours: float, step_minutes: float) -> np.ndarray:

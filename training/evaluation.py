@@ -92,9 +92,11 @@ def evaluate_gam(
     X, y, kept = _holdout_arrays(name, model, holdout, inputs)
     predicted = gam.predict(X)
     residual = y - predicted
-    measured_inputs = holdout.loc[kept, model.features].to_numpy(dtype=float)
-    complete = np.isfinite(measured_inputs).all(axis=1)
-    residual_measured_inputs = y[complete] - gam.predict(measured_inputs[complete])
+    residual_measured_inputs = residual
+    if inputs != model.features:  # lag-compensated: predict again from the measured inputs
+        measured_inputs = holdout.loc[kept, model.features].to_numpy(dtype=float)
+        complete = np.isfinite(measured_inputs).all(axis=1)
+        residual_measured_inputs = y[complete] - gam.predict(measured_inputs[complete])
     bounds = gam.prediction_intervals(X, width=INTERVAL_WIDTH)
     r2_truth = None
     truth_name = truth_column(model)

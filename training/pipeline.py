@@ -20,7 +20,7 @@ from dragon.data import read_history
 from dragon.errors import DataError
 from dragon.provenance import Provenance, collect_provenance
 from dragon.spec import PlantSpec
-from training.dynamics import model_inputs
+from training.dynamics import model_input_matrix, model_inputs
 
 STAGES = ("transform", "fit GAMs", "fit detectors", "evaluate", "write bundle")
 
@@ -57,13 +57,6 @@ def _read_truth(data_path: Path, spec: PlantSpec) -> pd.DataFrame | None:
     return truth
 
 
-def _feature_matrix(frame: pd.DataFrame, columns: list[str], model_name: str) -> pd.DataFrame:
-    missing = [c for c in columns if c not in frame]
-    if missing:
-        raise DataError(f"model '{model_name}': the data has no column for {', '.join(missing)}")
-    return frame[columns]
-
-
 def train_bundle(
     data_files: list[Path],
     spec: PlantSpec,
@@ -96,7 +89,7 @@ def train_bundle(
     gam_fits = {}
     for name in spec.model_order:
         model = spec.models[name]
-        X = _feature_matrix(data.train, model_inputs(spec, name), name).to_numpy(float)
+        X = model_input_matrix(data.train, spec, name)
         y = data.train[model.target].to_numpy(float)
         gam_fits[name] = fit_gam(model, X, y)
         progress("fit GAMs", 1, len(spec.models))
