@@ -59,11 +59,17 @@ class ChainEvaluation:
     ) -> tuple[np.ndarray, np.ndarray]:
         """One-sided prediction bound of `model` at `confidence`, and its gradient (n,), (n, S)."""
         k = self.index(model)
-        q = self.quantile[k](confidence)
-        sd = np.sqrt(self.variance[:, k] + self.scales[k] ** 2)
-        d_sd = self.variance_gradient[:, k, :] / (2.0 * sd[:, None])
-        sign = 1.0 if side == "upper" else -1.0
-        return self.values[:, k] + sign * q * sd, self.gradient[:, k, :] + sign * q * d_sd
+        step = (1.0 if side == "upper" else -1.0) * self.quantile[k](confidence)
+        bounds, gradients = self.bounds(np.array([k]), np.array([step]))
+        return bounds[:, 0], gradients[:, 0, :]
+
+    def bounds(self, columns: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """value + step·sd of the models at `columns` (n, C), with sd = sqrt(variance + scale²), and
+        the gradients (n, C, S); a step is ±the quantile of a bound's confidence."""
+        sd = np.sqrt(self.variance.take(columns, axis=1) + self.scales.take(columns) ** 2)
+        d_sd = self.variance_gradient.take(columns, axis=1) / (2.0 * sd[..., None])
+        values = self.values.take(columns, axis=1) + steps * sd
+        return values, self.gradient.take(columns, axis=1) + steps[:, None] * d_sd
 
 
 @dataclass(frozen=True)

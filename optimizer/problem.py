@@ -98,7 +98,7 @@ class SetpointProblem:
             [max(chain.scales[chain.models.index(c.model)], 1e-9) for c in self.constraints]
         )
         # Every constraint in one set of array operations: model column, bound side (+1 upper,
-        # -1 lower), quantile at its confidence, limit, and residual variance.
+        # -1 lower), quantile at its confidence and limit.
         self._constraint_models = np.array(
             [chain.models.index(c.model) for c in self.constraints], dtype=np.intp
         )
@@ -107,7 +107,6 @@ class SetpointProblem:
             chain.quantile(c.model, c.confidence) for c in self.constraints
         ]
         self._limits = np.array([c.limit for c in self.constraints])
-        self._residual_variance = chain.scales.take(self._constraint_models) ** 2
         self._objective_index = chain.models.index(self.objective_model)
         self._current_objective = float(self.current.values[0, self._objective_index])
         self._free = self.box.free
@@ -116,8 +115,6 @@ class SetpointProblem:
         self._width = (self.box.high - self.box.low)[self._free]
         self._point_key: bytes | None = None
         self._point: tuple[ChainEvaluation, np.ndarray, np.ndarray] | None = None
-        self._rows_key: bytes | None = None
-        self._rows: ChainEvaluation | None = None
 
     def _resolve_constraints(self) -> list[ConstraintTerm]:
         terms = []
@@ -142,19 +139,12 @@ class SetpointProblem:
         A bound on "current" compares the candidate's prediction bound with the current state's: its
         value alone would lie inside its own bound whenever confidence > 0.5, and the current state
         would violate the constraint it is the reference of."""
-        k = self.chain.models.index(model)
-        sd = float(np.sqrt(self.current.variance[0, k] + self.chain.scales[k] ** 2))
+        sd = float(self.current.prediction_sd(model)[0])
         return float(self.chain.quantile(model, confidence)) * sd
 
     def evaluate(self, U: np.ndarray) -> ChainEvaluation:
-        """The chain at setpoint rows U; the last rows asked for are remembered (the recommender
-        describes and scores the chosen setpoints separately)."""
-        U = np.asarray(U, dtype=float)
-        key = U.tobytes() + bytes(U.shape)
-        if key != self._rows_key:
-            self._rows = self.chain.evaluate(U, self.state, self.biases)
-            self._rows_key = key
-        return self._rows
+        """The chain at setpoint rows U (n, S) at this state."""
+        return self.chain.evaluate(np.asarray(U, dtype=float), self.state, self.biases)
 
     def objective(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray]:
         """Objective model values (n,) and gradients (n, S) at the evaluated rows."""
@@ -168,13 +158,9 @@ class SetpointProblem:
     def margins(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Margins (n, C) (>= 0 satisfied), their gradients (n, C, S) and the bounds (n, C).
 
-        Bound = value ± q·sd (ChainEvaluation.bound); margin = limit - bound for `max`, bound - limit
+        Bound = value ± q·sd (ChainEvaluation.bounds); margin = limit - bound for `max`, bound - limit
         for `min`, i.e. -sign·(bound - limit) with sign +1 for an upper bound."""
-        k = self._constraint_models
-        sd = np.sqrt(ev.variance.take(k, axis=1) + self._residual_variance)
-        bounds = ev.values.take(k, axis=1) + self._bound_step * sd
-        d_sd = ev.variance_gradient.take(k, axis=1) / (2.0 * sd[..., None])
-        d_bounds = ev.gradient.take(k, axis=1) + self._bound_step[:, None] * d_sd
+        bounds, d_bounds = ev.bounds(self._constraint_models, self._bound_step)
         return -self._bound_sign * (bounds - self._limits), -self._bound_sign[:, None] * d_bounds, bounds
 
     def feasible(self, margins: np.ndarray) -> np.ndarray:
