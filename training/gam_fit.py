@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg as sla
@@ -152,9 +152,9 @@ def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 
     gam._validate_data_dep_params(np.vstack([X.min(axis=0), X.max(axis=0)]))
     gam.statistics_ = {"n_samples": len(y), "m_features": X.shape[1]}
     n_blocks = model.cv_blocks if model.selection == "blocked_cv" else 1
-    blocks = [
-        accumulate(gam, X[rows], y[rows], chunk_rows=chunk_rows)
-        for rows in np.array_split(np.arange(len(y)), n_blocks)
+    blocks = [  # contiguous views: no copy of the rows
+        accumulate(gam, X_block, y_block, chunk_rows=chunk_rows)
+        for X_block, y_block in zip(np.array_split(X, n_blocks), np.array_split(y, n_blocks), strict=True)
     ]
     problem = PenalisedProblem(
         stats=sum(blocks[1:], blocks[0]),
@@ -169,8 +169,9 @@ def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 
         if problem.shape is not None or problem.blocks:
             # Redo the winner with its full statistics (the CV search skips them) and, with shape
             # constraints, from pygam's own start (the search warm-starts the constraint iteration)
-            # so that the result is the one pygam's fit gives with these lambdas.
-            best = evaluate(problem, best.lams)
+            # so that the result is the one pygam's fit gives with these lambdas. The folds are not
+            # solved again: the winner's CV score is not needed any more.
+            best = evaluate(replace(problem, blocks=[]), best.lams)
     except np.linalg.LinAlgError:
         raise DataError(
             f"model '{model.name}': the penalised least-squares system is numerically singular for "
