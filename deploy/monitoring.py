@@ -497,15 +497,13 @@ def _write_artifacts(
 ) -> Path:
     from rich.console import Console
 
-    from dragon.drift import plot_drift
+    from dragon.drift import constraint_violations, plot_drift
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder = settings.home / "monitoring" / stamp
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "constraint_violations.json").write_text(json.dumps({"violations": [
-        {"feature_name": v.feature, "constraint_check_type": v.kind, "description": v.description}
-        for v in violations
-    ]}, indent=2))
+    violations_json = json.dumps(constraint_violations(violations), indent=2)
+    (folder / "constraint_violations.json").write_text(violations_json)
     summary = {"plant_name": bundle.spec.name, "version": version, "window": source, "reason": reason,
                "verdict": report.verdict, **report.to_dict(),
                "quality": quality.to_dict() if quality else None}

@@ -43,6 +43,7 @@ drift; a setpoint outside the range training saw means the models extrapolate, w
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -535,12 +536,12 @@ def model_monitor_constraints(
     }
 
 
-def constraint_violations(report: DriftReport) -> dict[str, Any]:
-    """A report's violations as Model Monitor's constraint_violations.json."""
+def constraint_violations(violations: Iterable[Violation]) -> dict[str, Any]:
+    """Violations as Model Monitor's constraint_violations.json."""
     return {
         "violations": [
             {"feature_name": v.feature, "constraint_check_type": v.kind, "description": v.description}
-            for v in report.violations
+            for v in violations
         ]
     }
 

@@ -134,7 +134,7 @@ def test_model_monitor_shapes_have_documented_keys(baselines):
     json.dumps([statistics, constraints], allow_nan=False)
 
     report = analyse_drift(baselines, plant_rows(500, seed=8, shift=1.0), SETTINGS)
-    violations = constraint_violations(report)["violations"]
+    violations = constraint_violations(report.violations)["violations"]
     assert violations == [{"feature_name": "temperature", "constraint_check_type": DRIFT_CHECK,
                            "description": report.violations[0].description}]
 
