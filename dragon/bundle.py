@@ -21,6 +21,7 @@ import json
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,14 +84,17 @@ class Detector:
         outside = (row < np.asarray(self.envelope_low)) | (row > np.asarray(self.envelope_high))
         return [feature for feature, out in zip(self.features, outside, strict=True) if out]
 
-    def assess(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def assess(
+        self, rows: np.ndarray, scorer: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(scores, flagged, outside_envelope) for rows from `feature_rows`. A row with a missing (NaN)
-        feature scores NaN and is flagged: a gate that cannot score a state must not vouch for it."""
+        feature scores NaN and is flagged: a gate that cannot score a state must not vouch for it.
+        `scorer` replaces `scores` with an equivalent (the optimizer's compiled forest)."""
         rows = np.atleast_2d(np.asarray(rows, dtype=float))
         complete = np.isfinite(rows).all(axis=1)
         scores = np.full(len(rows), np.nan)
         if complete.any():
-            scores[complete] = self.scores(rows[complete])
+            scores[complete] = (scorer or self.scores)(rows[complete])
         outside = self.outside_envelope(rows)
         flagged = ~complete | outside | (scores > self.threshold)
         return scores, flagged, outside

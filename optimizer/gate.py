@@ -200,11 +200,7 @@ class Gate:
         out = {}
         for name, detector in self.detectors.items():
             X = np.atleast_2d(detector.feature_rows(rows))
-            complete = np.isfinite(X).all(axis=1)
-            scores = np.full(len(X), np.nan)
-            if complete.any():
-                scores[complete] = self._compiled[name].scores(X[complete])
-            flagged = ~complete | detector.outside_envelope(X) | (scores > detector.threshold)
+            scores, flagged, _ = detector.assess(X, self._compiled[name].scores)
             out[name] = (X, scores, flagged)
         return out
 
