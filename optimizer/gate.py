@@ -204,13 +204,13 @@ class Gate:
             out[name] = (X, scores, flagged)
         return out
 
-    def scores(self, rows: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        return {name: scores for name, (_, scores, _) in self.assess(rows).items()}
-
-    def flags(self, rows: Mapping[str, Any]) -> np.ndarray:
-        """True where any detector flags the row."""
-        flagged = [hit for _, _, hit in self.assess(rows).values()]
-        return np.logical_or.reduce(flagged) if flagged else np.zeros(len(next(iter(rows.values()))), bool)
+    def screen(self, rows: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(flagged (n,): True where any detector flags the row, {detector: scores (n,)})."""
+        assessed = self.assess(rows)
+        flagged = np.zeros(len(next(iter(rows.values()))), dtype=bool)
+        for _, _, hit in assessed.values():
+            flagged |= hit
+        return flagged, {name: scores for name, (_, scores, _) in assessed.items()}
 
     def check(self, state: Mapping[str, float]) -> GateResult:
         verdicts, far = {}, {}

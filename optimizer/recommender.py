@@ -250,7 +250,7 @@ class Recommender:
         gains = problem.gain(ev)
         margins, _, _ = problem.margins(ev)
         feasible = problem.feasible(margins) & np.all(np.isfinite(ev.values), axis=1)
-        flagged = self.gate.flags(self._candidate_rows(problem, rows, ev))
+        flagged, candidate_scores = self.gate.screen(self._candidate_rows(problem, rows, ev))
         usable = ~flagged
 
         if not usable.any():
@@ -299,7 +299,8 @@ class Recommender:
             reason = (
                 f"predicted {spec.objective.model} gain {gain:.4g} within bounds, move limits and constraints"
             )
-        return self._recommended(problem, gate, biases, u_star, reason, ev, best)
+        anomaly = {name: float(scores[best]) for name, scores in candidate_scores.items()}
+        return self._recommended(problem, gate, biases, u_star, reason, anomaly)
 
     def _solve(self, problem: SetpointProblem, infeasible_now: bool) -> np.ndarray:
         """End points of SLSQP from every start (setpoint units), plus the clipped current point."""
@@ -396,17 +397,14 @@ class Recommender:
         biases: np.ndarray,
         u_star: np.ndarray,
         reason: str,
-        ev,
-        best: int,
+        candidate_anomaly: dict[str, float],
     ) -> Recommendation:
+        """`candidate_anomaly`: each detector's score of u_star (screened with the other candidates)."""
         current = dict(zip(self.spec.setpoints, problem.u0.tolist(), strict=True))
         setpoints = dict(zip(self.spec.setpoints, u_star.tolist(), strict=True))
         moves = {tag: setpoints[tag] - current[tag] for tag in current}
         predicted, objective, constraints = self._describe(problem, u_star)
         attribution = attribute_gain(problem, u_star)
-        candidate_scores = self.gate.scores(
-            self._candidate_rows(problem, u_star[None, :], problem.evaluate(u_star[None, :]))
-        )
         explanation = Explanation(
             contributions=attribution.contributions,
             method="integrated gradients along the straight line from the current to the recommended "
@@ -414,7 +412,7 @@ class Recommender:
             quadrature_error=attribution.quadrature_error,
             active_constraints=[f"{c.model} {c.side}" for c in constraints if c.active],
             bias_offsets=self._offsets(biases),
-            candidate_anomaly={name: float(score[0]) for name, score in candidate_scores.items()},
+            candidate_anomaly=candidate_anomaly,
         )
         return Recommendation(
             "recommended",
