@@ -135,7 +135,7 @@ def naive_recommend(bundle, state: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--quick", action="store_true", help="200 states, 5 baseline states, 24 days of training"
+        "--quick", action="store_true", help="200 states, 5 baseline states, 60 days of training"
     )
     parser.add_argument("--states", type=int, default=1000)
     parser.add_argument("--baseline-states", type=int, default=20)
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="reuse a trained bundle instead of training one")
     args = parser.parse_args()
     if args.quick:
-        args.states, args.baseline_states, args.days = 200, 5, 24.0
+        args.states, args.baseline_states, args.days = 200, 5, 60.0
 
     from dragon.bundle import load_bundle
     from optimizer.recommender import Recommender
