@@ -31,6 +31,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check dragon training optimizer inference deploy tests bench
+	$(BIN)/ruff format --check dragon training optimizer inference deploy tests bench
 
 # Re-resolve the pinned set after changing dependencies in pyproject.toml.
 lock: setup

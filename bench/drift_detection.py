@@ -120,8 +120,12 @@ def fouling_delay(baselines, spec, history: pd.DataFrame, start_row: int, end_ro
         if report.drift:
             delay, culprits = end - start_row, [f"{v.feature}:{v.kind}" for v in report.violations]
             break
-    return {"start_row": int(start_row), "pre_alert": bool(pre_alert), "delay_rows": delay,
-            "alerts": culprits}
+    return {
+        "start_row": int(start_row),
+        "pre_alert": bool(pre_alert),
+        "delay_rows": delay,
+        "alerts": culprits,
+    }
 
 
 def main() -> None:
@@ -188,8 +192,12 @@ def main() -> None:
         f"({', '.join(delay['alerts'][:3])})"
     )
     print(f"total {time.perf_counter() - started:.1f} s")
-    heldout = [rate for name in ("heldout_random", "heldout_contiguous")
-               for rate in rates[name].values() if rate is not None]
+    heldout = [
+        rate
+        for name in ("heldout_random", "heldout_contiguous")
+        for rate in rates[name].values()
+        if rate is not None
+    ]
     print(
         json.dumps(
             {

@@ -136,8 +136,11 @@ def main() -> None:
         )
         print(f"{pair:40s} {results['lagged'][pair]['true']:+8.3f} {cells}")
     summary = {label: scaled_mae(rows) for label, rows in results.items()}
-    print("scaled mean absolute error: " + ", ".join(f"{a} {v:.3f}" for a, v in summary.items())
-          + f"; static / lagged = {summary['static'] / summary['lagged']:.2f}")
+    print(
+        "scaled mean absolute error: "
+        + ", ".join(f"{a} {v:.3f}" for a, v in summary.items())
+        + f"; static / lagged = {summary['static'] / summary['lagged']:.2f}"
+    )
     print(json.dumps({"days": args.days, "seed": args.seed, "scaled_mae": summary, "pairs": results}))
 
 

@@ -56,7 +56,9 @@ def _static_arm(spec: PlantSpec, history, truth, source: str) -> dict[str, float
         data = prepare_training_data(history, static, truth=truth, source=source)
         return {
             name: _fit_and_score(
-                model, data.train[model.features].to_numpy(float), data.train[model.target].to_numpy(float),
+                model,
+                data.train[model.features].to_numpy(float),
+                data.train[model.target].to_numpy(float),
                 data.holdout[model.features].to_numpy(float),
                 data.holdout_truth[truth_column(model)].to_numpy(float),
             )
@@ -83,8 +85,11 @@ def _seed_scores(spec: PlantSpec, days: float, seed: int) -> dict[str, dict[str,
         scores[name] = {
             "static": static[name],
             "lagged": _fit_and_score(
-                model, train[inputs].to_numpy(float), train[model.target].to_numpy(float),
-                holdout[inputs].to_numpy(float), target_truth,
+                model,
+                train[inputs].to_numpy(float),
+                train[model.target].to_numpy(float),
+                holdout[inputs].to_numpy(float),
+                target_truth,
             ),
             "+hidden": _fit_and_score(
                 with_hidden,
@@ -94,8 +99,11 @@ def _seed_scores(spec: PlantSpec, days: float, seed: int) -> dict[str, dict[str,
                 target_truth,
             ),
             "perfect": _fit_and_score(
-                model, train_truth[true_inputs].to_numpy(float), train_truth[steady_target].to_numpy(float),
-                holdout_truth[true_inputs].to_numpy(float), holdout_truth[steady_target].to_numpy(float),
+                model,
+                train_truth[true_inputs].to_numpy(float),
+                train_truth[steady_target].to_numpy(float),
+                holdout_truth[true_inputs].to_numpy(float),
+                holdout_truth[steady_target].to_numpy(float),
             ),
             "holdout_sd": float(target_truth.std()),
         }
@@ -122,8 +130,9 @@ def main() -> None:
             print(f"{name:14s} {cells} {row['holdout_sd']:7.3f}")
     medians = {
         name: {
-            arm: statistics.median(v) if (v := [results[s][name][arm] for s in results
-                                                 if results[s][name][arm] is not None]) else None
+            arm: statistics.median(v)
+            if (v := [results[s][name][arm] for s in results if results[s][name][arm] is not None])
+            else None
             for arm in ARMS
         }
         for name in spec.model_order

@@ -133,8 +133,11 @@ def _csv_records(text: str, spec: PlantSpec | None) -> list[dict[str, Any]]:
         header, data = spec.required_state_tags, rows
     else:
         header, data = first, rows[1:]
-    return [dict(zip(header, (cell.strip() for cell in row), strict=True))
-            for row in data if len(row) == len(header)]
+    return [
+        dict(zip(header, (cell.strip() for cell in row), strict=True))
+        for row in data
+        if len(row) == len(header)
+    ]
 
 
 def _number(value: Any) -> Any:
@@ -149,8 +152,11 @@ def _number(value: Any) -> Any:
 def _served_predictions(answer: dict[str, Any]) -> dict[str, float]:
     """predicted.<model>.current of a JSON answer, or of a CSV answer's flattened columns."""
     if isinstance(answer.get("predicted"), dict):
-        return {m: float(p["current"]) for m, p in answer["predicted"].items()
-                if isinstance(p, dict) and p.get("current") is not None}
+        return {
+            m: float(p["current"])
+            for m, p in answer["predicted"].items()
+            if isinstance(p, dict) and p.get("current") is not None
+        }
     found = {}
     for key, value in answer.items():
         parts = key.split(".")
@@ -176,9 +182,14 @@ class ModelQuality:
         def rounded(value: float | None) -> float | None:
             return None if value is None or not math.isfinite(value) else round(value, 6)
 
-        return {"target": self.target, "rows": self.rows, "rmse": rounded(self.rmse),
-                "training_rmse": rounded(self.training_rmse), "ratio": rounded(self.ratio),
-                "status": self.status}
+        return {
+            "target": self.target,
+            "rows": self.rows,
+            "rmse": rounded(self.rmse),
+            "training_rmse": rounded(self.training_rmse),
+            "ratio": rounded(self.ratio),
+            "status": self.status,
+        }
 
 
 @dataclass(frozen=True)
@@ -194,16 +205,25 @@ class QualityReport:
     @property
     def violations(self) -> list[Violation]:
         return [
-            Violation(q.target, QUALITY_CHECK, (
-                f"model '{name}': RMSE {q.rmse:.4g} is {q.ratio:.2f}x its training hold-out RMSE "
-                f"{q.training_rmse:.4g} (allowed {1 + self.tolerance:.2f}x over {q.rows} scored rows)"))
-            for name, q in self.models.items() if q.status == "degraded"
+            Violation(
+                q.target,
+                QUALITY_CHECK,
+                (
+                    f"model '{name}': RMSE {q.rmse:.4g} is {q.ratio:.2f}x its training hold-out RMSE "
+                    f"{q.training_rmse:.4g} (allowed {1 + self.tolerance:.2f}x over {q.rows} scored rows)"
+                ),
+            )
+            for name, q in self.models.items()
+            if q.status == "degraded"
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "tolerance": self.tolerance,
-                "models": {name: quality.to_dict() for name, quality in self.models.items()},
-                "violations": [v.to_dict() for v in self.violations]}
+        return {
+            "source": self.source,
+            "tolerance": self.tolerance,
+            "models": {name: quality.to_dict() for name, quality in self.models.items()},
+            "violations": [v.to_dict() for v in self.violations],
+        }
 
 
 def model_quality(
@@ -236,16 +256,18 @@ def model_quality(
         predicted, measured = _predictions(bundle, name, scored), _column(scored, target)
         kept = np.isfinite(predicted) & np.isfinite(measured)
         if kept.sum():
-            errors = pd.DataFrame({"bucket": bucket[kept].to_numpy(), "p": predicted[kept],
-                                   "y": measured[kept]})
+            errors = pd.DataFrame(
+                {"bucket": bucket[kept].to_numpy(), "p": predicted[kept], "y": measured[kept]}
+            )
             means = errors.groupby("bucket").mean()
             residual = (means["y"] - means["p"]).to_numpy()
         else:
             residual = np.empty(0)
         if residual.size < QUALITY_MIN_ROWS or not math.isfinite(training_rmse) or training_rmse <= 0:
             rmse = float(np.sqrt(np.mean(residual**2))) if residual.size else None
-            models[name] = ModelQuality(name, target, int(residual.size), rmse, training_rmse, None,
-                                        "insufficient")
+            models[name] = ModelQuality(
+                name, target, int(residual.size), rmse, training_rmse, None, "insufficient"
+            )
             continue
         rmse = float(np.sqrt(np.mean(residual**2)))
         ratio = rmse / training_rmse
@@ -313,8 +335,14 @@ def _matched_capture(captured: pd.DataFrame, actuals: pd.DataFrame, spec: PlantS
     measured = _with_times(actuals, time_column, "actuals")
     measured = measured[[time_column, *[t for t in targets if t in measured]]].dropna(subset=[time_column])
     measured = measured.sort_values(time_column).rename(columns={time_column: "_measured_at"})
-    joined = pd.merge_asof(states, measured, left_on=INFERENCE_TIME, right_on="_measured_at",
-                           direction="nearest", tolerance=MATCH_TOLERANCE)
+    joined = pd.merge_asof(
+        states,
+        measured,
+        left_on=INFERENCE_TIME,
+        right_on="_measured_at",
+        direction="nearest",
+        tolerance=MATCH_TOLERANCE,
+    )
     joined[time_column] = joined[INFERENCE_TIME]
     return joined
 
@@ -371,9 +399,17 @@ def trigger_retraining(
             elapsed = now - datetime.fromisoformat(last["time"])
             if elapsed < timedelta(hours=cooldown_hours()):
                 return False
-        emit_event(settings, DRIFT_DETECTED, {
-            "plant_name": plant_name, "version": version, "reason": reason, "data_uri": data_uri,
-        }, source=SOURCE_MONITORING)
+        emit_event(
+            settings,
+            DRIFT_DETECTED,
+            {
+                "plant_name": plant_name,
+                "version": version,
+                "reason": reason,
+                "data_uri": data_uri,
+            },
+            source=SOURCE_MONITORING,
+        )
         triggers[plant_name] = {"time": now.isoformat(), "version": version, "reason": reason}
         partial = state_path.with_suffix(".part")
         partial.write_text(json.dumps(triggers, indent=2))
@@ -437,8 +473,9 @@ def monitor_window(
         measured = states if actuals is None else _table(actuals, spec)
         frame, time_column = states, INFERENCE_TIME
         # A served state need not carry optional tags (a target no model reads): judge what it holds.
-        baselines = {t: b for t, b in bundle.baselines.items()
-                     if t in states or t in spec.required_state_tags}
+        baselines = {
+            t: b for t, b in bundle.baselines.items() if t in states or t in spec.required_state_tags
+        }
     else:
         frame = _table(window, spec)
         measured, time_column, baselines = frame, spec.time_column, bundle.baselines
@@ -450,8 +487,9 @@ def monitor_window(
     violations = [*report.violations, *(quality.violations if quality else [])]
     reason = _reason(report, quality)
     source = "capture" if capture else ("frame" if isinstance(window, pd.DataFrame) else str(window))
-    artifacts = _write_artifacts(settings, bundle, frame, report, quality, violations, reason,
-                                 info.version, source)
+    artifacts = _write_artifacts(
+        settings, bundle, frame, report, quality, violations, reason, info.version, source
+    )
     run_id = _log_run(settings, plant_name, info.version, report, quality, violations, artifacts, source)
     triggered, retraining = False, None
     if violations:
@@ -459,8 +497,18 @@ def monitor_window(
         triggered = trigger_retraining(settings, plant_name, info.version, reason, data_uri=data_uri)
         if triggered and retrain_data is not None:
             retraining = _retrain_now(settings, Path(retrain_data))
-    return MonitoringResult(bool(violations), report, quality, violations, triggered, reason, artifacts,
-                            info.version, run_id, retraining)
+    return MonitoringResult(
+        bool(violations),
+        report,
+        quality,
+        violations,
+        triggered,
+        reason,
+        artifacts,
+        info.version,
+        run_id,
+        retraining,
+    )
 
 
 def _table(window: Path | pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
@@ -474,8 +522,10 @@ def _reason(report: DriftReport, quality: QualityReport | None) -> str:
     if report.violations:
         parts.append(report.verdict)
     if quality and quality.degraded:
-        parts.append("model error grew: " + ", ".join(
-            f"{name} {quality.models[name].ratio:.2f}x" for name in quality.degraded))
+        parts.append(
+            "model error grew: "
+            + ", ".join(f"{name} {quality.models[name].ratio:.2f}x" for name in quality.degraded)
+        )
     if parts:
         return "; ".join(parts)
     return report.verdict if report.verdict else "no drift"
@@ -492,8 +542,15 @@ def _retrain_now(settings: Settings, data: Path):
 
 
 def _write_artifacts(
-    settings: Settings, bundle: Bundle, frame: pd.DataFrame, report: DriftReport,
-    quality: QualityReport | None, violations: list[Violation], reason: str, version: str, source: str,
+    settings: Settings,
+    bundle: Bundle,
+    frame: pd.DataFrame,
+    report: DriftReport,
+    quality: QualityReport | None,
+    violations: list[Violation],
+    reason: str,
+    version: str,
+    source: str,
 ) -> Path:
     from rich.console import Console
 
@@ -504,9 +561,15 @@ def _write_artifacts(
     folder.mkdir(parents=True, exist_ok=True)
     violations_json = json.dumps(constraint_violations(violations), indent=2)
     (folder / "constraint_violations.json").write_text(violations_json)
-    summary = {"plant_name": bundle.spec.name, "version": version, "window": source, "reason": reason,
-               "verdict": report.verdict, **report.to_dict(),
-               "quality": quality.to_dict() if quality else None}
+    summary = {
+        "plant_name": bundle.spec.name,
+        "version": version,
+        "window": source,
+        "reason": reason,
+        "verdict": report.verdict,
+        **report.to_dict(),
+        "quality": quality.to_dict() if quality else None,
+    }
     (folder / "report.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     console = Console(record=True, width=120, file=io.StringIO())
     console.print(render_monitoring(report, quality, reason))
@@ -516,8 +579,14 @@ def _write_artifacts(
 
 
 def _log_run(
-    settings: Settings, plant_name: str, version: str, report: DriftReport, quality: QualityReport | None,
-    violations: list[Violation], artifacts: Path, source: str,
+    settings: Settings,
+    plant_name: str,
+    version: str,
+    report: DriftReport,
+    quality: QualityReport | None,
+    violations: list[Violation],
+    artifacts: Path,
+    source: str,
 ) -> str:
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -526,12 +595,16 @@ def _log_run(
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     tags = {"monitored.version": version, "dragon.run_kind": "monitoring", "monitored.window": source[:250]}
-    run = client.create_run(experiment_id(settings, plant_name), run_name=f"monitor-{plant_name}-v{version}",
-                            tags=tags)
+    run = client.create_run(
+        experiment_id(settings, plant_name), run_name=f"monitor-{plant_name}-v{version}", tags=tags
+    )
     run_id = run.info.run_id
     stamp = int(datetime.now(UTC).timestamp() * 1000)
-    values = {"drift": float(report.drift), "violations": float(len(violations)),
-              "window_rows": float(report.window_rows)}
+    values = {
+        "drift": float(report.drift),
+        "violations": float(len(violations)),
+        "window_rows": float(report.window_rows),
+    }
     for tag, feature in report.features.items():
         for name in ("psi", "ks"):
             value = getattr(feature, name)
@@ -567,11 +640,19 @@ def render_monitoring(report: DriftReport, quality: QualityReport | None, reason
             table.add_column(column, justify="left" if column in ("model", "target", "status") else "right")
         for name, item in quality.models.items():
             style = {"ok": "green", "degraded": "bold red"}.get(item.status, "dim")
-            table.add_row(name, item.target, str(item.rows), _show(item.rmse), _show(item.training_rmse),
-                          _show(item.ratio, 2), Text(item.status, style=style))
+            table.add_row(
+                name,
+                item.target,
+                str(item.rows),
+                _show(item.rmse),
+                _show(item.training_rmse),
+                _show(item.ratio, 2),
+                Text(item.status, style=style),
+            )
         parts.append(table)
-        parts.extend(Text(f"  {v.kind}  {v.feature}: {v.description}", style="red")
-                     for v in quality.violations)
+        parts.extend(
+            Text(f"  {v.kind}  {v.feature}: {v.description}", style="red") for v in quality.violations
+        )
     parts.append(Text(reason, style="bold"))
     return Group(*parts)
 

@@ -122,8 +122,12 @@ def compare_bundles(candidate: Bundle, champion: Bundle | None, holdout) -> Eval
     ]
     if worse:
         return EvaluateOutput(False, "challenger loses: " + "; ".join(worse), candidate_rmse, champion_rmse)
-    return EvaluateOutput(True, f"challenger within {tolerance:.0%} of the champion on every promotion model",
-                          candidate_rmse, champion_rmse)
+    return EvaluateOutput(
+        True,
+        f"challenger within {tolerance:.0%} of the champion on every promotion model",
+        candidate_rmse,
+        champion_rmse,
+    )
 
 
 def evaluate_challenger(inp: EvaluateInput, settings: Settings | None = None) -> EvaluateOutput:
@@ -172,15 +176,21 @@ def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOu
         scratch_path = Path(scratch)
         bundle_dir = unpack_bundle(fetch(inp.bundle_uri, scratch_path), scratch_path)
         report_dir = bundle_dir.parent / "report" if (bundle_dir.parent / "report").is_dir() else None
-        result = record_training(settings, bundle_dir, report_dir=report_dir,
-                                 extra_tags={"bundle.uri": inp.bundle_uri})
+        result = record_training(
+            settings, bundle_dir, report_dir=report_dir, extra_tags={"bundle.uri": inp.bundle_uri}
+        )
     version = result["version"]
     approval = APPROVAL_PENDING if inp.approval_required else APPROVED
     registry.set_tag(settings, inp.plant_name, version, registry.APPROVAL_TAG, approval)
     promote = True if inp.promotion is None else bool(inp.promotion.get("promote"))
     if inp.promotion is not None:
-        registry.set_tag(settings, inp.plant_name, version, PROMOTION_TAG,
-                         json.dumps({"promote": promote, "reason": inp.promotion.get("reason", "")})[:5000])
+        registry.set_tag(
+            settings,
+            inp.plant_name,
+            version,
+            PROMOTION_TAG,
+            json.dumps({"promote": promote, "reason": inp.promotion.get("reason", "")})[:5000],
+        )
     # Last: a deployment started by the job's completion finds the version by this tag, so it must
     # not see the version before its approval and promotion verdict are recorded.
     registry.set_tag(settings, inp.plant_name, version, MODEL_DATA_URL_TAG, inp.bundle_uri)
@@ -228,8 +238,10 @@ def version_of_training_job(settings: Settings, plant_name: str, job_name: str) 
     for info in registry.list_versions(settings, plant_name):
         if marker in info.tags.get(MODEL_DATA_URL_TAG, ""):
             return info
-    raise VersionNotRegisteredYet(f"no version of '{plant_name}' is registered from training job {job_name} "
-                                  "yet (the training workflow evaluates and registers it after the job)")
+    raise VersionNotRegisteredYet(
+        f"no version of '{plant_name}' is registered from training job {job_name} "
+        "yet (the training workflow evaluates and registers it after the job)"
+    )
 
 
 def resolve_version(inp: ResolveInput, settings: Settings | None = None) -> ResolveOutput:
@@ -240,15 +252,19 @@ def resolve_version(inp: ResolveInput, settings: Settings | None = None) -> Reso
         info = version_of_training_job(settings, inp.plant_name, inp.training_job_name)
         verdict = json.loads(info.tags.get(PROMOTION_TAG, '{"promote": true}'))
         if not verdict.get("promote", True):
-            raise ChallengerNotPromoted(f"version {info.version} of '{inp.plant_name}' (training job "
-                                        f"{inp.training_job_name}) is not deployed: "
-                                        f"{verdict.get('reason', '')}")
+            raise ChallengerNotPromoted(
+                f"version {info.version} of '{inp.plant_name}' (training job "
+                f"{inp.training_job_name}) is not deployed: "
+                f"{verdict.get('reason', '')}"
+            )
     else:
         info = registry.get_version(settings, inp.plant_name, inp.version)
     approval = info.tags.get(registry.APPROVAL_TAG, APPROVED)
     if approval != APPROVED:
-        raise RegistryError(f"version {info.version} of '{inp.plant_name}' is {approval}, not approved: "
-                            f"approve it first (dragon models approve {info.version})")
+        raise RegistryError(
+            f"version {info.version} of '{inp.plant_name}' is {approval}, not approved: "
+            f"approve it first (dragon models approve {info.version})"
+        )
     return ResolveOutput(info.version, info.tags.get(MODEL_DATA_URL_TAG, info.source), info.source)
 
 
@@ -301,8 +317,9 @@ def untag_deployment(inp: UntagInput, settings: Settings | None = None) -> TagOu
             registry.delete_tag(settings, inp.plant_name, info.version, key)
             registry.delete_tag(settings, inp.plant_name, info.version, f"endpoint.{inp.env}")
             removed.append(info.version)
-    message = (f"removed {key} from version(s) {', '.join(removed)}" if removed
-               else f"nothing deployed to {inp.env}")
+    message = (
+        f"removed {key} from version(s) {', '.join(removed)}" if removed else f"nothing deployed to {inp.env}"
+    )
     return TagOutput(inp.plant_name, inp.env, None, message)
 
 
@@ -323,5 +340,9 @@ def record_failure(inp: FailureInput, settings: Settings | None = None) -> TagOu
         reason = json.dumps({"env": inp.env, "error": inp.error, "cause": inp.cause[:2000]})
         registry.set_tag(settings, inp.plant_name, inp.version, f"{FAILURE_TAG}.{inp.env}", reason)
     still = registry.deployed_version(settings, inp.plant_name, inp.env)
-    return TagOutput(inp.plant_name, inp.env, still.version if still else None,
-                     f"deployment to {inp.env} failed: {inp.error}")
+    return TagOutput(
+        inp.plant_name,
+        inp.env,
+        still.version if still else None,
+        f"deployment to {inp.env} failed: {inp.error}",
+    )

@@ -107,7 +107,11 @@ class DataQualityReport:
         parts: list[Any] = [summary]
         if self.problems:
             problems = Table(
-                "tag", "problem", "count", "first rows", title="problems per tag",
+                "tag",
+                "problem",
+                "count",
+                "first rows",
+                title="problems per tag",
                 caption="rows are numbered from 1 in file order (the CSV header is not a row)",
             )
             for tag, per in self.problems.items():

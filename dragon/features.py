@@ -56,8 +56,13 @@ def _scalar_sqrt(x: float) -> float:
 
 
 _SCALAR_FUNCTIONS: dict[str, Callable[..., float]] = {
-    "log": _scalar_log, "log10": _scalar_log10, "exp": math.exp, "sqrt": _scalar_sqrt,
-    "abs": abs, "min": min, "max": max,
+    "log": _scalar_log,
+    "log10": _scalar_log10,
+    "exp": math.exp,
+    "sqrt": _scalar_sqrt,
+    "abs": abs,
+    "min": min,
+    "max": max,
 }
 
 
@@ -66,8 +71,13 @@ def _vector_globals() -> dict[str, Any]:
     import numpy as np  # lazily: the spec (and CLI start-up) import this module without numpy
 
     table = {
-        "log": np.log, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt,
-        "abs": np.abs, "min": np.minimum, "max": np.maximum,
+        "log": np.log,
+        "log10": np.log10,
+        "exp": np.exp,
+        "sqrt": np.sqrt,
+        "abs": np.abs,
+        "min": np.minimum,
+        "max": np.maximum,
     }
     return {"__builtins__": {}, **{_FUNCTION_PREFIX + name: f for name, f in table.items()}}
 
@@ -207,8 +217,9 @@ def _is_state(data: Mapping[str, Any]) -> bool:
     return isinstance(first, int | float) or getattr(first, "ndim", 1) == 0
 
 
-def feature_table(data: pd.DataFrame | Mapping[str, Any], features: list[str],
-                  derived: Mapping[str, DerivedFeature]) -> np.ndarray:
+def feature_table(
+    data: pd.DataFrame | Mapping[str, Any], features: list[str], derived: Mapping[str, DerivedFeature]
+) -> np.ndarray:
     """The (n, len(features)) float matrix of `features` (tags or derived names) for rows or one state.
 
     Tags are read as they are; derived features are evaluated from their input tags. A missing
@@ -226,6 +237,8 @@ def feature_table(data: pd.DataFrame | Mapping[str, Any], features: list[str],
     if not isinstance(data, pd.DataFrame) and _is_state(data):
         row = [derived[f].evaluate_state(data) if f in derived else float(data[f]) for f in features]
         return np.array([row], dtype=float)
-    columns = [derived[f].evaluate_columns(data) if f in derived else np.asarray(data[f], dtype=float)
-               for f in features]
+    columns = [
+        derived[f].evaluate_columns(data) if f in derived else np.asarray(data[f], dtype=float)
+        for f in features
+    ]
     return np.column_stack([np.atleast_1d(c) for c in columns])

@@ -282,7 +282,7 @@ def _find_cycle(models: dict[str, GamModel]) -> list[str] | None:
             if upstream is None:
                 continue
             if colour.get(upstream) == 1:
-                return stack[stack.index(upstream):] + [upstream]
+                return stack[stack.index(upstream) :] + [upstream]
             if colour.get(upstream) is None:
                 found = visit(upstream)
                 if found:

@@ -125,8 +125,9 @@ class GateMetrics:
         }
 
 
-def _feature_matrix(name: str, features: list[str], derived: Mapping[str, DerivedFeature],
-                    rows: pd.DataFrame) -> np.ndarray:
+def _feature_matrix(
+    name: str, features: list[str], derived: Mapping[str, DerivedFeature], rows: pd.DataFrame
+) -> np.ndarray:
     unknown = [f for f in features if f not in rows and f not in derived]
     if unknown:
         raise DataError(f"detector '{name}': the data has no column for tag(s) {', '.join(unknown)}")

@@ -34,9 +34,7 @@ def input_lags(spec: PlantSpec, name: str) -> dict[str, float]:
     """{feature: lag in hours} of model `name` (module docstring)."""
     model = spec.models[name]
     upstream_lag = {other.target: other.lag_hours for other in spec.models.values()}
-    return {
-        feature: max(model.lag_hours - upstream_lag.get(feature, 0.0), 0.0) for feature in model.features
-    }
+    return {feature: max(model.lag_hours - upstream_lag.get(feature, 0.0), 0.0) for feature in model.features}
 
 
 def model_inputs(spec: PlantSpec, name: str) -> list[str]:

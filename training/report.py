@@ -61,11 +61,27 @@ def _image(path: Path, out_dir: Path) -> str:
 def _models_section(
     gam_metrics: Mapping[str, GamMetrics], plots: Mapping[str, list[Path]], out_dir: Path
 ) -> str:
-    header = ["model", "RMSE", "MAE", "R²", "R² vs truth", "95 % interval coverage", "hold-out rows",
-              "outside the fitted range"]
+    header = [
+        "model",
+        "RMSE",
+        "MAE",
+        "R²",
+        "R² vs truth",
+        "95 % interval coverage",
+        "hold-out rows",
+        "outside the fitted range",
+    ]
     rows = [
-        [escape(name), _number(m.rmse), _number(m.mae), _number(m.r2), _number(m.r2_truth),
-         _percent(m.interval_coverage), _number(m.n_rows), _percent(m.extrapolated_share)]
+        [
+            escape(name),
+            _number(m.rmse),
+            _number(m.mae),
+            _number(m.r2),
+            _number(m.r2_truth),
+            _percent(m.interval_coverage),
+            _number(m.n_rows),
+            _percent(m.extrapolated_share),
+        ]
         for name, m in gam_metrics.items()
     ]
     parts = ["<h2>Models (hold-out period)</h2>", _table(header, rows)]
@@ -84,13 +100,23 @@ def _gate_section(gate: GateMetrics) -> str:
         "count in neither.</p>",
         _table(
             ["gate", "recall", "false-alarm rate", "rows", "normal rows", "recovering rows"],
-            [["all detectors", _percent(gate.recall), _percent(gate.false_alarm_rate),
-              _number(gate.n_rows), _number(gate.n_normal), _number(gate.n_recovering)]],
+            [
+                [
+                    "all detectors",
+                    _percent(gate.recall),
+                    _percent(gate.false_alarm_rate),
+                    _number(gate.n_rows),
+                    _number(gate.n_normal),
+                    _number(gate.n_recovering),
+                ]
+            ],
         ),
         _table(
             ["detector", "threshold", "contamination", "false-alarm rate"],
-            [[escape(name), _number(d.threshold), _percent(d.contamination), _percent(d.false_alarm_rate)]
-             for name, d in gate.detectors.items()],
+            [
+                [escape(name), _number(d.threshold), _percent(d.contamination), _percent(d.false_alarm_rate)]
+                for name, d in gate.detectors.items()
+            ],
         ),
     ]
     header = ["episode", "rows", "gate recall", "gate precision"]

@@ -6,6 +6,15 @@ from dragon.simulator.oracle import Oracle, OracleResult
 from dragon.simulator.truth import PlantParameters, steady_state
 
 __all__ = [
-    "EPISODE_TYPES", "PROCESS_EPISODES", "SENSOR_EPISODES", "Episode", "Oracle", "OracleResult",
-    "PlantParameters", "SimulatedHistory", "generate_history", "steady_state", "write_history",
+    "EPISODE_TYPES",
+    "PROCESS_EPISODES",
+    "SENSOR_EPISODES",
+    "Episode",
+    "Oracle",
+    "OracleResult",
+    "PlantParameters",
+    "SimulatedHistory",
+    "generate_history",
+    "steady_state",
+    "write_history",
 ]

@@ -13,8 +13,12 @@ import numpy as np
 
 SENSOR_EPISODES = ("t1_sensor_stuck", "chp2_analyser_bias", "ox1_o2_analyser_low")
 PROCESS_EPISODES = (
-    "feed_inhibitor_spike", "carbonate_pump_trip", "vacuum_loss", "evaporator_fouling_step",
-    "air_compressor_limit", "novel_operation",
+    "feed_inhibitor_spike",
+    "carbonate_pump_trip",
+    "vacuum_loss",
+    "evaporator_fouling_step",
+    "air_compressor_limit",
+    "novel_operation",
 )
 EPISODE_TYPES = SENSOR_EPISODES + PROCESS_EPISODES
 
@@ -31,8 +35,8 @@ DURATION_HOURS = {
     "novel_operation": (36.0, 60.0),
 }
 EVENTS_PER_YEAR = 3
-MIN_GAP_HOURS = 96.0      # >= 4 days between events
-WARM_UP_HOURS = 48.0      # the plant settles from its initial state first
+MIN_GAP_HOURS = 96.0  # >= 4 days between events
+WARM_UP_HOURS = 48.0  # the plant settles from its initial state first
 
 
 @dataclass(frozen=True)

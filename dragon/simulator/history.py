@@ -34,44 +34,84 @@ from dragon.simulator.truth import (
 START = pd.Timestamp("2026-01-01", tz="UTC")
 SHIFT_HOURS = 8.0
 LAB_HOURS = 8.0
-LAB_OFFSET_HOURS = 6.0          # lab samples at 06:00, 14:00, 22:00
+LAB_OFFSET_HOURS = 6.0  # lab samples at 06:00, 14:00, 22:00
 NOMINAL_FEED = 215.0
 
 # Columns of the history, in PLANT.md's table order (hidden states excluded).
 HISTORY_TAGS = (*SETPOINTS, *DISTURBANCES, "phenol_plan", *OUTPUTS)
 
 LAG_HOURS = {
-    "ox1_chp": 3.0, "ox2_chp": 5.0, "ox2_dmba": 5.0, "ox2_ap": 5.0, "concentrated_chp": 5.5,
-    "yield": 8.0, "ox1_air_flow": 0.2, "ox2_air_flow": 0.2, "evaporator_steam_temperature": 0.5,
+    "ox1_chp": 3.0,
+    "ox2_chp": 5.0,
+    "ox2_dmba": 5.0,
+    "ox2_ap": 5.0,
+    "concentrated_chp": 5.5,
+    "yield": 8.0,
+    "ox1_air_flow": 0.2,
+    "ox2_air_flow": 0.2,
+    "evaporator_steam_temperature": 0.5,
     "phenol_production": 6.0,
 }
 STEADY_OUTPUTS = ("ox1_chp", "ox2_chp", "concentrated_chp", "yield")
 
 # Sensor noise: absolute sigma, or relative ("rel") for flows and pressure.
 ABS_NOISE = {
-    "ox1_temperature": 0.1, "ox2_temperature": 0.1, "ox1_offgas_o2": 0.05, "ox2_offgas_o2": 0.05,
-    "oxidation_ph": 0.03, "evaporator_temperature": 0.15, "ox1_level": 0.3, "ox2_level": 0.3,
-    "cooling_water_temperature": 0.2, "ox1_chp": 0.15, "ox2_chp": 0.2, "concentrated_chp": 0.3,
+    "ox1_temperature": 0.1,
+    "ox2_temperature": 0.1,
+    "ox1_offgas_o2": 0.05,
+    "ox2_offgas_o2": 0.05,
+    "oxidation_ph": 0.03,
+    "evaporator_temperature": 0.15,
+    "ox1_level": 0.3,
+    "ox2_level": 0.3,
+    "cooling_water_temperature": 0.2,
+    "ox1_chp": 0.15,
+    "ox2_chp": 0.2,
+    "concentrated_chp": 0.3,
     "evaporator_steam_temperature": 0.2,
 }
 REL_NOISE = {
-    "evaporator_pressure": 0.01, "cumene_feed": 0.005, "ox1_air_flow": 0.01, "ox2_air_flow": 0.01,
+    "evaporator_pressure": 0.01,
+    "cumene_feed": 0.005,
+    "ox1_air_flow": 0.01,
+    "ox2_air_flow": 0.01,
     "phenol_production": 0.01,
 }
-LAB_NOISE = {"feed_inhibitor": ("uniform", 0.10), "feed_chp": ("abs", 0.03),
-             "ox2_dmba": ("rel", 0.03), "ox2_ap": ("rel", 0.05)}
-YIELD_SIGMA = 0.20              # the hourly yield estimate
+LAB_NOISE = {
+    "feed_inhibitor": ("uniform", 0.10),
+    "feed_chp": ("abs", 0.03),
+    "ox2_dmba": ("rel", 0.03),
+    "ox2_ap": ("rel", 0.05),
+}
+YIELD_SIGMA = 0.20  # the hourly yield estimate
 
 STEP_SIZE = dict(zip(SETPOINTS, (1.5, 1.5, 0.8, 0.8, 0.35, 3.0, 0.35), strict=True))
 BOUNDS = {  # the optimizer's setpoint bounds (PLANT.md); step tests never leave them
-    "ox1_temperature": (100.0, 114.0), "ox2_temperature": (92.0, 108.0), "ox1_offgas_o2": (1.0, 5.0),
-    "ox2_offgas_o2": (1.0, 5.0), "oxidation_ph": (6.8, 9.4), "evaporator_temperature": (65.0, 92.0),
+    "ox1_temperature": (100.0, 114.0),
+    "ox2_temperature": (92.0, 108.0),
+    "ox1_offgas_o2": (1.0, 5.0),
+    "ox2_offgas_o2": (1.0, 5.0),
+    "oxidation_ph": (6.8, 9.4),
+    "evaporator_temperature": (65.0, 92.0),
     "evaporator_pressure": (2.0, 6.0),
 }
-AIR_CAP = 20.0                  # kNm3/h on OX1 during an air-compressor limit
+AIR_CAP = 20.0  # kNm3/h on OX1 during an air-compressor limit
 AIR_CAPACITY = {"ox1_offgas_o2": 34.0, "ox2_offgas_o2": 28.0}  # compressor capacities, kNm3/h
-_COMPONENTS = ("load", "cooling", "inhibitor", "levels", "feed_chp", "kinetics", "fouling", "operator",
-               "step_tests", "episodes", "faults", "noise", "lab")
+_COMPONENTS = (
+    "load",
+    "cooling",
+    "inhibitor",
+    "levels",
+    "feed_chp",
+    "kinetics",
+    "fouling",
+    "operator",
+    "step_tests",
+    "episodes",
+    "faults",
+    "noise",
+    "lab",
+)
 
 
 @dataclass
@@ -107,17 +147,18 @@ class _Drivers:
     disturbances: dict[str, np.ndarray]
     hidden: dict[str, np.ndarray]
     ph_process: np.ndarray
-    episode: np.ndarray               # object array of labels, "" when normal
-    inhibitor_spike: np.ndarray       # ppm added to the feed inhibitor
-    fouling_step: np.ndarray          # drop of xi_ev
-    t1_walk: np.ndarray               # true T1 minus setpoint while the T1 sensor is stuck
+    episode: np.ndarray  # object array of labels, "" when normal
+    inhibitor_spike: np.ndarray  # ppm added to the feed inhibitor
+    fouling_step: np.ndarray  # drop of xi_ev
+    t1_walk: np.ndarray  # true T1 minus setpoint while the T1 sensor is stuck
     step_offset: dict[str, np.ndarray]
     step_mask: np.ndarray
     chp2_bias: np.ndarray
 
 
-def _drivers(n: int, dt_h: float, rngs: dict[str, np.random.Generator], step_tests: bool,
-             episodes: Sequence[Episode]) -> tuple[_Drivers, list[tuple[str, float, float, float]]]:
+def _drivers(
+    n: int, dt_h: float, rngs: dict[str, np.random.Generator], step_tests: bool, episodes: Sequence[Episode]
+) -> tuple[_Drivers, list[tuple[str, float, float, float]]]:
     hours = np.arange(n) * dt_h
     days = hours / 24.0
     total_h = n * dt_h
@@ -133,10 +174,11 @@ def _drivers(n: int, dt_h: float, rngs: dict[str, np.random.Generator], step_tes
     feed = np.interp(hours, times, levels) + _ar1(rng, n, dt_h, 1.0, 0.6)
 
     rng = rngs["cooling"]
-    season = 2.0 * np.pi * (days - 105.0) / 365.0   # coldest mid-January, warmest mid-July
+    season = 2.0 * np.pi * (days - 105.0) / 365.0  # coldest mid-January, warmest mid-July
     diurnal = 2.0 * np.pi * (hours % 24.0 - 9.0) / 24.0
-    cooling = np.clip(25.0 + 7.0 * np.sin(season) + 1.5 * np.sin(diurnal) + _ar1(rng, n, dt_h, 12.0, 0.6),
-                      16.0, 35.0)
+    cooling = np.clip(
+        25.0 + 7.0 * np.sin(season) + 1.5 * np.sin(diurnal) + _ar1(rng, n, dt_h, 12.0, 0.6), 16.0, 35.0
+    )
     inhibitor = 15.0 * np.exp(_ar1(rngs["inhibitor"], n, dt_h, 24.0, 0.2))
     rng = rngs["levels"]
     level1 = np.clip(80.0 + _ar1(rng, n, dt_h, 12.0, 0.8), 70.0, 90.0)
@@ -199,48 +241,75 @@ def _drivers(n: int, dt_h: float, rngs: dict[str, np.random.Generator], step_tes
 
     drivers = _Drivers(
         hours=hours,
-        disturbances={"cumene_feed": feed, "ox1_level": level1, "ox2_level": level2,
-                      "feed_inhibitor": inhibitor, "feed_chp": feed_chp,
-                      "cooling_water_temperature": cooling},
+        disturbances={
+            "cumene_feed": feed,
+            "ox1_level": level1,
+            "ox2_level": level2,
+            "feed_inhibitor": inhibitor,
+            "feed_chp": feed_chp,
+            "cooling_water_temperature": cooling,
+        },
         hidden={"chi": chi, "xi_sp": xi_sp, "xi_ev": xi_ev},
-        ph_process=ph_process, episode=label, inhibitor_spike=inhibitor_spike, fouling_step=fouling_step,
-        t1_walk=t1_walk, step_offset=step_offset,
-        step_mask=step_mask, chp2_bias=chp2_bias,
+        ph_process=ph_process,
+        episode=label,
+        inhibitor_spike=inhibitor_spike,
+        fouling_step=fouling_step,
+        t1_walk=t1_walk,
+        step_offset=step_offset,
+        step_mask=step_mask,
+        chp2_bias=chp2_bias,
     )
     return drivers, tests
 
 
-def _true_inputs(idx: np.ndarray, operator: dict[str, np.ndarray], drivers: _Drivers,
-                 params: PlantParameters, with_episodes: bool = True) -> dict[str, np.ndarray]:
+def _true_inputs(
+    idx: np.ndarray,
+    operator: dict[str, np.ndarray],
+    drivers: _Drivers,
+    params: PlantParameters,
+    with_episodes: bool = True,
+) -> dict[str, np.ndarray]:
     """The true plant inputs at sample indices `idx` given the operator's setpoints there."""
-    setpoints = {name: np.clip(operator[name] + drivers.step_offset[name][idx], *BOUNDS[name])
-                 for name in SETPOINTS}
+    setpoints = {
+        name: np.clip(operator[name] + drivers.step_offset[name][idx], *BOUNDS[name]) for name in SETPOINTS
+    }
     setpoints["oxidation_ph"] = setpoints["oxidation_ph"] + drivers.ph_process[idx]
-    inputs = {**setpoints, **{k: v[idx] for k, v in drivers.disturbances.items()},
-              **{k: v[idx] for k, v in drivers.hidden.items()}}
+    inputs = {
+        **setpoints,
+        **{k: v[idx] for k, v in drivers.disturbances.items()},
+        **{k: v[idx] for k, v in drivers.hidden.items()},
+    }
     if not with_episodes:
         return inputs
     label = drivers.episode[idx]
     inputs["feed_inhibitor"] = inputs["feed_inhibitor"] + drivers.inhibitor_spike[idx]
     inputs["xi_ev"] = np.maximum(inputs["xi_ev"] - drivers.fouling_step[idx], 0.2)
     inputs["ox1_temperature"] = inputs["ox1_temperature"] + drivers.t1_walk[idx]
-    inputs["ox1_offgas_o2"] = np.where(label == "ox1_o2_analyser_low", inputs["ox1_offgas_o2"] + 2.0,
-                                       inputs["ox1_offgas_o2"])
+    inputs["ox1_offgas_o2"] = np.where(
+        label == "ox1_o2_analyser_low", inputs["ox1_offgas_o2"] + 2.0, inputs["ox1_offgas_o2"]
+    )
     inputs["oxidation_ph"] = np.where(label == "carbonate_pump_trip", 6.2, inputs["oxidation_ph"])
-    inputs["evaporator_pressure"] = np.where(label == "vacuum_loss", inputs["evaporator_pressure"] + 5.0,
-                                             inputs["evaporator_pressure"])
+    inputs["evaporator_pressure"] = np.where(
+        label == "vacuum_loss", inputs["evaporator_pressure"] + 5.0, inputs["evaporator_pressure"]
+    )
     novel = label == "novel_operation"
     inputs["ox1_temperature"] = np.where(novel, 101.0, inputs["ox1_temperature"])
     inputs["ox2_temperature"] = np.where(novel, 104.0, inputs["ox2_temperature"])
     capacity = np.where(label == "air_compressor_limit", AIR_CAP, AIR_CAPACITY["ox1_offgas_o2"])
     inputs["ox1_offgas_o2"] = _cap_air(inputs, "ox1_offgas_o2", "ox1_air_flow", capacity, params)
-    inputs["ox2_offgas_o2"] = _cap_air(inputs, "ox2_offgas_o2", "ox2_air_flow",
-                                       AIR_CAPACITY["ox2_offgas_o2"], params)
+    inputs["ox2_offgas_o2"] = _cap_air(
+        inputs, "ox2_offgas_o2", "ox2_air_flow", AIR_CAPACITY["ox2_offgas_o2"], params
+    )
     return inputs
 
 
-def _cap_air(inputs: dict[str, np.ndarray], o2_tag: str, air_tag: str, capacity: np.ndarray | float,
-             params: PlantParameters) -> np.ndarray:
+def _cap_air(
+    inputs: dict[str, np.ndarray],
+    o2_tag: str,
+    air_tag: str,
+    capacity: np.ndarray | float,
+    params: PlantParameters,
+) -> np.ndarray:
     """The off-gas O2 the plant reaches where the compressor cannot deliver the air the setpoint needs.
 
     Air demand rises monotonically with the O2 setpoint, so each capped row is one scalar root (bisection).
@@ -261,8 +330,9 @@ def _cap_air(inputs: dict[str, np.ndarray], o2_tag: str, air_tag: str, capacity:
     return o2
 
 
-def _operate(n: int, dt_h: float, drivers: _Drivers, rng: np.random.Generator,
-             params: PlantParameters) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _operate(
+    n: int, dt_h: float, drivers: _Drivers, rng: np.random.Generator, params: PlantParameters
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The historical operator, one decision per shift; returns per-shift setpoints and shift starts."""
     per_shift = max(1, round(SHIFT_HOURS / dt_h))
     starts = np.arange(0, n, per_shift)
@@ -306,9 +376,15 @@ def _operate(n: int, dt_h: float, drivers: _Drivers, rng: np.random.Generator,
             tev += jitter[k]
         t2 = float(np.clip(t2, 94.5, 100.5))
         tev = float(np.clip(tev, 74.0, 90.0))
-        values = {"ox1_temperature": np.clip(t2 + offset[k], 101.0, 110.0), "ox2_temperature": t2,
-                  "ox1_offgas_o2": o2_1[k], "ox2_offgas_o2": o2_2[k], "oxidation_ph": ph[k],
-                  "evaporator_temperature": tev, "evaporator_pressure": pev[k]}
+        values = {
+            "ox1_temperature": np.clip(t2 + offset[k], 101.0, 110.0),
+            "ox2_temperature": t2,
+            "ox1_offgas_o2": o2_1[k],
+            "ox2_offgas_o2": o2_2[k],
+            "oxidation_ph": ph[k],
+            "evaporator_temperature": tev,
+            "evaporator_pressure": pev[k],
+        }
         for name in SETPOINTS:
             plan[name][k] = values[name]
         operator = {name: np.array([float(values[name])]) for name in SETPOINTS}
@@ -319,9 +395,14 @@ def _operate(n: int, dt_h: float, drivers: _Drivers, rng: np.random.Generator,
     return plan, starts
 
 
-def generate_history(days: float, seed: int, sample_minutes: float = 1.0, step_tests: bool = True,
-                     episodes: bool | Sequence[Episode] = True,
-                     params: PlantParameters = DEFAULT_PARAMETERS) -> SimulatedHistory:
+def generate_history(
+    days: float,
+    seed: int,
+    sample_minutes: float = 1.0,
+    step_tests: bool = True,
+    episodes: bool | Sequence[Episode] = True,
+    params: PlantParameters = DEFAULT_PARAMETERS,
+) -> SimulatedHistory:
     """A history of `days` days sampled every `sample_minutes`, and its truth.
 
     `episodes`: True schedules about three of each type per year, False none, or give the
@@ -346,8 +427,9 @@ def generate_history(days: float, seed: int, sample_minutes: float = 1.0, step_t
     inputs = _true_inputs(every, operator, drivers, params)
     steady = steady_state(inputs, params)
     lagged = {name: first_order_lag(steady[name], dt_h, LAG_HOURS[name]) for name in OUTPUTS}
-    plan_inputs = _true_inputs(shift_starts, {k: v for k, v in shift_plan.items()}, drivers, params,
-                               with_episodes=False)
+    plan_inputs = _true_inputs(
+        shift_starts, {k: v for k, v in shift_plan.items()}, drivers, params, with_episodes=False
+    )
     phenol_plan = np.round(steady_state(plan_inputs, params)["phenol_production"], 1)[shift_of_sample]
 
     history = _read_sensors(n, dt_h, inputs, operator, drivers, lagged, rngs)
@@ -362,16 +444,27 @@ def generate_history(days: float, seed: int, sample_minutes: float = 1.0, step_t
     truth.update({name: inputs[name] for name in ("chi", "xi_sp", "xi_ev")})
     truth.update({f"{name}_true": steady[name] for name in OUTPUTS})
     truth.update({f"{name}_lagged": lagged[name] for name in OUTPUTS})
-    truth["steady"] = np.logical_and.reduce([
-        np.abs(lagged[name] - steady[name]) <= 0.01 * np.abs(steady[name]) + 0.05 for name in STEADY_OUTPUTS
-    ])
-    return SimulatedHistory(history=history_frame, truth=pd.DataFrame(truth), episodes=plan_episodes,
-                            step_tests=tests, parameters_hash=params.version_hash())
+    truth["steady"] = np.logical_and.reduce(
+        [np.abs(lagged[name] - steady[name]) <= 0.01 * np.abs(steady[name]) + 0.05 for name in STEADY_OUTPUTS]
+    )
+    return SimulatedHistory(
+        history=history_frame,
+        truth=pd.DataFrame(truth),
+        episodes=plan_episodes,
+        step_tests=tests,
+        parameters_hash=params.version_hash(),
+    )
 
 
-def _read_sensors(n: int, dt_h: float, inputs: dict[str, np.ndarray], operator: dict[str, np.ndarray],
-                  drivers: _Drivers, lagged: dict[str, np.ndarray],
-                  rngs: dict[str, np.random.Generator]) -> dict[str, np.ndarray]:
+def _read_sensors(
+    n: int,
+    dt_h: float,
+    inputs: dict[str, np.ndarray],
+    operator: dict[str, np.ndarray],
+    drivers: _Drivers,
+    lagged: dict[str, np.ndarray],
+    rngs: dict[str, np.random.Generator],
+) -> dict[str, np.ndarray]:
     """What the historian records: noisy online sensors, held lab samples, faulty analysers."""
     noise, lab_rng = rngs["noise"], rngs["lab"]
     true_values = {**inputs, **lagged}
@@ -391,8 +484,9 @@ def _read_sensors(n: int, dt_h: float, inputs: dict[str, np.ndarray], operator: 
     first = stuck & ~np.concatenate([[False], stuck[:-1]])
     frozen_from = np.maximum.accumulate(np.where(first, np.arange(n), 0))
     readings["ox1_temperature"] = np.where(stuck, setpoint_t1[frozen_from], readings["ox1_temperature"])
-    readings["ox1_offgas_o2"] = np.where(label == "ox1_o2_analyser_low", readings["ox1_offgas_o2"] - 2.0,
-                                         readings["ox1_offgas_o2"])
+    readings["ox1_offgas_o2"] = np.where(
+        label == "ox1_o2_analyser_low", readings["ox1_offgas_o2"] - 2.0, readings["ox1_offgas_o2"]
+    )
     readings["ox2_chp"] = readings["ox2_chp"] + drivers.chp2_bias
 
     # Lab values every 8 h, held until the next sample.
@@ -435,6 +529,7 @@ def write_history(days: float, seed: int, out: Path, sample_minutes: float = 1.0
             else:
                 frame.to_parquet(path, index=False, compression="zstd")
     except OSError as error:
-        raise DataError(f"{out}: cannot write the history ({error.strerror or error}); "
-                        "choose a writable path") from error
+        raise DataError(
+            f"{out}: cannot write the history ({error.strerror or error}); choose a writable path"
+        ) from error
     return out, truth_path

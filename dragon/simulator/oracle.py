@@ -30,7 +30,7 @@ from dragon.simulator.truth import (
 CHP_LIMIT = 85.0
 OX2_CHP_LIMIT = 30.0
 AIR_LIMITS = {"ox1_air_flow": (14.0, 34.0), "ox2_air_flow": (10.0, 28.0)}
-_FD_STEP = 1e-6          # in scaled variables (box width = 1)
+_FD_STEP = 1e-6  # in scaled variables (box width = 1)
 _FEASIBILITY_SLACK = 1e-6  # constraint violation accepted from SLSQP's final iterate
 
 
@@ -42,12 +42,12 @@ class OracleResult:
     yield_: float
     concentrated_chp: float
     phenol_production: float
-    gain: float                      # yield at the optimum minus yield at u0
+    gain: float  # yield at the optimum minus yield at u0
     current_yield: float
     current_phenol_production: float
-    outputs: dict[str, float]        # every true output at the optimum
-    active: list[str]                # constraints within 1e-4 of their limit
-    spread: float                    # max - min optimal yield over the feasible starts
+    outputs: dict[str, float]  # every true output at the optimum
+    active: list[str]  # constraints within 1e-4 of their limit
+    spread: float  # max - min optimal yield over the feasible starts
     box: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -62,10 +62,15 @@ class _Problem:
 class Oracle:
     """Solves the true constrained optimum; see the module docstring."""
 
-    def __init__(self, params: PlantParameters = DEFAULT_PARAMETERS, *,
-                 bounds: Mapping[str, tuple[float, float]] | None = None,
-                 max_move: Mapping[str, float] | None = None,
-                 starts: int = 8, seed: int = 0) -> None:
+    def __init__(
+        self,
+        params: PlantParameters = DEFAULT_PARAMETERS,
+        *,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        max_move: Mapping[str, float] | None = None,
+        starts: int = 8,
+        seed: int = 0,
+    ) -> None:
         if bounds is None or max_move is None:
             from dragon.spec import load_plant
 
@@ -78,14 +83,23 @@ class Oracle:
         self.starts = starts
         self.seed = seed
 
-    def evaluate(self, setpoints: Mapping[str, float], state: Mapping[str, float],
-                 hidden: Mapping[str, float] | None = None) -> dict[str, float]:
+    def evaluate(
+        self,
+        setpoints: Mapping[str, float],
+        state: Mapping[str, float],
+        hidden: Mapping[str, float] | None = None,
+    ) -> dict[str, float]:
         """The true steady-state outputs for these setpoints in this state."""
         inputs = {**_fixed_inputs(state, hidden), **{k: float(setpoints[k]) for k in SETPOINTS}}
         return {key: float(value) for key, value in steady_state(inputs, self.params).items()}
 
-    def best_setpoints(self, state: Mapping[str, float], hidden: Mapping[str, float] | None = None,
-                       move_limited: bool = True, tolerance: float = 0.0) -> OracleResult:
+    def best_setpoints(
+        self,
+        state: Mapping[str, float],
+        hidden: Mapping[str, float] | None = None,
+        move_limited: bool = True,
+        tolerance: float = 0.0,
+    ) -> OracleResult:
         """argmax of the true yield under the plant's constraints; `state` holds u0 and d."""
         _require(state, SETPOINTS)
         u0 = np.array([float(state[name]) for name in SETPOINTS])
@@ -101,8 +115,11 @@ class Oracle:
 
         rng = np.random.default_rng(self.seed)
         width = np.where(upper > lower, upper - lower, 1.0)
-        starts = [np.clip((u0 - lower) / width, 0.0, 1.0), np.full(len(SETPOINTS), 0.5),
-                  *rng.uniform(0.0, 1.0, size=(self.starts, len(SETPOINTS)))]
+        starts = [
+            np.clip((u0 - lower) / width, 0.0, 1.0),
+            np.full(len(SETPOINTS), 0.5),
+            *rng.uniform(0.0, 1.0, size=(self.starts, len(SETPOINTS))),
+        ]
         solutions = []
         for z0 in starts:
             z = self._solve(problem, z0, width)
@@ -116,10 +133,15 @@ class Oracle:
         best = dict(zip(SETPOINTS, (float(v) for v in best_u), strict=True))
         outputs = self.evaluate(best, state, hidden)
         return OracleResult(
-            setpoints=best, yield_=outputs["yield"], concentrated_chp=outputs["concentrated_chp"],
-            phenol_production=outputs["phenol_production"], gain=outputs["yield"] - current["yield"],
-            current_yield=current["yield"], current_phenol_production=current["phenol_production"],
-            outputs=outputs, active=_active(outputs, problem),
+            setpoints=best,
+            yield_=outputs["yield"],
+            concentrated_chp=outputs["concentrated_chp"],
+            phenol_production=outputs["phenol_production"],
+            gain=outputs["yield"] - current["yield"],
+            current_yield=current["yield"],
+            current_phenol_production=current["phenol_production"],
+            outputs=outputs,
+            active=_active(outputs, problem),
             spread=max(y for y, _ in solutions) - min(y for y, _ in solutions),
             box={name: (float(lo), float(hi)) for name, lo, hi in zip(SETPOINTS, lower, upper, strict=True)},
         )
@@ -134,20 +156,29 @@ class Oracle:
                 # Rows: z, then z +- h e_i (central differences) -> one vectorised truth call.
                 steps = np.vstack([np.zeros(n), np.eye(n) * _FD_STEP, -np.eye(n) * _FD_STEP])
                 u = problem.lower + (z + steps) * width
-                outputs = steady_state({**problem.fixed, **dict(zip(SETPOINTS, u.T, strict=True))},
-                                       self.params)
+                outputs = steady_state(
+                    {**problem.fixed, **dict(zip(SETPOINTS, u.T, strict=True))}, self.params
+                )
                 rows = np.column_stack([-outputs["yield"], *_constraints(outputs, problem)])
-                jacobian = (rows[1:n + 1] - rows[n + 1:]) / (2.0 * _FD_STEP)
+                jacobian = (rows[1 : n + 1] - rows[n + 1 :]) / (2.0 * _FD_STEP)
                 cache.clear()
                 cache[key] = (rows[0], jacobian.T)
             values, jacobian = cache[key]
             return values.copy(), jacobian.copy()  # SLSQP may write into what it is given
 
         result = minimize(
-            lambda z: values_and_jacobian(z)[0][0], z0, jac=lambda z: values_and_jacobian(z)[1][0],
-            method="SLSQP", bounds=[(0.0, 1.0)] * n,
-            constraints=[{"type": "ineq", "fun": lambda z: values_and_jacobian(z)[0][1:],
-                          "jac": lambda z: values_and_jacobian(z)[1][1:]}],
+            lambda z: values_and_jacobian(z)[0][0],
+            z0,
+            jac=lambda z: values_and_jacobian(z)[1][0],
+            method="SLSQP",
+            bounds=[(0.0, 1.0)] * n,
+            constraints=[
+                {
+                    "type": "ineq",
+                    "fun": lambda z: values_and_jacobian(z)[0][1:],
+                    "jac": lambda z: values_and_jacobian(z)[1][1:],
+                }
+            ],
             options={"ftol": 1e-12, "maxiter": 300},
         )
         return np.clip(result.x, 0.0, 1.0)
@@ -156,8 +187,10 @@ class Oracle:
 def _fixed_inputs(state: Mapping[str, float], hidden: Mapping[str, float] | None) -> dict[str, float]:
     hidden = {**NOMINAL_HIDDEN, **(hidden or {})}
     _require(state, DISTURBANCES)
-    return {**{name: float(state[name]) for name in DISTURBANCES},
-            **{name: float(hidden[name]) for name in HIDDEN}}
+    return {
+        **{name: float(state[name]) for name in DISTURBANCES},
+        **{name: float(hidden[name]) for name in HIDDEN},
+    }
 
 
 def _require(state: Mapping[str, float], tags: tuple[str, ...]) -> None:
@@ -176,12 +209,22 @@ def _constraints(outputs: Mapping[str, np.ndarray], problem: _Problem) -> list[n
         CHP_LIMIT - outputs["concentrated_chp"],
         OX2_CHP_LIMIT - outputs["ox2_chp"],
         10.0 * (outputs["phenol_production"] - problem.phenol_min),
-        a1 - a1_min, a1_max - a1, a2 - a2_min, a2_max - a2,
+        a1 - a1_min,
+        a1_max - a1,
+        a2 - a2_min,
+        a2_max - a2,
     ]
 
 
-_CONSTRAINT_NAMES = ("concentrated_chp_max", "ox2_chp_max", "production_min", "ox1_air_min", "ox1_air_max",
-                     "ox2_air_min", "ox2_air_max")
+_CONSTRAINT_NAMES = (
+    "concentrated_chp_max",
+    "ox2_chp_max",
+    "production_min",
+    "ox1_air_min",
+    "ox1_air_max",
+    "ox2_air_min",
+    "ox2_air_max",
+)
 
 
 def _violation(outputs: Mapping[str, np.ndarray], problem: _Problem) -> float:

@@ -64,8 +64,16 @@ def test_pipeline_train_uploads_local_inputs_and_starts_the_training_workflow(
 ):
     sfn, s3, arns = echo_stack
     code, out, err = dragon(
-        capsys, "pipeline", "train", "--backend", "aws", "--data", str(small_history),
-        "--plant", str(small_plant_path), "--approval",
+        capsys,
+        "pipeline",
+        "train",
+        "--backend",
+        "aws",
+        "--data",
+        str(small_history),
+        "--plant",
+        str(small_plant_path),
+        "--approval",
     )
     assert code == 0, err
     assert "started training workflow" in out
@@ -87,8 +95,17 @@ def test_pipeline_train_uploads_local_inputs_and_starts_the_training_workflow(
 def test_pipeline_train_passes_s3_uris_and_the_holdout_as_given(echo_stack, capsys):
     sfn, _, arns = echo_stack
     code, _, err = dragon(
-        capsys, "pipeline", "train", "--backend", "aws", "--data", "s3://lake/plant/history.parquet",
-        "--holdout", "s3://lake/plant/last-week.parquet", "--env", "dev",
+        capsys,
+        "pipeline",
+        "train",
+        "--backend",
+        "aws",
+        "--data",
+        "s3://lake/plant/history.parquet",
+        "--holdout",
+        "s3://lake/plant/last-week.parquet",
+        "--env",
+        "dev",
     )
     assert code == 0, err
     sent = last_input(sfn, arns["training"])
@@ -99,8 +116,9 @@ def test_pipeline_train_passes_s3_uris_and_the_holdout_as_given(echo_stack, caps
 
 def test_pipeline_deploy_and_undeploy_start_their_workflows(echo_stack, capsys):
     sfn, _, arns = echo_stack
-    code, out, err = dragon(capsys, "pipeline", "deploy", "--backend", "aws", "--version", "4",
-                            "--env", "dev")
+    code, out, err = dragon(
+        capsys, "pipeline", "deploy", "--backend", "aws", "--version", "4", "--env", "dev"
+    )
     assert code == 0 and "started deployment workflow" in out, err
     sent = last_input(sfn, arns["deployment"])
     assert (sent["plant_name"], sent["version"], sent["env"], sent["mode"]) == (PLANT, "4", "dev", "realtime")
@@ -110,8 +128,9 @@ def test_pipeline_deploy_and_undeploy_start_their_workflows(echo_stack, capsys):
 
 
 def test_local_only_options_are_refused_on_aws(echo_stack, capsys):
-    code, _, err = dragon(capsys, "pipeline", "train", "--backend", "aws", "--data", "s3://b/h.csv",
-                          "--auto-deploy")
+    code, _, err = dragon(
+        capsys, "pipeline", "train", "--backend", "aws", "--data", "s3://b/h.csv", "--auto-deploy"
+    )
     assert code == 2 and "ApprovalRequired" in err
     # Locally --holdout is accepted (the champion/challenger data); a missing file is named.
     code, _, err = dragon(capsys, "pipeline", "train", "--data", "h.csv", "--holdout", "recent.csv")
@@ -130,8 +149,12 @@ def test_models_approve_resumes_the_workflow_waiting_on_the_version(harness, cap
                 "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
                 "Parameters": {
                     "FunctionName": approval_function,
-                    "Payload": {"action": "request", "task_token.$": "$$.Task.Token", "plant_name": PLANT,
-                                "version": "3"},
+                    "Payload": {
+                        "action": "request",
+                        "task_token.$": "$$.Task.Token",
+                        "plant_name": PLANT,
+                        "version": "3",
+                    },
                 },
                 "End": True,
             }
@@ -172,9 +195,18 @@ def test_missing_stack_names_what_to_set(aws_env, capsys, monkeypatch):
 @pytest.fixture()
 def no_aws_setup(monkeypatch, tmp_path):
     """No credentials or region anywhere botocore looks (environment, files, instance metadata)."""
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL"):
+    for key in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ENDPOINT_URL",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))

@@ -9,8 +9,13 @@ from dragon.errors import DragonError
 
 
 def test_parse_input_keeps_declared_fields_and_ignores_the_rest():
-    event = {"plant_name": "yet-dragon", "env": "dev", "version": None, "training_job_name": "dragon-train-1",
-             "delay_seconds": 120}
+    event = {
+        "plant_name": "yet-dragon",
+        "env": "dev",
+        "version": None,
+        "training_job_name": "dragon-train-1",
+        "delay_seconds": 120,
+    }
     parsed = lambdas.parse_input(steps.ResolveInput, event)
     assert parsed == steps.ResolveInput("yet-dragon", "dev", None, "dragon-train-1")
 

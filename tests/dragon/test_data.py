@@ -95,7 +95,12 @@ def test_each_problem_is_detected_counted_and_located(spec):
     assert problems["timestamp"][DUPLICATE_TIMESTAMP] == 1
     assert report.examples["timestamp"][DUPLICATE_TIMESTAMP] == [n + 1]
     assert report.dropped == {
-        BAD_TIMESTAMP: 1, DUPLICATE_TIMESTAMP: 1, NON_NUMERIC: 2, MISSING: 3, OUT_OF_RANGE: 2, FROZEN: 100,
+        BAD_TIMESTAMP: 1,
+        DUPLICATE_TIMESTAMP: 1,
+        NON_NUMERIC: 2,
+        MISSING: 3,
+        OUT_OF_RANGE: 2,
+        FROZEN: 100,
     }
     assert report.rows_in == n + 1
     assert report.rows_kept + sum(report.dropped.values()) == report.rows_in
@@ -243,9 +248,17 @@ def test_parse_state_reports_every_problem_at_once(spec):
     message = str(error.value)
     assert message.startswith("request")
     for needle in (
-        "ox1_temperature", "cumene_feed", "reactor_x", "ox2_temperature = '98.0'", "ox1_offgas_o2 = True",
-        "ox2_offgas_o2 = None", "oxidation_ph = [7.3]", "evaporator_pressure", "evaporator_temperature = nan",
-        "cooling_water_temperature = inf", "ox1_chp = 99.0: outside the valid range [0.0, 40.0]",
+        "ox1_temperature",
+        "cumene_feed",
+        "reactor_x",
+        "ox2_temperature = '98.0'",
+        "ox1_offgas_o2 = True",
+        "ox2_offgas_o2 = None",
+        "oxidation_ph = [7.3]",
+        "evaporator_pressure",
+        "evaporator_temperature = nan",
+        "cooling_water_temperature = inf",
+        "ox1_chp = 99.0: outside the valid range [0.0, 40.0]",
     ):
         assert needle in message, needle
     assert "10 problem(s)" in message

@@ -31,11 +31,13 @@ SETTINGS = DriftSettings()
 
 def plant_rows(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "temperature": 100.0 + 2.0 * rng.standard_normal(rows) + 2.0 * shift,
-        "pressure": 3.0 + 0.2 * rng.standard_normal(rows),
-        "setpoint": rng.choice([6.8, 7.0, 7.3, 7.5], size=rows),  # a discrete-ish setpoint
-    })
+    return pd.DataFrame(
+        {
+            "temperature": 100.0 + 2.0 * rng.standard_normal(rows) + 2.0 * shift,
+            "pressure": 3.0 + 0.2 * rng.standard_normal(rows),
+            "setpoint": rng.choice([6.8, 7.0, 7.3, 7.5], size=rows),  # a discrete-ish setpoint
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +137,13 @@ def test_model_monitor_shapes_have_documented_keys(baselines):
 
     report = analyse_drift(baselines, plant_rows(500, seed=8, shift=1.0), SETTINGS)
     violations = constraint_violations(report.violations)["violations"]
-    assert violations == [{"feature_name": "temperature", "constraint_check_type": DRIFT_CHECK,
-                           "description": report.violations[0].description}]
+    assert violations == [
+        {
+            "feature_name": "temperature",
+            "constraint_check_type": DRIFT_CHECK,
+            "description": report.violations[0].description,
+        }
+    ]
 
 
 def test_missing_training_column_is_a_data_error():

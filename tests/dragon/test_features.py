@@ -60,8 +60,12 @@ def test_expressions_evaluate_alike_on_frames_column_mappings_and_states():
     added = add_derived(frame, spec)
     assert isinstance(added, pd.DataFrame) and "approach" not in frame
     assert added["approach"].tolist() == pytest.approx([2.0, -0.5])
-    mixed = -np.sqrt(np.abs(frame.heater - frame.outlet)) + np.log(frame.feed) * 4 + np.maximum(
-        frame.heater, frame.outlet) - np.minimum(1, frame.feed)
+    mixed = (
+        -np.sqrt(np.abs(frame.heater - frame.outlet))
+        + np.log(frame.feed) * 4
+        + np.maximum(frame.heater, frame.outlet)
+        - np.minimum(1, frame.feed)
+    )
     assert added["mixed"].to_numpy() == pytest.approx(mixed.to_numpy())
 
     state = {"heater": 100.0, "feed": 10.0, "outlet": 120.0}
@@ -81,7 +85,8 @@ def test_undefined_values_are_nan_in_both_paths():
     feature = compile_derived("r", "log(a) / b", ["a", "b"])
     assert math.isnan(feature.evaluate_state({"a": -1.0, "b": 1.0}))
     assert math.isinf(feature.evaluate_state({"a": 2.0, "b": 0.0})) or math.isnan(
-        feature.evaluate_state({"a": 2.0, "b": 0.0}))
+        feature.evaluate_state({"a": 2.0, "b": 0.0})
+    )
     values = feature.evaluate_columns({"a": np.array([-1.0, math.e]), "b": np.array([1.0, 1.0])})
     assert math.isnan(values[0]) and values[1] == pytest.approx(1.0)
 

@@ -89,8 +89,15 @@ def test_vacuum_loss_changes_only_the_concentrator_and_downstream(normal):
     assert not changed & set(OX1_TAGS + ["ox2_chp", "ox2_temperature", "ox2_dmba", "ox2_ap"])
     window = faulty.history["episode"] == "vacuum_loss"
     assert window.sum() == 10 * 60
-    assert (faulty.truth.loc[window, "evaporator_pressure_true"]
-            - normal.truth.loc[window, "evaporator_pressure_true"]).round(9).eq(5.0).all()
+    assert (
+        (
+            faulty.truth.loc[window, "evaporator_pressure_true"]
+            - normal.truth.loc[window, "evaporator_pressure_true"]
+        )
+        .round(9)
+        .eq(5.0)
+        .all()
+    )
 
 
 def test_sensor_faults_change_readings_not_the_plant_they_read(normal):

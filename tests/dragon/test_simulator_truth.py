@@ -49,11 +49,17 @@ def test_trends():
 def test_physical_ranges_over_the_historical_envelope():
     rng = np.random.default_rng(0)
     n = 2000
-    rows = {**NOMINAL,
-            "ox1_temperature": rng.uniform(104, 109, n), "ox2_temperature": rng.uniform(96, 100, n),
-            "ox1_offgas_o2": rng.uniform(3, 4, n), "ox2_offgas_o2": rng.uniform(3, 4, n),
-            "oxidation_ph": rng.uniform(7.0, 7.7, n), "evaporator_temperature": rng.uniform(78, 86, n),
-            "evaporator_pressure": rng.uniform(2.5, 3.1, n), "cumene_feed": rng.uniform(180, 240, n)}
+    rows = {
+        **NOMINAL,
+        "ox1_temperature": rng.uniform(104, 109, n),
+        "ox2_temperature": rng.uniform(96, 100, n),
+        "ox1_offgas_o2": rng.uniform(3, 4, n),
+        "ox2_offgas_o2": rng.uniform(3, 4, n),
+        "oxidation_ph": rng.uniform(7.0, 7.7, n),
+        "evaporator_temperature": rng.uniform(78, 86, n),
+        "evaporator_pressure": rng.uniform(2.5, 3.1, n),
+        "cumene_feed": rng.uniform(180, 240, n),
+    }
     y = steady_state(rows)
     assert np.all((y["yield"] > 90) & (y["yield"] < 99))
     assert np.all((y["ox1_chp"] > 5) & (y["ox1_chp"] < 35))
@@ -93,14 +99,28 @@ def test_oracle_evaluate_is_the_truth(oracle):
 def test_oracle_never_leaves_bounds_or_move_limits(oracle):
     rng = np.random.default_rng(3)
     for _ in range(4):
-        state = {**NOMINAL, "cumene_feed": rng.uniform(175, 240),
-                 "cooling_water_temperature": rng.uniform(18, 32),
-                 **{name: rng.uniform(lo, hi) for name, (lo, hi) in {
-                     "ox1_temperature": (104, 109), "ox2_temperature": (96, 100), "ox1_offgas_o2": (3, 4),
-                     "ox2_offgas_o2": (3, 4), "oxidation_ph": (7.0, 7.7), "evaporator_temperature": (78, 86),
-                     "evaporator_pressure": (2.5, 3.1)}.items()}}
-        hidden = {"chi": rng.uniform(0.92, 1.08), "xi_sp": rng.uniform(0.8, 1.0),
-                  "xi_ev": rng.uniform(0.5, 1.0)}
+        state = {
+            **NOMINAL,
+            "cumene_feed": rng.uniform(175, 240),
+            "cooling_water_temperature": rng.uniform(18, 32),
+            **{
+                name: rng.uniform(lo, hi)
+                for name, (lo, hi) in {
+                    "ox1_temperature": (104, 109),
+                    "ox2_temperature": (96, 100),
+                    "ox1_offgas_o2": (3, 4),
+                    "ox2_offgas_o2": (3, 4),
+                    "oxidation_ph": (7.0, 7.7),
+                    "evaporator_temperature": (78, 86),
+                    "evaporator_pressure": (2.5, 3.1),
+                }.items()
+            },
+        }
+        hidden = {
+            "chi": rng.uniform(0.92, 1.08),
+            "xi_sp": rng.uniform(0.8, 1.0),
+            "xi_ev": rng.uniform(0.5, 1.0),
+        }
         result = oracle.best_setpoints(state, hidden)
         for name in SETPOINTS:
             lo, hi = oracle.bounds[name]

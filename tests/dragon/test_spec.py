@@ -63,16 +63,28 @@ def test_the_small_plant_and_the_shipped_plant_are_valid():
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ('features = ["heater", "feed"]', 'features = ["heater", "feed_rate"]',
-         "[models.reactor] features: unknown tag 'feed_rate'"),
-        ('target = "conversion"', 'target = "feed"',
-         "[models.reactor] target: 'feed' is a disturbance, a model target must be a measurement"),
-        ('features = ["heater", "feed"]', 'features = ["heater", "purity"]',
-         "[models] the model chain has a cycle"),
+        (
+            'features = ["heater", "feed"]',
+            'features = ["heater", "feed_rate"]',
+            "[models.reactor] features: unknown tag 'feed_rate'",
+        ),
+        (
+            'target = "conversion"',
+            'target = "feed"',
+            "[models.reactor] target: 'feed' is a disturbance, a model target must be a measurement",
+        ),
+        (
+            'features = ["heater", "feed"]',
+            'features = ["heater", "purity"]',
+            "[models] the model chain has a cycle",
+        ),
         ("bounds = [50.0, 150.0]\n", "", "[tags.heater] bounds: a setpoint needs bounds"),
         ("max_move = 2.0\n", "", "[tags.heater] max_move: a setpoint needs max_move"),
-        ("bounds = [50.0, 150.0]", "bounds = [50.0, 250.0]",
-         "[tags.heater] bounds: [50.0, 250.0] lies outside the valid range [0.0, 200.0]"),
+        (
+            "bounds = [50.0, 150.0]",
+            "bounds = [50.0, 250.0]",
+            "[tags.heater] bounds: [50.0, 250.0] lies outside the valid range [0.0, 200.0]",
+        ),
         ('model = "reactor"', 'model = "reactr"', "[[constraints]] #1 model: unknown model 'reactr'"),
         ('maximize = "column"', 'maximize = "colum"', "[objective] maximize: unknown model 'colum'"),
         ("[tags.purity]", "[tags.feed]", "duplicate table [tags.feed]"),
@@ -100,8 +112,13 @@ def test_every_mistake_of_a_file_is_reported_at_once():
         .replace('maximize = "column"', 'maximize = "colum"')
     )
     problems = problems_of(text)
-    for expected in ("[models.reactor] features", "[tags.heater] max_move", "[tags.heater] bounds",
-                     "[[constraints]] #1 model", "[objective] maximize"):
+    for expected in (
+        "[models.reactor] features",
+        "[tags.heater] max_move",
+        "[tags.heater] bounds",
+        "[[constraints]] #1 model",
+        "[objective] maximize",
+    ):
         assert any(expected in problem for problem in problems), (expected, problems)
 
 

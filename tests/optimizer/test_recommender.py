@@ -103,8 +103,10 @@ def test_hold_when_nothing_helps_enough(bundle, make_states):
 
 def test_a_bound_on_current_at_high_confidence_is_met_by_the_current_state(lenient, make_states):
     # Its limit is the current state's own prediction bound: the state it refers to satisfies it.
-    text = PLANT.replace('min = "current"\ntolerance = 0.5\nconfidence = 0.5',
-                         'min = "current"\ntolerance = 0.0\nconfidence = 0.9')
+    text = PLANT.replace(
+        'min = "current"\ntolerance = 0.5\nconfidence = 0.5',
+        'min = "current"\ntolerance = 0.0\nconfidence = 0.9',
+    )
     assert text != PLANT
     strict = Recommender(replace(lenient.bundle, spec=parse_plant(text, "<strict>")))
     for state in make_states(5):

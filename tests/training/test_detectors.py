@@ -78,7 +78,10 @@ def test_evaluate_gate_counts_recall_and_false_alarms(detectors):
         {"t1_sensor_stuck": 2 / 8, "vacuum_loss": 0.6, "carbonate_pump_trip": 1.0, "novel_operation": 0.5}
     )
     assert list(gate.recall_by_episode) == [
-        "t1_sensor_stuck", "carbonate_pump_trip", "vacuum_loss", "novel_operation"
+        "t1_sensor_stuck",
+        "carbonate_pump_trip",
+        "vacuum_loss",
+        "novel_operation",
     ]
     assert gate.recall == pytest.approx((6 + 10 + 10) / 40)  # the sensor fault is not in the gate recall
     assert "t1_sensor_stuck" not in PROCESS_EPISODES

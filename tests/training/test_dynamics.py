@@ -77,14 +77,16 @@ def lagged_history(days: int = 6, seed: int = 0) -> pd.DataFrame:
     heater = np.repeat(rng.uniform(90.0, 110.0, minutes // 240 + 1), 240)[:minutes]
     feed = 60.0 + rng.normal(0, 1.0, minutes).cumsum() * 0.02
     product = first_order_lag(reactor_steady_state(heater, feed), 2.0, 1.0)
-    return pd.DataFrame({
-        "time": pd.date_range("2026-05-01", periods=minutes, freq="1min", tz="UTC"),
-        "heater": heater,
-        "feed": feed,
-        "product": product + rng.normal(0, 0.05, minutes),
-        "purity": 90.0 + 0.1 * product,
-        "episode": "",
-    })
+    return pd.DataFrame(
+        {
+            "time": pd.date_range("2026-05-01", periods=minutes, freq="1min", tz="UTC"),
+            "heater": heater,
+            "feed": feed,
+            "product": product + rng.normal(0, 0.05, minutes),
+            "purity": 90.0 + 0.1 * product,
+            "episode": "",
+        }
+    )
 
 
 def test_a_first_order_lag_reaches_63_percent_of_a_step_after_one_time_constant():

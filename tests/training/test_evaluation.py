@@ -16,20 +16,31 @@ from training.detectors import evaluate_gate, fit_detector
 from training.evaluation import evaluate_gam, plot_partial_dependence, plot_residuals
 from training.report import write_training_report
 
-MODEL = GamModel(name="reactor", target="conversion", features=["temperature", "pressure"],
-                 interactions=[("temperature", "pressure")], n_splines=6)
+MODEL = GamModel(
+    name="reactor",
+    target="conversion",
+    features=["temperature", "pressure"],
+    interactions=[("temperature", "pressure")],
+    n_splines=6,
+)
 UNITS = {"temperature": "degC", "pressure": "kPa", "conversion": "%"}
 
 
 def history(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "timestamp": pd.date_range("2026-01-01", periods=n, freq="5min", tz="UTC"),
-        "temperature": rng.uniform(100, 110, n),
-        "pressure": rng.uniform(2, 6, n),
-    })
-    frame["conversion"] = (0.3 * (frame.temperature - 105) ** 2 - 2 * frame.pressure
-                           + 0.1 * frame.temperature * frame.pressure + rng.normal(0, 0.2, n))
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2026-01-01", periods=n, freq="5min", tz="UTC"),
+            "temperature": rng.uniform(100, 110, n),
+            "pressure": rng.uniform(2, 6, n),
+        }
+    )
+    frame["conversion"] = (
+        0.3 * (frame.temperature - 105) ** 2
+        - 2 * frame.pressure
+        + 0.1 * frame.temperature * frame.pressure
+        + rng.normal(0, 0.2, n)
+    )
     return frame
 
 
@@ -62,7 +73,13 @@ def test_metrics_on_a_known_case(gam):
     assert evaluate_gam("reactor", MODEL, gam, holdout, None, MODEL.features).r2_truth is None
     assert metrics.rmse_measured_inputs == metrics.rmse  # a static model is fed its measured inputs
     assert set(metrics.to_dict()) == {
-        "rmse", "mae", "r2", "r2_truth", "n_rows", "interval_coverage", "rmse_measured_inputs",
+        "rmse",
+        "mae",
+        "r2",
+        "r2_truth",
+        "n_rows",
+        "interval_coverage",
+        "rmse_measured_inputs",
         "extrapolated_share",
     }
 
@@ -91,7 +108,9 @@ def test_missing_target_is_a_clear_error(gam):
 def test_one_partial_dependence_png_per_term_and_a_residual_plot(gam, tmp_path):
     paths = plot_partial_dependence("reactor", MODEL, gam, tmp_path, units=UNITS)
     assert [p.name for p in paths] == [
-        "reactor-pd-temperature.png", "reactor-pd-pressure.png", "reactor-pd-temperature-x-pressure.png",
+        "reactor-pd-temperature.png",
+        "reactor-pd-pressure.png",
+        "reactor-pd-temperature-x-pressure.png",
     ]
     residuals = plot_residuals(
         "reactor", MODEL, gam, history(100, seed=5), tmp_path, inputs=MODEL.features, units=UNITS
@@ -103,19 +122,28 @@ def test_one_partial_dependence_png_per_term_and_a_residual_plot(gam, tmp_path):
 def test_report_names_every_model_and_links_existing_images(gam, tmp_path):
     holdout = history(150, seed=6)
     plots = {
-        name: [*plot_partial_dependence(name, MODEL, gam, tmp_path / "plots"),
-               plot_residuals(name, MODEL, gam, holdout, tmp_path / "plots", inputs=MODEL.features)]
+        name: [
+            *plot_partial_dependence(name, MODEL, gam, tmp_path / "plots"),
+            plot_residuals(name, MODEL, gam, holdout, tmp_path / "plots", inputs=MODEL.features),
+        ]
         for name in ("oxidation_1", "yield")
     }
     metrics = {name: evaluate_gam(name, MODEL, gam, holdout, None, MODEL.features) for name in plots}
     normal = holdout[MODEL.features].assign(episode="")
     spec = DetectorSpec(name="reactor_gate", features=MODEL.features, n_estimators=20)
     detector = fit_detector(spec, normal)
-    gate = evaluate_gate({"reactor_gate": detector},
-                         pd.concat([normal, normal.head(5).assign(episode="vacuum_loss", pressure=50.0)]))
+    gate = evaluate_gate(
+        {"reactor_gate": detector},
+        pd.concat([normal, normal.head(5).assign(episode="vacuum_loss", pressure=50.0)]),
+    )
     page = write_training_report(
-        tmp_path, plant_name="test-plant", version=3, gam_metrics=metrics, gate=gate,
-        data_report={"rows_in": 1000, "dropped": {"not steady": 10}}, plots=plots,
+        tmp_path,
+        plant_name="test-plant",
+        version=3,
+        gam_metrics=metrics,
+        gate=gate,
+        data_report={"rows_in": 1000, "dropped": {"not steady": 10}},
+        plots=plots,
     )
     html = page.read_text()
     for name in ("oxidation_1", "yield", "reactor_gate", "vacuum_loss", "test-plant version 3", "not steady"):

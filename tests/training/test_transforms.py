@@ -69,41 +69,46 @@ def tiny_history(minutes: int = 1440, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     level = np.full(minutes, 40.0)
     level[RAMP] = np.linspace(40.0, 55.0, RAMP.stop - RAMP.start)
-    level[RAMP.stop:] = 55.0
-    return pd.DataFrame({
-        "time": pd.date_range("2026-05-01", periods=minutes, freq="1min", tz="UTC"),
-        "heater": 100.0 + rng.normal(0, 0.5, minutes),
-        "feed": 60.0 + rng.normal(0, 0.5, minutes),
-        "product": level + rng.normal(0, 0.2, minutes),
-        "episode": "",
-        "step_test": False,
-    })
+    level[RAMP.stop :] = 55.0
+    return pd.DataFrame(
+        {
+            "time": pd.date_range("2026-05-01", periods=minutes, freq="1min", tz="UTC"),
+            "heater": 100.0 + rng.normal(0, 0.5, minutes),
+            "feed": 60.0 + rng.normal(0, 0.5, minutes),
+            "product": level + rng.normal(0, 0.2, minutes),
+            "episode": "",
+            "step_test": False,
+        }
+    )
 
 
 def test_steady_state_test_passes_a_flat_noisy_segment_and_flags_a_ramp(spec):
     frame = tiny_history()
     steady = steady_state_mask(frame, spec)
     warm_up = spec.steady_state.window_minutes
-    assert steady[warm_up:FLAT.stop].mean() > 0.95
+    assert steady[warm_up : FLAT.stop].mean() > 0.95
     assert not steady[:warm_up].any()  # the filters have not seen a window yet
-    assert steady[RAMP.start + 30:RAMP.stop].mean() < 0.05
-    assert steady[RAMP.stop + 120:].mean() > 0.95
+    assert steady[RAMP.start + 30 : RAMP.stop].mean() < 0.05
+    assert steady[RAMP.stop + 120 :].mean() > 0.95
 
 
 def test_a_gap_in_the_history_restarts_the_warm_up(spec):
     frame = tiny_history()
     frame = frame.drop(index=range(300, 400)).reset_index(drop=True)  # 100 minutes missing
     steady = steady_state_mask(frame, spec)
-    assert not steady[300:300 + spec.steady_state.window_minutes].any()
-    assert steady[340:FLAT.stop - 100].mean() > 0.95
+    assert not steady[300 : 300 + spec.steady_state.window_minutes].any()
+    assert steady[340 : FLAT.stop - 100].mean() > 0.95
 
 
 def test_resampling_averages_each_bucket(spec):
     frame = tiny_history()
     frame["product"] = 40.0 + (np.arange(len(frame)) % 10)  # 40..49 within each 10-minute bucket
     frame.loc[::10, "feed"] = 70.0
-    data = prepare_training_data(frame, spec.model_copy(update={"steady_state": spec.steady_state.model_copy(
-        update={"enabled": False})}), source="tiny")
+    data = prepare_training_data(
+        frame,
+        spec.model_copy(update={"steady_state": spec.steady_state.model_copy(update={"enabled": False})}),
+        source="tiny",
+    )
     assert (data.train["time"].dt.minute % 10 == 0).all()
     np.testing.assert_allclose(data.train["product"], 44.5)
     expected_feed = frame["feed"].groupby(frame["time"].dt.floor("10min")).mean()
@@ -156,8 +161,12 @@ def test_steady_normal_rows_only_train_the_gams_but_detectors_see_transients(spe
 
 def test_truth_is_aligned_and_the_steady_test_is_scored_against_it(spec):
     frame = tiny_history(2880)
-    truth = pd.DataFrame({"product_true": frame["product"].rolling(5, min_periods=1).mean(),
-                          "steady": ~frame.index.isin(range(RAMP.start, RAMP.stop + 60))})
+    truth = pd.DataFrame(
+        {
+            "product_true": frame["product"].rolling(5, min_periods=1).mean(),
+            "steady": ~frame.index.isin(range(RAMP.start, RAMP.stop + 60)),
+        }
+    )
     shuffled = frame.sample(frac=1.0, random_state=0)  # the history arrives unsorted
     truth_with_time = truth.assign(time=frame["time"]).sample(frac=1.0, random_state=1)
     data = prepare_training_data(shuffled, spec, truth=truth_with_time, source="tiny")
@@ -196,5 +205,5 @@ def test_a_sample_and_hold_target_is_judged_on_its_samples(spec):
     hourly = frame["product"].iloc[::60].to_numpy()  # an hourly estimate held between samples
     frame["product"] = np.repeat(hourly, 60)[: len(frame)]
     steady = steady_state_mask(frame, spec)
-    assert steady[6 * 60:FLAT.stop].mean() > 0.9  # held values are not steps
-    assert steady[RAMP.start + 120:RAMP.stop].mean() < 0.1
+    assert steady[6 * 60 : FLAT.stop].mean() > 0.9  # held values are not steps
+    assert steady[RAMP.start + 120 : RAMP.stop].mean() < 0.1
