@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from dragon.bundle import Bundle
 from dragon.data import parse_state
 from dragon.errors import DataError
 from dragon.provenance import file_sha256
 from inference.payloads import Record, problems_of
+from inference.schemas import Answer, RecordError
+from optimizer.recommender import Recommender
 
 
 def bundle_fingerprint(bundle: Bundle) -> str:
@@ -23,39 +24,33 @@ def bundle_fingerprint(bundle: Bundle) -> str:
     return "bundle-" + file_sha256(bundle.path / "manifest.json")[:12]
 
 
-def error_answer(record: int, errors: list[str]) -> dict[str, Any]:
-    return {"status": "error", "record": record, "errors": errors}
-
-
 @dataclass
 class Answerer:
     bundle: Bundle
-    recommender: Any  # optimizer.recommender.Recommender
+    recommender: Recommender
     model_version: str
 
     @classmethod
     def load(cls, bundle: Bundle, model_version: str) -> Answerer:
-        from optimizer.recommender import Recommender
-
         return cls(bundle, Recommender(bundle, model_version=model_version), model_version)
 
-    def answer(self, records: Sequence[Record], first_index: int = 0) -> list[dict[str, Any]]:
+    def answer(self, records: Sequence[Record], first_index: int = 0) -> list[Answer]:
         """Answers for `records`; `first_index` numbers them (a batch chunk's offset in its table)."""
-        answers: list[dict[str, Any] | None] = [None] * len(records)
+        answers: list[Answer | None] = [None] * len(records)
         states, positions = [], []
         for position, record in enumerate(records):
             index = first_index + position
             if record.errors:
-                answers[position] = error_answer(index, record.errors)
+                answers[position] = RecordError(record=index, errors=record.errors)
                 continue
             try:
                 states.append(parse_state(record.raw, self.bundle.spec, source=f"record {index}"))
                 positions.append(position)
             except DataError as error:
-                answers[position] = error_answer(index, problems_of(error))
+                answers[position] = RecordError(record=index, errors=problems_of(error))
         if states:
             for position, recommendation in zip(
                 positions, self.recommender.recommend_many(states), strict=True
             ):
-                answers[position] = recommendation.to_dict()
+                answers[position] = recommendation
         return answers  # type: ignore[return-value] - every slot is filled above

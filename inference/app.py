@@ -31,9 +31,10 @@ from inference.schemas import (
     InstancesRequest,
     Ping,
     Predictions,
-    Recommendation,
+    RecordError,
     StateRequest,
 )
+from optimizer.recommendation import Recommendation
 
 log = logging.getLogger("dragon.serve")
 
@@ -152,9 +153,9 @@ def create_app(config: ServeConfig | None = None, answerer: Answerer | None = No
     @app.post(
         "/invocations",
         response_class=JSONResponse,
+        response_model=Recommendation | Predictions,
         responses={
             200: {
-                "model": Recommendation | Predictions,
                 "description": 'A recommendation for a {"state"} body; otherwise one entry per record, in '
                 'order (JSON: {"predictions": [...]}, JSON Lines: one line each, CSV: one row each)',
                 "content": {payloads.JSONLINES: _TEXT_SCHEMA, payloads.CSV: _TEXT_SCHEMA},
@@ -192,8 +193,8 @@ def create_app(config: ServeConfig | None = None, answerer: Answerer | None = No
         except RequestRejected as rejected:
             response = refuse(worker, rejected.status_code, rejected.message, rejected.details)
         else:
-            if payload.single and results[0]["status"] == "error":
-                response = refuse(worker, 400, "state: the plant state cannot be used", results[0]["errors"])
+            if payload.single and isinstance(results[0], RecordError):
+                response = refuse(worker, 400, "state: the plant state cannot be used", results[0].errors)
             else:
                 encoded = payloads.encode(
                     results, single=payload.single, answer=answer_type, model_version=worker.model_version

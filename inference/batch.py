@@ -84,10 +84,9 @@ def _answer_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]]]:
     answers = _answerer.answer([Record(row) for row in chunk.rows], first_index=chunk.first_row)
     flat = []
     for offset, answer in enumerate(answers):
-        answer.pop("record", None)  # the output's `row` column numbers every row
-        flat.append(
-            {"row": chunk.first_row + offset, **flatten(answer), "model_version": _answerer.model_version}
-        )
+        row = flatten(answer)
+        row.pop("record", None)  # the output's `row` column numbers every row
+        flat.append({"row": chunk.first_row + offset, **row, "model_version": _answerer.model_version})
     return chunk.first_row, flat
 
 

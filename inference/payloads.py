@@ -18,6 +18,8 @@ from typing import Any
 
 from dragon.errors import DataError
 from dragon.spec import PlantSpec
+from inference.schemas import Answer, Predictions
+from optimizer.recommendation import Recommendation
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -235,17 +237,32 @@ def problems_of(error: DataError) -> list[str]:
     return items or [error.message]
 
 
-def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted columns (`setpoints.ox1_temperature`); lists of per-model dicts by model."""
+def flatten(answer: Answer) -> dict[str, Any]:
+    """One answer as one table row: nested fields as dotted columns (`setpoints.ox1_temperature`,
+    `predicted.yield.recommended`), each constraint under its model and side
+    (`constraints.concentration.max.bound`), lists joined with '; '."""
+    data = answer.model_dump(mode="json")
+    if isinstance(answer, Recommendation):
+        data["constraints"] = {
+            f"{check.model}.{check.side}": {
+                "limit": check.limit,
+                **check.model_dump(mode="json", exclude={"model", "max", "min"}),
+            }
+            for check in answer.constraints
+        }
+        data["explanation"]["far_tags"] = {
+            detector: "; ".join(f"{t.tag}={t.value:.6g} (z={t.z_score:+.1f})" for t in far)
+            for detector, far in answer.explanation.far_tags.items()
+        }
+    return _dotted(data)
+
+
+def _dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
-    for key, value in record.items():
+    for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list) and all(isinstance(v, Mapping) and "model" in v for v in value):
-            for item in value:
-                rest = {k: v for k, v in item.items() if k != "model"}
-                flat.update(flatten(rest, f"{name}.{item['model']}."))
+            flat.update(_dotted(value, f"{name}."))
         elif isinstance(value, list):
             flat[name] = "; ".join(map(str, value))
         else:
@@ -253,13 +270,13 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def encode(results: list[dict[str, Any]], *, single: bool, answer: str, model_version: str) -> bytes:
+def encode(answers: list[Answer], *, single: bool, answer: str, model_version: str) -> bytes:
     if answer == JSON:
-        body = results[0] if single else {"predictions": results, "model_version": model_version}
-        return json.dumps(body, allow_nan=False).encode()
+        body = answers[0] if single else Predictions(predictions=answers, model_version=model_version)
+        return body.model_dump_json().encode()
     if answer == JSONLINES:
-        return "".join(json.dumps(result, allow_nan=False) + "\n" for result in results).encode()
-    rows = [flatten(result) for result in results]
+        return "".join(item.model_dump_json() + "\n" for item in answers).encode()
+    rows = [flatten(item) for item in answers]
     columns = list(dict.fromkeys(name for row in rows for name in row))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")

@@ -1,17 +1,21 @@
-"""Request and response models of the HTTP contract (ARCHITECTURE.md, "HTTP contract").
+"""Request bodies and the HTTP envelope around the recommendation (ARCHITECTURE.md, "HTTP contract").
 
-These pydantic models are what the OpenAPI schema publishes: they document the
-bodies for clients and for the schemathesis fuzz run, which checks that every
-answer the server gives matches them. Decoding itself is done by
-`inference/payloads.py`, because a bad field must become a per-tag message (not
-pydantic's 422) and CSV/JSON Lines bodies have no pydantic shape.
+The recommendation itself is defined once, by its producer (optimizer/recommendation.py);
+this module adds what only HTTP has: the request bodies, the multi-record envelope, the
+per-record and whole-request errors, /ping and /execution-parameters. These pydantic models
+are what the OpenAPI schema publishes: they document the bodies for clients and for the
+schemathesis fuzz run, which checks that every answer the server gives matches them.
+Decoding itself is done by `inference/payloads.py`, because a bad field must become a
+per-tag message (not pydantic's 422) and CSV/JSON Lines bodies have no pydantic shape.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from optimizer.recommendation import Recommendation
 
 # A plant state: tag name -> reading. Values are `float` in the schema; anything else is
 # answered with a 400 naming the tag.
@@ -32,87 +36,32 @@ class InstancesRequest(BaseModel):
     instances: list[State] = Field(min_length=1)
 
 
-class PredictedValue(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    current: float | None = None
-    recommended: float | None = None
-    lower: float | None = None
-    upper: float | None = None
-
-
-class ObjectiveValue(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model: str
-    current: float | None = None
-    recommended: float | None = None
-    gain: float | None = None
-
-
-class ConstraintCheck(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model: str
-    max: float | None = None
-    min: float | None = None
-    bound: float | None = None
-    satisfied: bool | None = None
-    margin: float | None = None
-    active: bool | None = None
-    confidence: float | None = None
-
-
-class AnomalyCheck(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    score: float
-    threshold: float
-    anomalous: bool
-
-
-class Explanation(BaseModel):
-    """Why this answer: per-setpoint shares of the gain, active constraints, bias offsets, far tags."""
-
-    model_config = ConfigDict(extra="allow")
-    contributions: dict[str, float | None] = Field(default_factory=dict)
-    active_constraints: list[str] = Field(default_factory=list)
-    far_tags: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-
-
-class Recommendation(BaseModel):
-    """One recommendation. `blocked`: a detector flags the state (no setpoints); `hold`: no move helps
-    (the current setpoints, zero moves)."""
-
-    model_config = ConfigDict(extra="allow")
-    status: Literal["recommended", "hold", "blocked"]
-    reason: str
-    setpoints: dict[str, float] | None = None
-    moves: dict[str, float] | None = None
-    predicted: dict[str, PredictedValue] = Field(default_factory=dict)
-    objective: ObjectiveValue | None = None
-    constraints: list[ConstraintCheck] = Field(default_factory=list)
-    anomaly: dict[str, AnomalyCheck] = Field(default_factory=dict)
-    model_version: str
-    explanation: Explanation | None = None
-
-
 class RecordError(BaseModel):
     """A record of a multi-record payload that could not be read; the others are still answered."""
 
-    status: Literal["error"]
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["error"] = "error"
     record: int = Field(description="0-based position of the record in the payload.")
     errors: list[str] = Field(description="Every problem of the record, each naming its tag.")
+
+
+Answer = Recommendation | RecordError  # one input record's answer
 
 
 class Predictions(BaseModel):
     """The answer to a multi-record payload: one entry per input record, in order."""
 
-    predictions: list[Recommendation | RecordError]
-    model_version: str
+    model_config = ConfigDict(extra="forbid")
+    predictions: list[Answer] = Field(description="One answer per input record, in order.")
+    model_version: str = Field(description="Registered model version (or bundle fingerprint) that answered.")
 
 
 class ErrorResponse(BaseModel):
     """A request that was refused as a whole (4xx)."""
 
-    error: str
-    details: list[str] = Field(default_factory=list)
+    model_config = ConfigDict(extra="forbid")
+    error: str = Field(description="What was wrong with the request as a whole.")
+    details: list[str] = Field(default_factory=list, description="Each problem, naming its record or tag.")
 
 
 class CaptureCounters(BaseModel):

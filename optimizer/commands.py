@@ -79,7 +79,7 @@ def recommend(
     parsed = parse_state(read_state_argument(state), loaded.spec, source="--state")
     result = Recommender(loaded, model_version=model_version).recommend(parsed)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(result.model_dump_json(indent=2))
         return
     _print_recommendation(result)
 
@@ -162,7 +162,7 @@ def whatif(
     parsed = parse_state(read_state_argument(state), loaded.spec, source="--state")
     result = what_if(loaded, parsed, _parse_overrides(set_))
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(result.model_dump_json(indent=2))
         return
     table = Table("model", "current", "predicted", "95 % interval", title="what-if")
     for model, p in result.predictions.items():

@@ -21,6 +21,7 @@ import numpy as np
 
 from dragon.bundle import Detector
 from dragon.errors import BundleError
+from optimizer.recommendation import DetectorVerdict, FarTag
 
 VERIFY_TOLERANCE = 1e-9
 FAR_TAGS = 3  # tags named in a blocked answer
@@ -116,33 +117,6 @@ def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class DetectorVerdict:
-    score: float
-    threshold: float
-    anomalous: bool
-    outside_envelope: tuple[str, ...] = ()  # features outside the detector's training envelope
-
-    def to_dict(self) -> dict:
-        return {
-            "score": None if not np.isfinite(self.score) else round(self.score, 6),
-            "threshold": round(self.threshold, 6),
-            "anomalous": bool(self.anomalous),
-        }
-
-
-@dataclass(frozen=True)
-class FarTag:
-    """A feature of a flagged detector and how far it sits from its training distribution."""
-
-    tag: str
-    value: float
-    z_score: float
-
-    def to_dict(self) -> dict:
-        return {"tag": self.tag, "value": self.value, "z_score": round(self.z_score, 3)}
-
-
-@dataclass(frozen=True)
 class GateResult:
     verdicts: dict[str, DetectorVerdict]
     far_tags: dict[str, list[FarTag]]  # flagged detector -> features furthest from training, worst first
@@ -217,8 +191,13 @@ class Gate:
         rows = {tag: np.array([value]) for tag, value in state.items()}
         for name, (X, scores, flagged) in self.assess(rows).items():
             detector = self.detectors[name]
-            breaches = tuple(detector.envelope_breaches(X[0]))
-            verdicts[name] = DetectorVerdict(float(scores[0]), detector.threshold, bool(flagged[0]), breaches)
+            breaches = detector.envelope_breaches(X[0])
+            verdicts[name] = DetectorVerdict(
+                score=float(scores[0]),
+                threshold=detector.threshold,
+                anomalous=bool(flagged[0]),
+                outside_envelope=list(breaches),
+            )
             if flagged[0]:
                 far[name] = self.far_tags(detector.features, X[0])
         return GateResult(verdicts, far)
@@ -232,7 +211,7 @@ class Gate:
                 continue
             std = _stat(baseline, "std", 0.0)
             z = (value - _stat(baseline, "mean", 0.0)) / std if std > 0 else 0.0
-            found.append(FarTag(feature, float(value), float(z)))
+            found.append(FarTag(tag=feature, value=float(value), z_score=float(z)))
         return sorted(found, key=lambda t: -abs(t.z_score))[:limit]
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import numpy as np
 from scipy.optimize import minimize
@@ -32,129 +30,25 @@ from scipy.stats import qmc
 from dragon.bundle import Bundle
 from optimizer.chain import CompiledChain
 from optimizer.explain import attribute_gain
-from optimizer.gate import DetectorVerdict, FarTag, Gate, GateResult
+from optimizer.gate import Gate, GateResult
 from optimizer.problem import FEASIBILITY_TOLERANCE, SetpointProblem, within_limits
+from optimizer.recommendation import (
+    ConstraintCheck,
+    DetectorVerdict,
+    Explanation,
+    FarTag,
+    ObjectiveResult,
+    PredictedValue,
+    Recommendation,
+    Status,
+)
 
-Status = Literal["recommended", "hold", "blocked"]
 SEED = 0
 SLSQP_OPTIONS = {"maxiter": 60, "ftol": 1e-6}  # objective in units of the model's residual scale
 REFINED_STARTS = 1  # screened space-filling starts refined by SLSQP, besides the current point
 BACKTRACK = (0.75, 0.5, 0.25)  # fractions of each move tried as well, in case the full move is flagged
 INTERVAL_WIDTH = 0.95  # predicted.lower/upper: two-sided 95 % prediction interval
 ACTIVE_TOLERANCE = 0.01  # a constraint is active when its margin is below this share of its model's scale
-
-
-@dataclass(frozen=True)
-class ModelPrediction:
-    current: float
-    recommended: float | None
-    lower: float | None
-    upper: float | None
-
-    def to_dict(self) -> dict:
-        return {
-            "current": _r(self.current),
-            "recommended": _r(self.recommended),
-            "lower": _r(self.lower),
-            "upper": _r(self.upper),
-        }
-
-
-@dataclass(frozen=True)
-class ObjectiveSummary:
-    model: str
-    sense: str
-    current: float
-    recommended: float
-    gain: float
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "current": _r(self.current),
-            "recommended": _r(self.recommended),
-            "gain": _r(self.gain),
-        }
-
-
-@dataclass(frozen=True)
-class ConstraintStatus:
-    model: str
-    side: Literal["max", "min"]
-    limit: float
-    confidence: float
-    bound: float  # the prediction bound at the recommended (or, if none, current) setpoints
-    satisfied: bool
-    margin: float
-    active: bool
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            self.side: _r(self.limit),
-            "bound": _r(self.bound),
-            "satisfied": bool(self.satisfied),
-            "margin": _r(self.margin),
-            "active": bool(self.active),
-            "confidence": self.confidence,
-        }
-
-
-@dataclass(frozen=True)
-class Explanation:
-    contributions: dict[str, float] = field(default_factory=dict)  # setpoint -> share of the gain
-    method: str = ""
-    quadrature_error: float = 0.0
-    active_constraints: list[str] = field(default_factory=list)
-    bias_offsets: dict[str, float] = field(default_factory=dict)  # model -> measured - predicted
-    candidate_anomaly: dict[str, float] = field(default_factory=dict)  # detector -> score of the move
-    far_tags: dict[str, list[FarTag]] = field(default_factory=dict)  # blocked: detector -> tags
-
-    def to_dict(self) -> dict:
-        return {
-            "contributions": {k: _r(v) for k, v in self.contributions.items()},
-            "method": self.method,
-            "quadrature_error": _r(self.quadrature_error),
-            "active_constraints": list(self.active_constraints),
-            "bias_offsets": {k: _r(v) for k, v in self.bias_offsets.items()},
-            "candidate_anomaly": {k: _r(v) for k, v in self.candidate_anomaly.items()},
-            "far_tags": {k: [t.to_dict() for t in v] for k, v in self.far_tags.items()},
-        }
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One answer; `to_dict()` is the recommendation JSON of ARCHITECTURE.md plus `explanation`."""
-
-    status: Status
-    reason: str
-    setpoints: dict[str, float] | None  # full vector when recommended (current one on hold), None blocked
-    moves: dict[str, float] | None
-    current_setpoints: dict[str, float]
-    predicted: dict[str, ModelPrediction]
-    objective: ObjectiveSummary | None
-    constraints: list[ConstraintStatus]
-    anomaly: dict[str, DetectorVerdict]
-    model_version: str
-    explanation: Explanation
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "setpoints": None if self.setpoints is None else {k: _r(v) for k, v in self.setpoints.items()},
-            "moves": None if self.moves is None else {k: _r(v) for k, v in self.moves.items()},
-            "predicted": {k: v.to_dict() for k, v in self.predicted.items()},
-            "objective": None if self.objective is None else self.objective.to_dict(),
-            "constraints": [c.to_dict() for c in self.constraints],
-            "anomaly": {k: v.to_dict() for k, v in self.anomaly.items()},
-            "model_version": self.model_version,
-            "explanation": self.explanation.to_dict(),
-        }
-
-
-def _r(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(float(value), digits)
 
 
 class Recommender:
@@ -198,6 +92,37 @@ class Recommender:
             )
 
     # --- answers --------------------------------------------------------------------------
+    def _answer(
+        self,
+        status: Status,
+        reason: str,
+        current: dict[str, float],
+        *,
+        setpoints: dict[str, float] | None = None,
+        described: tuple | None = None,
+        anomaly: dict[str, DetectorVerdict] | None = None,
+        explanation: Explanation | None = None,
+    ) -> Recommendation:
+        """`described`: (predicted, objective, constraints) from `_describe`."""
+        predicted, objective, constraints = described or ({}, None, [])
+        spec = self.spec
+        units = {tag: spec.tags[tag].unit for tag in spec.setpoints}
+        units.update({model: spec.tags[spec.models[model].target].unit for model in self.chain.models})
+        return Recommendation(
+            status=status,
+            reason=reason,
+            setpoints=setpoints,
+            moves=None if setpoints is None else {tag: setpoints[tag] - current[tag] for tag in current},
+            current_setpoints=current,
+            predicted=predicted,
+            objective=objective,
+            constraints=constraints,
+            anomaly=anomaly or {},
+            units=units,
+            model_version=self.model_version,
+            explanation=explanation or Explanation(),
+        )
+
     def _blocked(
         self,
         current: dict[str, float],
@@ -207,21 +132,13 @@ class Recommender:
         far_tags: dict[str, list[FarTag]] | None = None,
         problem: SetpointProblem | None = None,
     ) -> Recommendation:
-        predicted, constraints, objective = {}, [], None
-        if problem is not None:
-            predicted, objective, constraints = self._describe(problem, None)
-        return Recommendation(
+        return self._answer(
             "blocked",
             reason,
-            None,
-            None,
             current,
-            predicted,
-            objective,
-            constraints,
-            verdicts,
-            self.model_version,
-            Explanation(far_tags=far_tags or {}),
+            described=None if problem is None else self._describe(problem, None),
+            anomaly=verdicts,
+            explanation=Explanation(far_tags=far_tags or {}),
         )
 
     def _optimise(self, state: Mapping[str, float], gate: GateResult) -> Recommendation:
@@ -372,22 +289,18 @@ class Recommender:
         self, problem: SetpointProblem, gate: GateResult, biases: np.ndarray, reason: str
     ) -> Recommendation:
         current = dict(zip(self.spec.setpoints, problem.u0.tolist(), strict=True))
-        predicted, objective, constraints = self._describe(problem, problem.u0)
+        described = self._describe(problem, problem.u0)
         explanation = Explanation(
-            bias_offsets=self._offsets(biases), active_constraints=[c.model for c in constraints if c.active]
+            bias_offsets=self._offsets(biases), active_constraints=_active(described[2])
         )
-        return Recommendation(
+        return self._answer(
             "hold",
             reason,
-            dict(current),
-            {tag: 0.0 for tag in current},
             current,
-            predicted,
-            objective,
-            constraints,
-            gate.verdicts,
-            self.model_version,
-            explanation,
+            setpoints=dict(current),
+            described=described,
+            anomaly=gate.verdicts,
+            explanation=explanation,
         )
 
     def _recommended(
@@ -401,56 +314,52 @@ class Recommender:
     ) -> Recommendation:
         """`candidate_anomaly`: each detector's score of u_star (screened with the other candidates)."""
         current = dict(zip(self.spec.setpoints, problem.u0.tolist(), strict=True))
-        setpoints = dict(zip(self.spec.setpoints, u_star.tolist(), strict=True))
-        moves = {tag: setpoints[tag] - current[tag] for tag in current}
-        predicted, objective, constraints = self._describe(problem, u_star)
+        described = self._describe(problem, u_star)
         attribution = attribute_gain(problem, u_star)
         explanation = Explanation(
             contributions=attribution.contributions,
             method="integrated gradients along the straight line from the current to the recommended "
             "setpoints through the bias-corrected model chain (sums to the gain)",
             quadrature_error=attribution.quadrature_error,
-            active_constraints=[f"{c.model} {c.side}" for c in constraints if c.active],
+            active_constraints=_active(described[2]),
             bias_offsets=self._offsets(biases),
             candidate_anomaly=candidate_anomaly,
         )
-        return Recommendation(
+        return self._answer(
             "recommended",
             reason,
-            setpoints,
-            moves,
             current,
-            predicted,
-            objective,
-            constraints,
-            gate.verdicts,
-            self.model_version,
-            explanation,
+            setpoints=dict(zip(self.spec.setpoints, u_star.tolist(), strict=True)),
+            described=described,
+            anomaly=gate.verdicts,
+            explanation=explanation,
         )
 
     def _offsets(self, biases: np.ndarray) -> dict[str, float]:
         return {model: float(b) for model, b in zip(self.chain.models, biases, strict=True)}
 
-    def _describe(self, problem: SetpointProblem, u: np.ndarray | None):
+    def _describe(
+        self, problem: SetpointProblem, u: np.ndarray | None
+    ) -> tuple[dict[str, PredictedValue], ObjectiveResult, list[ConstraintCheck]]:
         """predicted, objective and constraint status at the current and (if any) the new setpoints."""
         at = problem.current if u is None else problem.evaluate(u[None, :])
         predicted = {}
         for k, model in enumerate(self.chain.models):
             half = problem.chain.quantile(model, 0.5 + INTERVAL_WIDTH / 2) * at.prediction_sd(model)[0]
             value = float(at.values[0, k])
-            predicted[model] = ModelPrediction(
-                float(problem.current.values[0, k]),
-                None if u is None else value,
-                None if u is None else value - half,
-                None if u is None else value + half,
+            predicted[model] = PredictedValue(
+                current=float(problem.current.values[0, k]),
+                recommended=None if u is None else value,
+                lower=None if u is None else value - half,
+                upper=None if u is None else value + half,
             )
         k = at.index(problem.objective_model)
-        objective = ObjectiveSummary(
-            problem.objective_model,
-            self.spec.objective.sense,
-            float(problem.current.values[0, k]),
-            float(at.values[0, k]),
-            float(problem.gain(at)[0]),
+        objective = ObjectiveResult(
+            model=problem.objective_model,
+            sense=self.spec.objective.sense,
+            current=float(problem.current.values[0, k]),
+            recommended=float(at.values[0, k]),
+            gain=float(problem.gain(at)[0]),
         )
         margins, _, bounds = problem.margins(at)
         constraints = []
@@ -458,15 +367,19 @@ class Recommender:
             scale = problem.chain.scales[problem.chain.models.index(term.model)]
             margin = float(margins[0, i])
             constraints.append(
-                ConstraintStatus(
-                    term.model,
-                    term.side,
-                    term.limit,
-                    term.confidence,
-                    float(bounds[0, i]),
-                    margin >= -FEASIBILITY_TOLERANCE,
-                    margin,
-                    margin < ACTIVE_TOLERANCE * max(scale, 1e-9),
+                ConstraintCheck(
+                    model=term.model,
+                    **{term.side: term.limit},
+                    confidence=term.confidence,
+                    bound=float(bounds[0, i]),
+                    margin=margin,
+                    satisfied=margin >= -FEASIBILITY_TOLERANCE,
+                    active=margin < ACTIVE_TOLERANCE * max(scale, 1e-9),
                 )
             )
         return predicted, objective, constraints
+
+
+def _active(constraints: list[ConstraintCheck]) -> list[str]:
+    """Constraints on their limit, as '<model> <side>' (a model may carry a max and a min)."""
+    return [f"{c.model} {c.side}" for c in constraints if c.active]

@@ -8,45 +8,44 @@ value at the current setpoints, and what the detectors would say about the resul
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
 from dragon.bundle import Bundle
 from dragon.errors import DataError
 from optimizer.chain import CompiledChain
-from optimizer.gate import DetectorVerdict, Gate
+from optimizer.gate import Gate
+from optimizer.recommendation import Contract, DetectorVerdict, Number
 
 INTERVAL_WIDTH = 0.95
 
 
-@dataclass(frozen=True)
-class ModelWhatIf:
-    current: float
-    predicted: float
-    lower: float
-    upper: float
+class ModelWhatIf(Contract):
+    """One model of the chain at the current and at the hypothetical state."""
 
-    def to_dict(self) -> dict:
-        return {k: round(float(v), 6) for k, v in vars(self).items()}
+    target: str = Field(description="The tag the model predicts.")
+    current: Number = Field(
+        description="Bias-corrected prediction at the current state, in the target's unit."
+    )
+    predicted: Number = Field(description="Prediction at the hypothetical state, in the target's unit.")
+    lower: Number = Field(description="Lower end of the 95 % prediction interval, in the target's unit.")
+    upper: Number = Field(description="Upper end of the 95 % prediction interval, in the target's unit.")
 
 
-@dataclass(frozen=True)
-class WhatIf:
-    inputs: dict[str, float]  # the overridden tags with their hypothetical values
-    setpoints: dict[str, float]  # the full setpoint vector evaluated
-    predictions: dict[str, ModelWhatIf]
-    anomaly: dict[str, DetectorVerdict]
-    bias_offsets: dict[str, float]
+class WhatIf(Contract):
+    """`dragon whatif --json`: every model and detector at hypothetical setpoints."""
 
-    def to_dict(self) -> dict:
-        return {
-            "inputs": dict(self.inputs),
-            "setpoints": dict(self.setpoints),
-            "predictions": {k: v.to_dict() for k, v in self.predictions.items()},
-            "anomaly": {k: v.to_dict() for k, v in self.anomaly.items()},
-            "bias_offsets": {k: round(v, 6) for k, v in self.bias_offsets.items()},
-        }
+    inputs: dict[str, Number] = Field(description="The overridden tags with their hypothetical values.")
+    setpoints: dict[str, Number] = Field(description="The full setpoint vector evaluated, in tag units.")
+    predictions: dict[str, ModelWhatIf] = Field(description="Model name -> its prediction.")
+    anomaly: dict[str, DetectorVerdict] = Field(
+        description="Detector -> its verdict at the hypothetical state."
+    )
+    bias_offsets: dict[str, Number] = Field(
+        description="Model -> measured minus predicted target at the current state, in the target's unit."
+    )
+    units: dict[str, str] = Field(description="Unit of every tag and model named above.")
 
 
 def what_if(
@@ -84,13 +83,23 @@ def what_if(
     for k, model in enumerate(chain.models):
         half = chain.quantile(model, 0.5 + INTERVAL_WIDTH / 2) * then.prediction_sd(model)[0]
         value = float(then.values[0, k])
-        predictions[model] = ModelWhatIf(float(now.values[0, k]), value, value - half, value + half)
-        changed[spec.models[model].target] = value
+        target = spec.models[model].target
+        predictions[model] = ModelWhatIf(
+            target=target,
+            current=float(now.values[0, k]),
+            predicted=value,
+            lower=value - half,
+            upper=value + half,
+        )
+        changed[target] = value
     verdicts = gate.check(changed).verdicts
+    named = [*overrides, *spec.setpoints, *(spec.models[m].target for m in chain.models)]
     return WhatIf(
-        {tag: float(v) for tag, v in overrides.items()},
-        {tag: float(changed[tag]) for tag in spec.setpoints},
-        predictions,
-        verdicts,
-        {m: float(b) for m, b in zip(chain.models, biases, strict=True)},
+        inputs={tag: float(v) for tag, v in overrides.items()},
+        setpoints={tag: float(changed[tag]) for tag in spec.setpoints},
+        predictions=predictions,
+        anomaly=verdicts,
+        bias_offsets={m: float(b) for m, b in zip(chain.models, biases, strict=True)},
+        units={tag: spec.tags[tag].unit for tag in named}
+        | {m: spec.tags[spec.models[m].target].unit for m in chain.models},
     )

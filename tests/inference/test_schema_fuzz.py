@@ -50,9 +50,32 @@ def test_fuzzed_requests_get_no_5xx_and_match_the_schema(api, mode):
         check()
 
 
-def test_real_states_get_answers_that_match_the_schema(api, good_states):
+def _far_state(state, spec):
+    """A readable state no detector has seen: every non-setpoint raw tag a detector reads at the
+    top of its valid range."""
+    read = {f for detector in spec.detectors.values() for f in detector.features}
+    far = dict(state)
+    for tag in read & set(state) - set(spec.setpoints):
+        far[tag] = spec.tags[tag].valid[1]
+    return far
+
+
+def test_every_kind_of_answer_matches_the_schema(api, good_states, loaded_bundle):
+    """Recommended or hold, blocked, and a per-record error: each validated against /openapi.json,
+    which forbids undocumented fields."""
     invocations = api["/invocations"]["POST"]
-    for body in ({"state": good_states[0]}, {"instances": good_states[:3]}):
+    blocked = _far_state(good_states[1], loaded_bundle.spec)
+    unreadable = {**good_states[2], sorted(good_states[2])[0]: "n/a"}
+    statuses = []
+    for body in (
+        {"state": good_states[0]},
+        {"state": blocked},
+        {"instances": [*good_states[:3], blocked, unreadable]},
+    ):
         case = invocations.Case(body=body, media_type="application/json")
         response = case.call_and_validate(checks=CHECKS)
         assert response.status_code == 200
+        answer = response.json()
+        statuses += [item["status"] for item in answer.get("predictions", [answer])]
+    assert {"blocked", "error"} <= set(statuses)
+    assert set(statuses) & {"recommended", "hold"}

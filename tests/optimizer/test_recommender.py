@@ -19,6 +19,8 @@ KEYS = {
     "anomaly",
     "model_version",
     "explanation",
+    "current_setpoints",
+    "units",
 }
 
 
@@ -47,7 +49,7 @@ def test_every_answer_respects_bounds_and_move_limits(recommender, plant, make_s
         rec = recommender.recommend(state)
         statuses.add(rec.status)
         if rec.status == "blocked":
-            assert rec.setpoints is None and rec.to_dict()["setpoints"] is None
+            assert rec.setpoints is None and rec.model_dump(mode="json")["setpoints"] is None
         else:
             assert set(rec.setpoints) == set(plant.setpoints)
             _respects_limits(plant, rec, state)
@@ -59,13 +61,14 @@ def test_every_answer_respects_bounds_and_move_limits(recommender, plant, make_s
 
 def test_recommendation_json_and_explanation(recommender, make_states):
     rec = next(r for r in map(recommender.recommend, make_states(10)) if r.status == "recommended")
-    payload = json.loads(json.dumps(rec.to_dict()))
+    payload = json.loads(rec.model_dump_json())
     assert set(payload) == KEYS
     assert payload["model_version"] == "test-1"
     assert set(payload["predicted"]) == {"stage_1", "stage_2"}
     assert set(payload["predicted"]["stage_2"]) == {"current", "recommended", "lower", "upper"}
     assert {"max", "bound", "satisfied", "margin", "active"} <= set(payload["constraints"][0])
-    assert set(payload["anomaly"]["oxidation"]) == {"score", "threshold", "anomalous"}
+    assert set(payload["anomaly"]["oxidation"]) == {"score", "threshold", "anomalous", "outside_envelope"}
+    assert set(payload["units"]) == {*rec.setpoints, *payload["predicted"]}
     contributions = rec.explanation.contributions
     assert sum(contributions.values()) == pytest.approx(rec.objective.gain, abs=1e-9)
     assert set(rec.explanation.bias_offsets) == {"stage_1", "stage_2"}

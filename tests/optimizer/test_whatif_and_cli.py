@@ -40,7 +40,7 @@ def test_what_if_predicts_the_chain_at_hypothetical_setpoints(bundle, make_state
     assert same.predictions["stage_2"].predicted == pytest.approx(same.predictions["stage_2"].current)
     assert same.predictions["stage_2"].predicted == pytest.approx(state["m2"])  # bias-corrected
     assert set(result.anomaly) == {"oxidation", "product"}
-    assert json.loads(json.dumps(result.to_dict()))["predictions"]["stage_2"]
+    assert json.loads(result.model_dump_json())["predictions"]["stage_2"]
 
 
 def test_what_if_refuses_unknown_and_predicted_tags(bundle, make_states):

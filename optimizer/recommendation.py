@@ -1,0 +1,193 @@
+"""The recommendation answer: the one contract, defined here and nowhere else.
+
+These pydantic models are what the recommender returns, what the HTTP server publishes in
+`/openapi.json` (as the `response_model` of `/invocations`), what `dragon recommend --json`
+prints and what CSV / JSON Lines rows are flattened from (inference/payloads.py). Field names
+of the top level follow ARCHITECTURE.md ("HTTP contract").
+
+Extending it: add a field with a `description` (and its unit: tag and model values are in the
+unit of that tag in the plant spec, see `units`) to the model it belongs to. Every model forbids
+extra keys, so the published schema lists every field an answer can carry and the schema
+fuzz test (tests/inference/test_schema_fuzz.py) fails on an undocumented one.
+
+Numbers are kept at full precision in Python and rounded to `DIGITS` significant decimals
+only when serialised; a non-finite number is serialised as null.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+DIGITS = 6  # decimals kept when an answer is serialised
+
+
+def _rounded(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), DIGITS)
+
+
+# A float serialised rounded to DIGITS decimals (null when not finite).
+Number = Annotated[float, PlainSerializer(_rounded, return_type=float | None)]
+Status = Literal["recommended", "hold", "blocked"]
+
+
+class Contract(BaseModel):
+    """Base of every part of the answer: typed, frozen, no undocumented keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PredictedValue(Contract):
+    """One model of the chain at the current and at the recommended setpoints."""
+
+    current: Number = Field(
+        description="Bias-corrected prediction at the current setpoints, in the target tag's unit."
+    )
+    recommended: Number | None = Field(
+        None, description="Prediction at the recommended setpoints (null when blocked), in the target's unit."
+    )
+    lower: Number | None = Field(
+        None,
+        description="Lower end of the 95 % prediction interval at the recommended setpoints, target's unit.",
+    )
+    upper: Number | None = Field(
+        None,
+        description="Upper end of the 95 % prediction interval at the recommended setpoints, target's unit.",
+    )
+
+
+class ObjectiveResult(Contract):
+    """The model the optimizer maximises or minimises."""
+
+    model: str = Field(description="Model name from the plant spec's [objective].")
+    sense: Literal["maximize", "minimize"] = Field(
+        description="Whether a larger or a smaller value is better."
+    )
+    current: Number = Field(description="Prediction at the current setpoints, in the model target's unit.")
+    recommended: Number = Field(description="Prediction at the recommended setpoints, in the target's unit.")
+    gain: Number = Field(
+        description="Predicted improvement (recommended - current; negated for minimize), target's unit."
+    )
+
+
+class ConstraintCheck(Contract):
+    """One [[constraints]] entry of the plant spec, checked at the recommended setpoints."""
+
+    model: str = Field(description="Model name the constraint limits.")
+    max: Number | None = Field(
+        None, description="Upper limit (null for a lower limit), in the target's unit."
+    )
+    min: Number | None = Field(
+        None, description="Lower limit (null for an upper limit), in the target's unit."
+    )
+    confidence: float = Field(description="Probability the prediction bound stands for (e.g. 0.95).")
+    bound: Number = Field(
+        description="Prediction bound at that confidence (upper bound for max, lower for min) at the "
+        "recommended setpoints, or the current ones when nothing is recommended; target's unit."
+    )
+    margin: Number = Field(
+        description="Distance of the bound from the limit (positive = inside), target's unit."
+    )
+    satisfied: bool = Field(description="The bound respects the limit.")
+    active: bool = Field(
+        description="The bound sits on the limit: this constraint is what stops a larger move."
+    )
+
+    @property
+    def side(self) -> Literal["max", "min"]:
+        return "max" if self.max is not None else "min"
+
+    @property
+    def limit(self) -> float:
+        return self.max if self.max is not None else self.min  # type: ignore[return-value]
+
+
+class DetectorVerdict(Contract):
+    """One anomaly detector (Isolation Forest) on the current state."""
+
+    score: Number | None = Field(
+        description="Anomaly score (higher = more unusual; null when it cannot be computed), dimensionless."
+    )
+    threshold: Number = Field(description="Score above which the detector flags the state, dimensionless.")
+    anomalous: bool = Field(description="The detector flags the state: no move is recommended.")
+    outside_envelope: list[str] = Field(
+        default_factory=list,
+        description="Detector features outside the range they had in training (also flags the state).",
+    )
+
+
+class FarTag(Contract):
+    """A detector feature and how far it sits from its training distribution."""
+
+    tag: str = Field(description="Tag or derived feature the detector reads.")
+    value: Number = Field(description="Its value in the state, in its unit.")
+    z_score: Number = Field(description="(value - training mean) / training sd, in standard deviations.")
+
+
+class Explanation(Contract):
+    """Why this answer."""
+
+    contributions: dict[str, Number] = Field(
+        default_factory=dict,
+        description="Setpoint -> its share of the objective gain (integrated gradients; they sum to the "
+        "gain), in the objective target's unit.",
+    )
+    method: str = Field("", description="How the contributions were computed.")
+    quadrature_error: Number = Field(
+        0.0, description="Remainder of the integration, spread over the contributions; objective's unit."
+    )
+    active_constraints: list[str] = Field(
+        default_factory=list,
+        description="Constraints on their limit at the answer, each as '<model> <max|min>'.",
+    )
+    bias_offsets: dict[str, Number] = Field(
+        default_factory=dict,
+        description="Model -> measured minus predicted target at the current state, added to every "
+        "prediction of that model; in the target's unit.",
+    )
+    candidate_anomaly: dict[str, Number] = Field(
+        default_factory=dict,
+        description="Detector -> anomaly score of the state the recommended move leads to, dimensionless.",
+    )
+    far_tags: dict[str, list[FarTag]] = Field(
+        default_factory=dict,
+        description="Blocked answers: flagging detector -> its features furthest from training, worst first.",
+    )
+
+
+class Recommendation(Contract):
+    """One recommendation. `recommended`: new setpoints; `hold`: no move improves the objective
+    enough (current setpoints, zero moves); `blocked`: a detector flags the state or it cannot be
+    used (no setpoints)."""
+
+    status: Status = Field(description="recommended | hold | blocked.")
+    reason: str = Field(description="Why, in words.")
+    setpoints: dict[str, Number] | None = Field(
+        description="Setpoint tag -> new value (the full vector; the current one on hold; null when "
+        "blocked), in the tag's unit."
+    )
+    moves: dict[str, Number] | None = Field(
+        description="Setpoint tag -> new minus current value (null when blocked), in the tag's unit."
+    )
+    current_setpoints: dict[str, Number] = Field(
+        default_factory=dict, description="Setpoint tag -> value in the state, in the tag's unit."
+    )
+    predicted: dict[str, PredictedValue] = Field(
+        default_factory=dict,
+        description="Model name -> its prediction (empty when blocked before predicting).",
+    )
+    objective: ObjectiveResult | None = Field(None, description="The objective (null when blocked).")
+    constraints: list[ConstraintCheck] = Field(default_factory=list, description="Every constraint checked.")
+    anomaly: dict[str, DetectorVerdict] = Field(
+        default_factory=dict, description="Detector name -> its verdict on the current state."
+    )
+    units: dict[str, str] = Field(
+        default_factory=dict,
+        description="Unit of every tag and model named in this answer (a model's unit is its target's).",
+    )
+    model_version: str = Field(description="Registered model version (or bundle fingerprint) that answered.")
+    explanation: Explanation = Field(default_factory=Explanation, description="Why this answer.")
