@@ -146,6 +146,26 @@ class PromotionSettings(_Strict):
     tolerance: float = Field(default=0.02, ge=0)
 
 
+class SimulatorSpec(_Strict):
+    """The plant's simulator for `dragon trial`: "package.module:Class" implementing
+    dragon/simulator/protocol.py (the spec file's folder is searched first)."""
+
+    entry_point: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class Economics(_Strict):
+    """Prices that turn a trial's tonnes into money. The yield (the objective, % of the feed) and the
+    production (t/h of product) come from the simulator; feed consumed = production x
+    feed_per_product / (yield / 100)."""
+
+    currency: str = "USD"
+    product_price: float = Field(gt=0)  # currency per t of product
+    feed_price: float = Field(gt=0)  # currency per t of feed
+    feed_per_product: float = Field(gt=0)  # t of feed per t of product at 100 % yield (stoichiometry)
+    hours_per_year: float = Field(default=8000.0, gt=0, le=8784)  # on-stream hours
+    source: str = ""  # where the prices come from
+
+
 class PlantInfo(_Strict):
     name: str
     time_column: str = "timestamp"
@@ -165,6 +185,8 @@ class PlantSpec(_Strict):
     optimizer: OptimizerSettings = OptimizerSettings()
     drift: DriftSettings = DriftSettings()
     promotion: PromotionSettings = PromotionSettings()
+    simulator: SimulatorSpec | None = None
+    economics: Economics | None = None
     source_text: str = ""
     source_path: str = ""
 

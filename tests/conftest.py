@@ -123,3 +123,45 @@ def dragon_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("DRAGON_HOME", str(home))
     monkeypatch.delenv("DRAGON_TRACKING_URI", raising=False)
     return home
+
+
+# The second test plant (tests/plants/mini_reactor): other tags, a chain where one model feeds two,
+# a ppm limit on a noisy analyser, a production quantity, and its simulator as a plug-in.
+MINI_REACTOR = Path(__file__).parent / "plants" / "mini_reactor" / "plant.toml"
+MINI_REACTOR_DAYS = 20
+MINI_REACTOR_SEED = 1
+
+
+@pytest.fixture(scope="session")
+def mini_reactor():
+    from dragon.spec import load_plant
+
+    return load_plant(MINI_REACTOR)
+
+
+@pytest.fixture(scope="session")
+def mini_reactor_history(shared_dir, mini_reactor) -> Path:
+    """20 days of the mini reactor under its operators (with step tests), recorded through the plug-in."""
+
+    def build(target: Path) -> None:
+        from dragon.simulator.protocol import load_simulator, record_history
+
+        simulator = load_simulator(mini_reactor)(
+            mini_reactor, days=MINI_REACTOR_DAYS, seed=MINI_REACTOR_SEED, step_tests=True
+        )
+        target.mkdir()
+        record_history(simulator, MINI_REACTOR_DAYS).measured.to_parquet(target / "history.parquet")
+
+    return _once(shared_dir, "mini-reactor-history", build) / "history.parquet"
+
+
+@pytest.fixture(scope="session")
+def mini_reactor_bundle(shared_dir, mini_reactor_history, mini_reactor) -> Path:
+    """A real bundle of the mini reactor (about 15 s of training, once per session)."""
+
+    def build(target: Path) -> None:
+        from training.pipeline import train_bundle
+
+        train_bundle([mini_reactor_history], mini_reactor, target / "bundle", target / "report")
+
+    return _once(shared_dir, "mini-reactor-trained", build) / "bundle"
