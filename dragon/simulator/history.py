@@ -262,6 +262,18 @@ def _drivers(
     return drivers, tests
 
 
+def true_drivers(idx: np.ndarray, drivers: _Drivers, with_episodes: bool = True) -> dict[str, np.ndarray]:
+    """The true disturbances and hidden states at sample indices `idx` (they do not depend on setpoints)."""
+    values = {
+        **{k: v[idx] for k, v in drivers.disturbances.items()},
+        **{k: v[idx] for k, v in drivers.hidden.items()},
+    }
+    if with_episodes:
+        values["feed_inhibitor"] = values["feed_inhibitor"] + drivers.inhibitor_spike[idx]
+        values["xi_ev"] = np.maximum(values["xi_ev"] - drivers.fouling_step[idx], 0.2)
+    return values
+
+
 def _true_inputs(
     idx: np.ndarray,
     operator: dict[str, np.ndarray],
@@ -274,16 +286,10 @@ def _true_inputs(
         name: np.clip(operator[name] + drivers.step_offset[name][idx], *BOUNDS[name]) for name in SETPOINTS
     }
     setpoints["oxidation_ph"] = setpoints["oxidation_ph"] + drivers.ph_process[idx]
-    inputs = {
-        **setpoints,
-        **{k: v[idx] for k, v in drivers.disturbances.items()},
-        **{k: v[idx] for k, v in drivers.hidden.items()},
-    }
+    inputs = {**setpoints, **true_drivers(idx, drivers, with_episodes)}
     if not with_episodes:
         return inputs
     label = drivers.episode[idx]
-    inputs["feed_inhibitor"] = inputs["feed_inhibitor"] + drivers.inhibitor_spike[idx]
-    inputs["xi_ev"] = np.maximum(inputs["xi_ev"] - drivers.fouling_step[idx], 0.2)
     inputs["ox1_temperature"] = inputs["ox1_temperature"] + drivers.t1_walk[idx]
     inputs["ox1_offgas_o2"] = np.where(
         label == "ox1_o2_analyser_low", inputs["ox1_offgas_o2"] + 2.0, inputs["ox1_offgas_o2"]
@@ -330,6 +336,57 @@ def _cap_air(
     return o2
 
 
+@dataclass(frozen=True)
+class OperatorCalendar:
+    """The historical operator's own draws, per shift: the T1 - T2 offset (redrawn monthly), the O2
+    and Pev setpoints (weekly), the pH (per shift) and the evaporator jitter."""
+
+    offset: np.ndarray
+    o2_1: np.ndarray
+    o2_2: np.ndarray
+    pev: np.ndarray
+    ph: np.ndarray
+    jitter: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, shift_days: np.ndarray) -> OperatorCalendar:
+        k_shifts = len(shift_days)
+        offset = rng.normal(8.0, 1.2, size=int(shift_days[-1] // 30) + 1)[(shift_days // 30).astype(int)]
+        weeks = (shift_days // 7).astype(int)
+        o2_1 = np.clip(rng.normal(3.5, 0.35, size=weeks[-1] + 1), 2.6, 4.4)[weeks]
+        o2_2 = np.clip(rng.normal(3.5, 0.35, size=weeks[-1] + 1), 2.6, 4.4)[weeks]
+        pev = np.clip(rng.normal(2.8, 0.15, size=weeks[-1] + 1), 2.4, 3.2)[weeks]
+        ph = np.clip(rng.normal(7.3, 0.12, size=k_shifts), 6.9, 7.7)
+        jitter = rng.normal(0.0, 0.5, size=k_shifts)
+        return cls(offset, o2_1, o2_2, pev, ph, jitter)
+
+    def setpoints(self, k: int, t2: float, tev: float) -> dict[str, float]:
+        """Shift k's setpoints once the operator has settled T2 and Tev."""
+        return {
+            "ox1_temperature": float(np.clip(t2 + self.offset[k], 101.0, 110.0)),
+            "ox2_temperature": t2,
+            "ox1_offgas_o2": float(self.o2_1[k]),
+            "ox2_offgas_o2": float(self.o2_2[k]),
+            "oxidation_ph": float(self.ph[k]),
+            "evaporator_temperature": tev,
+            "evaporator_pressure": float(self.pev[k]),
+        }
+
+
+def operator_correction(
+    t2: float, tev: float, reading2: float | None, readingc: float | None, jitter: float
+) -> tuple[float, float]:
+    """One shift's feedback of the historical operator on the CHP2 and CHPc readings (None: that loop
+    is held for a test); returns the new T2 and Tev, clipped to the window they use."""
+    if reading2 is not None:
+        # They cut T2 faster than they raise it: CHP2 high is a safety matter.
+        t2 += float(np.clip(0.35 * (23.5 - reading2), -3.0, 1.5))
+    if readingc is not None and not 79.5 <= readingc <= 82.5:
+        tev += float(np.clip(1.5 * (81.0 - readingc), -3.0, 3.0))
+    tev += jitter
+    return float(np.clip(t2, 94.5, 100.5)), float(np.clip(tev, 74.0, 90.0))
+
+
 def _operate(
     n: int, dt_h: float, drivers: _Drivers, rng: np.random.Generator, params: PlantParameters
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -337,15 +394,8 @@ def _operate(
     per_shift = max(1, round(SHIFT_HOURS / dt_h))
     starts = np.arange(0, n, per_shift)
     k_shifts = len(starts)
-    shift_days = starts * dt_h / 24.0
     # Draws made up front on their own calendars (monthly offset, weekly O2 and Pev).
-    offset = rng.normal(8.0, 1.2, size=int(shift_days[-1] // 30) + 1)[(shift_days // 30).astype(int)]
-    weeks = (shift_days // 7).astype(int)
-    o2_1 = np.clip(rng.normal(3.5, 0.35, size=weeks[-1] + 1), 2.6, 4.4)[weeks]
-    o2_2 = np.clip(rng.normal(3.5, 0.35, size=weeks[-1] + 1), 2.6, 4.4)[weeks]
-    pev = np.clip(rng.normal(2.8, 0.15, size=weeks[-1] + 1), 2.4, 3.2)[weeks]
-    ph = np.clip(rng.normal(7.3, 0.12, size=k_shifts), 6.9, 7.7)
-    jitter = rng.normal(0.0, 0.5, size=k_shifts)
+    calendar = OperatorCalendar.draw(rng, starts * dt_h / 24.0)
     chp2_noise = rng.normal(0.0, 0.2, size=k_shifts)
     chpc_noise = rng.normal(0.0, 0.3, size=k_shifts)
 
@@ -365,26 +415,14 @@ def _operate(
             # What the plant shows now: the lag advanced over the last shift (held inputs).
             lag2 = previous["ox2_chp"] + (lag2 - previous["ox2_chp"]) * decay2
             lagc = previous["concentrated_chp"] + (lagc - previous["concentrated_chp"]) * decayc
-            if not hold_t2:
-                # They cut T2 faster than they raise it: CHP2 high is a safety matter.
-                reading2 = lag2 + drivers.chp2_bias[i] + chp2_noise[k]
-                t2 += float(np.clip(0.35 * (23.5 - reading2), -3.0, 1.5))
-            if not hold_tev:
-                readingc = lagc + chpc_noise[k]
-                if not 79.5 <= readingc <= 82.5:
-                    tev += float(np.clip(1.5 * (81.0 - readingc), -3.0, 3.0))
-            tev += jitter[k]
-        t2 = float(np.clip(t2, 94.5, 100.5))
-        tev = float(np.clip(tev, 74.0, 90.0))
-        values = {
-            "ox1_temperature": np.clip(t2 + offset[k], 101.0, 110.0),
-            "ox2_temperature": t2,
-            "ox1_offgas_o2": o2_1[k],
-            "ox2_offgas_o2": o2_2[k],
-            "oxidation_ph": ph[k],
-            "evaporator_temperature": tev,
-            "evaporator_pressure": pev[k],
-        }
+            t2, tev = operator_correction(
+                t2,
+                tev,
+                None if hold_t2 else lag2 + drivers.chp2_bias[i] + chp2_noise[k],
+                None if hold_tev else lagc + chpc_noise[k],
+                calendar.jitter[k],
+            )
+        values = calendar.setpoints(k, t2, tev)
         for name in SETPOINTS:
             plan[name][k] = values[name]
         operator = {name: np.array([float(values[name])]) for name in SETPOINTS}

@@ -8,7 +8,7 @@ import pytest
 
 from dragon.errors import DragonError, SpecError
 from dragon.simulator.protocol import PlantSimulator, load_simulator, record_history
-from dragon.spec import load_plant, parse_plant
+from dragon.spec import parse_plant
 
 SETPOINTS = {"reactor_temp": 172.0, "h2_ratio": 3.0, "stripper_duty": 5.0}
 
@@ -63,9 +63,15 @@ def test_a_history_recorded_under_the_operators_has_every_tag(mini_reactor):
     assert history["time"].is_monotonic_increasing
 
 
-def test_a_plant_without_a_simulator_says_so():
+def without_simulator(spec) -> str:
+    return spec.source_text.replace("[simulator]", "").replace(
+        'entry_point = "mini_reactor_sim:MiniReactor"', ""
+    )
+
+
+def test_a_plant_without_a_simulator_says_so(mini_reactor):
     with pytest.raises(DragonError, match="has no simulator: add \\[simulator\\] entry_point"):
-        load_simulator(load_plant())
+        load_simulator(parse_plant(without_simulator(mini_reactor), "plant.toml"))
 
 
 @pytest.mark.parametrize(
