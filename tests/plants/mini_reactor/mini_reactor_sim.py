@@ -176,8 +176,15 @@ class MiniReactor:
             {"type": "ineq", "fun": lambda z: IMPURITY_LIMIT - outputs(z)["impurity_ppm"]},
             {"type": "ineq", "fun": lambda z: 10.0 * (outputs(z)["product_flow"] - production)},
         ]
-        best, best_value = np.clip(u0, low, high), -np.inf
-        for z0 in (np.clip((u0 - low) / width, 0.0, 1.0), np.full(3, 0.5), np.ones(3), np.zeros(3)):
+
+        def violation(z: np.ndarray) -> float:
+            found = outputs(z)
+            excess = max(found["impurity_ppm"] - IMPURITY_LIMIT, 0.0)
+            return excess**2 + (10.0 * max(production - found["product_flow"], 0.0)) ** 2
+
+        here = np.clip((u0 - low) / width, 0.0, 1.0)
+        best, best_value = None, -np.inf
+        for z0 in (here, np.full(3, 0.5), np.ones(3), np.zeros(3)):
             z = np.clip(
                 minimize(
                     lambda z: -outputs(z)["selectivity"],
@@ -190,13 +197,12 @@ class MiniReactor:
                 0.0,
                 1.0,
             )
-            found = outputs(z)
-            feasible = found["impurity_ppm"] <= IMPURITY_LIMIT + 1e-6 and found["product_flow"] >= (
-                production - 1e-6
-            )
-            if feasible and found["selectivity"] > best_value:
-                best, best_value = low + z * width, found["selectivity"]
-        return dict(zip(SETPOINTS, (float(v) for v in best), strict=True))
+            value = outputs(z)["selectivity"]
+            if violation(z) <= 1e-9 and value > best_value:
+                best, best_value = z, value
+        if best is None:  # nothing within the move limits is feasible: the move that violates least
+            best = np.clip(minimize(violation, here, method="L-BFGS-B", bounds=[(0.0, 1.0)] * 3).x, 0.0, 1.0)
+        return dict(zip(SETPOINTS, (float(v) for v in low + best * width), strict=True))
 
     def operator(self, recent: pd.DataFrame) -> dict[str, float]:
         shift = int(self._k * self.dt_h // SHIFT_HOURS)
