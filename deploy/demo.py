@@ -3,7 +3,7 @@
 simulate a history → check it → train through the pipeline (container entry point,
 champion/challenger, registry) → deploy the endpoint locally → send it plant states →
 score its recommendations against the simulator's oracle → watch a later season drift
-→ retrain on recent history → compare the new version with the old.
+→ retrain on recent history → compare the new version with the old → a short closed-loop trial.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ TRAIN_DAYS = 75
 TOTAL_DAYS = 210  # the last weeks are summer: warmer cooling water, a declining sparger
 WATCH_DAYS = 21
 SCORED_STATES = 20
+TRIAL_DAYS = 3  # `dragon trial` runs longer ones
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,25 @@ def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
     return {"captured": captured, "violations": violations}
 
 
+def run_short_trial(settings: Settings, plant, *, seed: int) -> None:
+    """A short `dragon trial` of the champion on the plant's simulator (a seed training never saw)."""
+    from dragon.bundle import load_bundle
+    from dragon.registry import get_version, resolve_bundle
+    from inference.trial import TrialSettings, run_trial, score_trial
+    from inference.trial_report import figure_rows, write_trial_page
+
+    version = get_version(settings, plant.name).version
+    bundle = load_bundle(resolve_bundle(plant.name, version, settings))
+    run = run_trial(plant, bundle, version, TrialSettings(days=TRIAL_DAYS, every_hours=2.0, seed=seed))
+    summary = score_trial(run)
+    page = write_trial_page(run, summary, settings.home / "trials" / f"demo-v{version}" / "trial.html")
+    table = Table("figure", "value", title=f"version {version} in closed loop (seed {seed})")
+    for name, value in figure_rows(summary):
+        table.add_row(name, value)
+    console.print(table)
+    console.print(f"{summary.money_note}\nreport: {page}", highlight=False)
+
+
 def run_demo(settings: Settings, workdir: Path, *, seed: int = 1) -> None:
     from deploy.local_runner import run_training_pipeline, run_undeploy
     from deploy.monitoring import monitor_window, render_monitoring
@@ -227,6 +247,8 @@ def run_demo(settings: Settings, workdir: Path, *, seed: int = 1) -> None:
                 console.print(f"[green]{second.deployment.message}[/]")
         else:
             console.print("no drift: nothing to retrain")
+        console.rule(f"7. closed-loop trial: the champion against the operators, {TRIAL_DAYS} simulated days")
+        run_short_trial(settings, plant, seed=seed + 100)
     finally:
-        console.rule("7. undeploy")
+        console.rule("8. undeploy")
         console.print(run_undeploy(settings, plant.name).message)

@@ -23,6 +23,7 @@ PLANT_OPTION = typer.Option(
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("batch")(batch)
+    app.command("trial")(trial)
 
 
 def _bundle_and_version(
@@ -115,3 +116,64 @@ def batch(
         f"[green]{summary.rows} rows[/] → {summary.output} ({counts or 'empty table'}) in "
         f"{summary.seconds:.1f} s, {summary.rows_per_second:.0f} rows/s on {summary.workers} worker(s)"
     )
+
+
+def trial(
+    days: float = typer.Option(14.0, "--days", help="Simulated days."),
+    every: float = typer.Option(2.0, "--every", help="Hours between the advisor's decisions."),
+    seed: int = typer.Option(101, "--seed", help="Seed of the simulated plant (use one training never saw)."),
+    version: str = VERSION_OPTION,
+    plant: Path = PLANT_OPTION,
+    out: Path = typer.Option(
+        None, "--out", help="Folder for the HTML page (default DRAGON_HOME/trials/...)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
+) -> None:
+    """Closed-loop trial on the plant's simulator: the version against the operators and the oracle."""
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from dragon.bundle import load_bundle
+    from dragon.settings import load_settings
+    from dragon.simulator.protocol import load_simulator
+    from dragon.spec import load_plant
+    from inference.server import one_thread_per_worker, registry_bundle
+    from inference.trial import check_settings, run_trial, score_trial
+    from inference.trial_report import figure_rows, write_trial_page
+
+    one_thread_per_worker()
+    spec = load_plant(plant)
+    settings = check_settings(days, every, seed, load_simulator(spec))
+    path, model_version = registry_bundle(version, plant)
+    bundle = load_bundle(path)
+    with Progress(
+        TextColumn("closed loop"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json and not console.is_terminal,
+    ) as bars:
+        task = bars.add_task("intervals", total=None)
+        run = run_trial(
+            spec,
+            bundle,
+            model_version,
+            settings,
+            lambda done, total: bars.update(task, completed=done, total=total),
+        )
+    summary = score_trial(run)
+    folder = out or load_settings().home / "trials" / f"{spec.name}-v{model_version}-seed{seed}"
+    summary.report = str(write_trial_page(run, summary, folder / "trial.html"))
+    (folder / "trial.json").write_text(summary.model_dump_json(indent=2))
+    if as_json:
+        print(summary.model_dump_json())
+        return
+    table = Table(
+        "figure", "value", title=f"trial of {spec.name} version {model_version} ({days:g} days, seed {seed})"
+    )
+    for name, value in figure_rows(summary):
+        table.add_row(name, value)
+    Console().print(table)
+    Console().print(f"{summary.money_note}\nreport: {summary.report}", highlight=False)

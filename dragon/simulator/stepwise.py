@@ -45,6 +45,7 @@ from dragon.spec import PlantSpec
 ONLINE_TAGS = tuple(
     tag for tag in (*SETPOINTS, *DISTURBANCES, *OUTPUTS) if tag in ABS_NOISE or tag in REL_NOISE
 )
+PRODUCTION_GIVE = (0.0, 0.01, 0.03, 1.0)  # shares of production the oracle may give up to respect the limits
 ORACLE_STARTS = 1  # random starts besides u0 and the box centre: the move-limited box is small, they agree
 
 
@@ -133,7 +134,13 @@ class YetDragonPlant:
     def oracle(self, setpoints: Mapping[str, float]) -> dict[str, float]:
         disturbances, hidden = self._state_now()
         state = {**disturbances, **{tag: float(setpoints[tag]) for tag in SETPOINTS}}
-        return self.oracle_solver.best_setpoints(state, hidden, move_limited=True).setpoints
+        # When a disturbance pushes the plant over a limit, holding production can make every move
+        # infeasible (the solver then holds): the limits come first, production gives way step by step.
+        for tolerance in PRODUCTION_GIVE:
+            best = self.oracle_solver.best_setpoints(state, hidden, move_limited=True, tolerance=tolerance)
+            if best.concentrated_chp <= CHP_LIMIT + 1e-6 and best.outputs["ox2_chp"] <= OX2_CHP_LIMIT + 1e-6:
+                break
+        return best.setpoints
 
     def operator(self, recent: pd.DataFrame) -> dict[str, float]:
         """The historical operator (history.py's policy): once per 8-h shift, T2 on the CHP2 reading, Tev
