@@ -43,6 +43,10 @@ SETUP_HINT = (
 )
 
 
+#: What SendTaskSuccess answers when the execution that issued the token is no longer waiting on it.
+ENDED_TOKEN_ERRORS = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+
+
 @dataclass(frozen=True)
 class StackOutputs:
     training_state_machine_arn: str = ""
@@ -267,7 +271,18 @@ class AwsBackend:
         # Both decisions resume the workflow normally; it branches on the decision and records it.
         output = json.dumps({"decision": decision, "reason": reason})
         with aws_errors(f"resuming the training workflow waiting on {plant_name} version {version}"):
-            self.stepfunctions.send_task_success(taskToken=parked["task_token"], output=output)
+            try:
+                self.stepfunctions.send_task_success(taskToken=parked["task_token"], output=output)
+            except self.stepfunctions.exceptions.ClientError as error:
+                if error.response["Error"]["Code"] not in ENDED_TOKEN_ERRORS:
+                    raise
+                self.s3.delete_object(Bucket=self.stack.bucket, Key=key)  # nobody waits on it any more
+                raise DragonError(
+                    f"the training workflow that waited for approval of {plant_name} version {version} has "
+                    f"ended ({error.response['Error']['Code']}: timed out, stopped or failed); the decision "
+                    "was not recorded and nothing was deployed (the version keeps approval=pending): start "
+                    "a new training with `dragon pipeline train --backend aws`"
+                ) from error
             self.s3.delete_object(Bucket=self.stack.bucket, Key=key)
 
     # ---------------------------------------------------------------- S3

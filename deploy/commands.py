@@ -74,8 +74,8 @@ def pipeline_train(
     holdout: str = typer.Option(
         None,
         "--holdout",
-        help="Recent history the champion/challenger test compares "
-        "on (on AWS an s3:// URI or a file to upload; default: --data).",
+        help="Recent history the champion/challenger test compares on (on AWS an s3:// URI or a file "
+        "to upload; default: the newest period of --data, the hold-out training sets aside).",
     ),
     backend: str = BACKEND_OPTION,
 ) -> None:
@@ -95,7 +95,7 @@ def pipeline_train(
             plant_name=_plant_name(plant),
             env=_aws_env(aws, env),
             plant_uri=aws.stage_input(str(plant), "plants") if plant else None,
-            holdout_uri=aws.stage_input(holdout, "data") if holdout else data_uri,
+            holdout_uri=aws.stage_input(holdout, "data") if holdout else None,
             approval_required=approval,
         )
         console.print(f"started training workflow: {execution}")

@@ -20,24 +20,9 @@ SOURCE_SAGEMAKER = "aws.sagemaker"
 SOURCE_REGISTRY = "yet-dragon.registry"
 SOURCE_MONITORING = "yet-dragon.monitoring"
 
-TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
-MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 MODEL_VERSION_REGISTERED = "Model Version Registered"
 DRIFT_DETECTED = "Drift Detected"
 
-#: The training state machine names its jobs with this prefix; other jobs do not trigger a deployment.
-TRAINING_JOB_PREFIX = "dragon-train-"
-
-TRAINING_JOB_COMPLETED_PATTERN: dict[str, Any] = {
-    "source": [SOURCE_SAGEMAKER],
-    "detail-type": [TRAINING_JOB_STATE_CHANGE],
-    "detail": {"TrainingJobStatus": ["Completed"], "TrainingJobName": [{"prefix": TRAINING_JOB_PREFIX}]},
-}
-MODEL_PACKAGE_APPROVED_PATTERN: dict[str, Any] = {
-    "source": [SOURCE_SAGEMAKER],
-    "detail-type": [MODEL_PACKAGE_STATE_CHANGE],
-    "detail": {"ModelApprovalStatus": ["Approved"]},
-}
 DRIFT_DETECTED_PATTERN: dict[str, Any] = {
     "source": [SOURCE_MONITORING],
     "detail-type": [DRIFT_DETECTED],
@@ -50,8 +35,6 @@ MODEL_VERSION_REGISTERED_PATTERN: dict[str, Any] = {
 
 #: Rule name in the template -> pattern (stack.py renders these into deploy/templates/stack.yaml).
 RULE_PATTERNS: dict[str, dict[str, Any]] = {
-    "TrainingJobCompletedRule": TRAINING_JOB_COMPLETED_PATTERN,
-    "ModelPackageApprovedRule": MODEL_PACKAGE_APPROVED_PATTERN,
     "DriftDetectedRule": DRIFT_DETECTED_PATTERN,
 }
 

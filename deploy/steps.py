@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.storage import fetch, unpack_bundle
+from deploy.storage import fetch, fetch_bundle
 from dragon import registry
 from dragon.bundle import Bundle, load_bundle
 from dragon.errors import RegistryError
@@ -27,16 +27,6 @@ APPROVAL_PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 PROMOTION_TAG = "promotion"
 FAILURE_TAG = "last_failure"
 MODEL_DATA_URL_TAG = "model_data_url"
-
-
-class VersionNotRegisteredYet(RegistryError):
-    """The training job finished but its version is not registered yet. The deployment state machine
-    retries on this class name (Lambda reports it as the errorType), so keep the name stable."""
-
-
-class ChallengerNotPromoted(RegistryError):
-    """The training job's version lost the champion/challenger test: registered, never deployed.
-    The deployment state machine ends successfully on this class name without deploying."""
 
 
 class _Step:
@@ -78,7 +68,8 @@ class EvaluateInput(_Step):
     plant_name: str
     candidate_bundle_uri: str
     env: str
-    holdout_uri: str | None = None
+    data_uri: str | None = None  # the history the candidate was trained on: its newest rows are the hold-out
+    holdout_uri: str | None = None  # another, more recent history to compare on instead
 
 
 @dataclass(frozen=True)
@@ -130,22 +121,32 @@ def compare_bundles(candidate: Bundle, champion: Bundle | None, holdout) -> Eval
     )
 
 
+def bundle_uri(info: registry.ModelVersionInfo) -> str:
+    """Where a version's bundle lives for every process: the model.tar.gz it was registered from (S3 on
+    AWS), else the registry's own copy."""
+    return info.tags.get(MODEL_DATA_URL_TAG) or info.source
+
+
 def evaluate_challenger(inp: EvaluateInput, settings: Settings | None = None) -> EvaluateOutput:
+    """Compare the candidate with the version deployed to `env` on the same hold-out rows: the newest
+    period of the history (the time split training makes), or of `holdout_uri` when given."""
     from dragon.data import read_history
     from training.transforms import prepare_training_data
 
     settings = settings or load_settings()
+    holdout_uri = inp.holdout_uri or inp.data_uri
+    if holdout_uri is None:
+        raise RegistryError("evaluate: the event names no history (data_uri) to take the hold-out from")
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
-        candidate = load_bundle(unpack_bundle(fetch(inp.candidate_bundle_uri, scratch_path), scratch_path))
+        candidate = load_bundle(fetch_bundle(inp.candidate_bundle_uri, scratch_path / "candidate"))
         deployed = registry.deployed_version(settings, inp.plant_name, inp.env)
-        champion = load_bundle(registry.local_path(deployed.source)) if deployed else None
-        if inp.holdout_uri is None:
-            raise RegistryError("evaluate: give the recent hold-out data (holdout_uri) to compare on")
+        champion = None
+        if deployed is not None:
+            champion = load_bundle(fetch_bundle(bundle_uri(deployed), scratch_path / "champion"))
         spec = candidate.spec
-        holdout = prepare_training_data(
-            read_history(fetch(inp.holdout_uri, scratch_path), spec), spec, source=inp.holdout_uri
-        ).holdout
+        history = read_history(fetch(holdout_uri, scratch_path / "holdout"), spec)
+        holdout = prepare_training_data(history, spec, source=holdout_uri).holdout
         return compare_bundles(candidate, champion, holdout)
 
 
@@ -174,7 +175,7 @@ def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOu
     settings = settings or load_settings()
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
-        bundle_dir = unpack_bundle(fetch(inp.bundle_uri, scratch_path), scratch_path)
+        bundle_dir = fetch_bundle(inp.bundle_uri, scratch_path)
         report_dir = bundle_dir.parent / "report" if (bundle_dir.parent / "report").is_dir() else None
         result = record_training(
             settings, bundle_dir, report_dir=report_dir, extra_tags={"bundle.uri": inp.bundle_uri}
@@ -221,7 +222,6 @@ class ResolveInput(_Step):
     plant_name: str
     env: str
     version: str | None = None
-    training_job_name: str | None = None  # set by the "training job completed" trigger
 
 
 @dataclass(frozen=True)
@@ -231,41 +231,17 @@ class ResolveOutput(_Step):
     bundle_uri: str
 
 
-def version_of_training_job(settings: Settings, plant_name: str, job_name: str) -> registry.ModelVersionInfo:
-    """The version registered from a SageMaker training job: its model_data_url is
-    s3://<bucket>/<prefix>/<job>/output/model.tar.gz."""
-    marker = f"/{job_name}/output/"
-    for info in registry.list_versions(settings, plant_name):
-        if marker in info.tags.get(MODEL_DATA_URL_TAG, ""):
-            return info
-    raise VersionNotRegisteredYet(
-        f"no version of '{plant_name}' is registered from training job {job_name} "
-        "yet (the training workflow evaluates and registers it after the job)"
-    )
-
-
 def resolve_version(inp: ResolveInput, settings: Settings | None = None) -> ResolveOutput:
-    """The version to deploy: the one named, else the one the training job produced, else the champion.
-    Refuses rejected or still-pending versions, and a training job's version that lost."""
+    """The version to deploy (default: the champion). Refuses rejected or still-pending versions."""
     settings = settings or load_settings()
-    if inp.version is None and inp.training_job_name:
-        info = version_of_training_job(settings, inp.plant_name, inp.training_job_name)
-        verdict = json.loads(info.tags.get(PROMOTION_TAG, '{"promote": true}'))
-        if not verdict.get("promote", True):
-            raise ChallengerNotPromoted(
-                f"version {info.version} of '{inp.plant_name}' (training job "
-                f"{inp.training_job_name}) is not deployed: "
-                f"{verdict.get('reason', '')}"
-            )
-    else:
-        info = registry.get_version(settings, inp.plant_name, inp.version)
+    info = registry.get_version(settings, inp.plant_name, inp.version)
     approval = info.tags.get(registry.APPROVAL_TAG, APPROVED)
     if approval != APPROVED:
         raise RegistryError(
             f"version {info.version} of '{inp.plant_name}' is {approval}, not approved: "
             f"approve it first (dragon models approve {info.version})"
         )
-    return ResolveOutput(info.version, info.tags.get(MODEL_DATA_URL_TAG, info.source), info.source)
+    return ResolveOutput(info.version, bundle_uri(info), info.source)
 
 
 @dataclass(frozen=True)

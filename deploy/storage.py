@@ -28,6 +28,16 @@ def fetch(uri: str, scratch: Path, *, s3_client=None) -> Path:
     raise DataError(f"{uri}: unsupported URI scheme '{parsed.scheme}' (use a path, file:// or s3://)")
 
 
+def fetch_bundle(uri: str, scratch: Path) -> Path:
+    """A bundle directory from where a version keeps it: a folder or model.tar.gz here, a model.tar.gz in
+    S3 (a training job's output) or an S3 prefix (the registry's copy of the bundle's files)."""
+    if urlparse(uri).scheme == "s3" and not uri.endswith(".tar.gz"):
+        from mlflow.artifacts import download_artifacts
+
+        return Path(download_artifacts(artifact_uri=uri, dst_path=str(scratch)))
+    return unpack_bundle(fetch(uri, scratch), scratch)
+
+
 def unpack_bundle(path: Path, scratch: Path) -> Path:
     """A bundle directory from a directory or a SageMaker model.tar.gz."""
     if path.is_dir():

@@ -80,14 +80,24 @@ def experiment_id(settings: Settings, plant_name: str) -> str:
     client = _client(settings)
     found = client.get_experiment_by_name(plant_name)
     if found is not None:
+        if settings.artifact_uri and urlparse(found.artifact_location).scheme in ("", "file"):
+            raise RegistryError(
+                f"experiment '{plant_name}' in {settings.tracking_uri} stores its artifacts at "
+                f"{found.artifact_location}, a local folder that does not outlive this process; rename or "
+                f"delete that experiment so that a new one stores them under {settings.artifact_root}"
+            )
         return found.experiment_id
     from mlflow.exceptions import MlflowException
 
-    location = (settings.artifact_root / plant_name).as_uri()
+    location = f"{settings.artifact_root}/{plant_name}"
     try:
         return client.create_experiment(plant_name, artifact_location=location)
     except MlflowException:  # another process created it first
         return client.get_experiment_by_name(plant_name).experiment_id
+
+
+def is_local(uri: str) -> bool:
+    return urlparse(uri).scheme in ("", "file")
 
 
 def local_path(uri: str) -> Path:
@@ -145,7 +155,8 @@ def register_bundle(
     client = _client(settings)
     client.log_artifacts(run_id, str(bundle_dir), BUNDLE_ARTIFACT)
     source = f"{client.get_run(run_id).info.artifact_uri}/{BUNDLE_ARTIFACT}"
-    verify_bundle(local_path(source)) if urlparse(source).scheme in ("", "file") else None
+    if is_local(source):
+        verify_bundle(local_path(source))
     try:
         client.create_registered_model(plant_name)
     except MlflowException:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from dragon.bundle import load_bundle
-from dragon.registry import experiment_id, local_path, register_bundle
+from dragon.registry import experiment_id, is_local, local_path, register_bundle
 from dragon.settings import Settings
 from dragon.spec import PlantSpec
 from training.pipeline import ProgressCallback, train_bundle
@@ -98,7 +98,8 @@ def record_training(
         client.set_terminated(run_id, status="FAILED")
         raise
     client.set_terminated(run_id, status="FINISHED")
-    return {"version": info.version, "run_id": run_id, "bundle": str(local_path(info.source)), **summary}
+    location = str(local_path(info.source)) if is_local(info.source) else info.source
+    return {"version": info.version, "run_id": run_id, "bundle": location, **summary}
 
 
 def train_and_register(

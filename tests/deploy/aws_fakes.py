@@ -4,8 +4,13 @@ Lambda handlers in-process, and SageMaker fakes for what moto does not model (fa
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +40,12 @@ def substitutions() -> dict[str, str]:
     """What the CloudFormation stack substitutes into the definitions."""
     subs = {key: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}" for key, (name, _) in FUNCTIONS.items()}
     subs.update(TrainingImage=IMAGE, InferenceImage=IMAGE, SageMakerRoleArn=ROLE, ArtifactBucket=BUCKET)
+    subs.update(DeploymentStateMachineArn=state_machine_arn("deployment"))
     return subs
+
+
+def state_machine_arn(workflow: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:dragon-{workflow}"
 
 
 def definition(name: str) -> str:
@@ -111,14 +121,37 @@ def register_directly(
     return steps.register(steps.RegisterInput(f"s3://{BUCKET}/{key}", PLANT, promotion=promotion)).version
 
 
+#: Every handler invocation gets one of these as DRAGON_HOME, removed afterwards: a Lambda's /tmp.
+LAMBDA_HOME_PREFIX = "lambda-home-"
+
+
+@contextmanager
+def fresh_lambda_home() -> Iterator[Path]:
+    """An empty DRAGON_HOME for one invocation, deleted after it: whatever one Lambda wrote locally,
+    no other invocation can read. What persists is what AWS holds (S3, the tracking server)."""
+    home = Path(tempfile.mkdtemp(prefix=LAMBDA_HOME_PREFIX))
+    previous = os.environ.get("DRAGON_HOME")
+    os.environ["DRAGON_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if previous is None:
+            os.environ.pop("DRAGON_HOME", None)
+        else:
+            os.environ["DRAGON_HOME"] = previous
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def lambda_invoke(self, function_name, qualifier, body, headers, response_headers):
-    """Run the project's real handler in-process, reporting errors as the Lambda runtime does."""
+    """Run the project's real handler in-process, in a fresh home, reporting errors as the Lambda
+    runtime does."""
     from deploy import lambdas
 
     name = function_name.rsplit(":", 1)[-1]
     handler = getattr(lambdas, {fn: h for fn, h in FUNCTIONS.values()}[name])
     try:
-        result = handler(json.loads(body or b"{}"), None)
+        with fresh_lambda_home():
+            result = handler(json.loads(body or b"{}"), None)
     except Exception as error:  # the runtime turns any exception into a function error
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
@@ -173,3 +206,33 @@ def install_sagemaker_fakes(monkeypatch, fake: SageMakerFake) -> None:
     monkeypatch.setattr(models.FakeEndpoint, "__init__", endpoint_init)
     monkeypatch.setattr(models.SageMakerModelBackend, "describe_training_job", describe_training_job)
     monkeypatch.setattr(responses.SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
+
+
+def install_sfn_integration_fix(monkeypatch) -> None:
+    """moto's `states:startExecution` integration sends the ASL's PascalCase parameters to botocore,
+    whose Step Functions shapes are camelCase (KeyError 'StateMachineArn'), and hands back camelCase
+    answers with datetimes. Translate both ways, as AWS does, so the nested deployment runs."""
+    import datetime
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn,
+    )
+
+    original_parameters = sfn.StateTaskServiceSfn._normalise_parameters
+
+    def parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        original_parameters(
+            self, parameters, boto_service_name=boto_service_name, service_action_name=service_action_name
+        )
+        for key in list(parameters):
+            parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+    def response(self, response, boto_service_name=None, service_action_name=None):
+        for key in list(response):
+            value = response.pop(key)
+            response[key[0].upper() + key[1:]] = (
+                value.isoformat() if isinstance(value, datetime.datetime) else value
+            )
+
+    monkeypatch.setattr(sfn.StateTaskServiceSfn, "_normalise_parameters", parameters)
+    monkeypatch.setattr(sfn.StateTaskServiceSfn, "_normalise_response", response)

@@ -16,6 +16,7 @@ from aws_fakes import (
     SageMakerFake,
     definition,
     install_sagemaker_fakes,
+    install_sfn_integration_fix,
     lambda_invoke,
 )
 
@@ -64,7 +65,20 @@ def registry_home(dragon_home, migrated_store) -> Path:
 
 
 @pytest.fixture()
-def harness(aws_env, registry_home, monkeypatch, model_tar):
+def tracking_server(tmp_path, migrated_store, monkeypatch) -> str:
+    """The experiment catalog every process shares, as the SageMaker managed MLflow server is on AWS
+    (a store outside every home), with artifacts in the project's bucket."""
+    server = tmp_path / "tracking-server"
+    server.mkdir()
+    shutil.copy(migrated_store, server / "mlflow.db")
+    uri = f"sqlite:///{server / 'mlflow.db'}"
+    monkeypatch.setenv("DRAGON_TRACKING_URI", uri)
+    monkeypatch.setenv("DRAGON_ARTIFACT_URI", f"s3://{BUCKET}/mlflow")
+    return uri
+
+
+@pytest.fixture()
+def harness(aws_env, registry_home, tracking_server, monkeypatch, model_tar):
     import boto3
     from moto import mock_aws
     from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -74,6 +88,7 @@ def harness(aws_env, registry_home, monkeypatch, model_tar):
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda_invoke)
         install_sagemaker_fakes(monkeypatch, fake)
+        install_sfn_integration_fix(monkeypatch)
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -82,6 +97,6 @@ def harness(aws_env, registry_home, monkeypatch, model_tar):
             name: sfn.create_state_machine(
                 name=f"dragon-{name}", definition=definition(name), roleArn=states_role
             )["stateMachineArn"]
-            for name in ("training", "deployment", "undeploy")
+            for name in ("deployment", "undeploy", "training")
         }
         yield Harness(sfn, s3, boto3.client("sagemaker", region_name=REGION), arns, fake)

@@ -87,7 +87,7 @@ def test_pipeline_train_uploads_local_inputs_and_starts_the_training_workflow(
         "data_uri": sent["data_uri"],
         "env": "prod",  # `--env local` (the default) means the stack's environment
         "plant_uri": sent["plant_uri"],
-        "holdout_uri": sent["data_uri"],  # default: the training data
+        "holdout_uri": None,  # default: the hold-out period of the training data
         "approval_required": True,
     }
 

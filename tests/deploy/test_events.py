@@ -30,7 +30,7 @@ def sagemaker_event(detail_type: str, detail: dict) -> dict:
 
 def training_job(name: str, status: str) -> dict:
     return sagemaker_event(
-        events.TRAINING_JOB_STATE_CHANGE,
+        "SageMaker Training Job State Change",
         {
             "TrainingJobName": name,
             "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
@@ -45,7 +45,7 @@ def training_job(name: str, status: str) -> dict:
 
 def model_package(status: str) -> dict:
     return sagemaker_event(
-        events.MODEL_PACKAGE_STATE_CHANGE,
+        "SageMaker Model Package State Change",
         {
             "ModelPackageGroupName": "yet-dragon",
             "ModelPackageVersion": 7,
@@ -62,13 +62,10 @@ def drift() -> dict:
 
 # sample name -> (event, the rule that must match it, or None)
 SAMPLES = {
-    "our job completed": (training_job("dragon-train-0f3c", "Completed"), "TrainingJobCompletedRule"),
-    "our job failed": (training_job("dragon-train-0f3d", "Failed"), None),
-    "our job in progress": (training_job("dragon-train-0f3e", "InProgress"), None),
-    "someone else's job": (training_job("notebook-job-1", "Completed"), None),
-    "package approved": (model_package("Approved"), "ModelPackageApprovedRule"),
-    "package pending": (model_package("PendingManualApproval"), None),
-    "package rejected": (model_package("Rejected"), None),
+    # The training workflow deploys its own winner (after the approval it waits for): a job's completion
+    # or a Model Registry approval starts nothing by itself.
+    "our job completed": (training_job("dragon-train-0f3c", "Completed"), None),
+    "package approved": (model_package("Approved"), None),
     "drift alarm": (drift(), "DriftDetectedRule"),
 }
 

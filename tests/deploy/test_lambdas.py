@@ -12,12 +12,12 @@ def test_parse_input_keeps_declared_fields_and_ignores_the_rest():
     event = {
         "plant_name": "yet-dragon",
         "env": "dev",
-        "version": None,
-        "training_job_name": "dragon-train-1",
-        "delay_seconds": 120,
+        "version": "3",
+        "poll_seconds": 30,
+        "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": "arn:aws:states:us-east-1:1:execution:t:x",
     }
     parsed = lambdas.parse_input(steps.ResolveInput, event)
-    assert parsed == steps.ResolveInput("yet-dragon", "dev", None, "dragon-train-1")
+    assert parsed == steps.ResolveInput("yet-dragon", "dev", "3")
 
 
 def test_parse_input_names_missing_fields():

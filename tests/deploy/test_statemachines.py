@@ -63,7 +63,10 @@ def test_every_task_retries_and_catches(path):
         assert state.get("Retry"), f"{path.name}: {name} has no Retry"
         assert all(r["BackoffRate"] > 1 for r in state["Retry"]), f"{name}: retries without backoff"
         assert state.get("Catch"), f"{path.name}: {name} has no Catch"
-        assert ".sync" not in state["Resource"], f"{name}: .sync fails under moto; poll instead"
+        # .sync fails under moto for SageMaker (and AWS has none for endpoints): poll those. Only the
+        # nested deployment workflow runs .sync:2, which moto executes.
+        if ".sync" in state["Resource"]:
+            assert state["Resource"] == "arn:aws:states:::states:startExecution.sync:2", name
         assert "Arguments" not in state and "Output" not in state, f"{name}: JSONata fields"
 
 
@@ -154,14 +157,3 @@ def test_lambda_functions_run_the_image_with_an_existing_handler():
         (handler,) = props["ImageConfig"]["Command"]
         assert callable(getattr(lambdas, handler.removeprefix("deploy.lambdas."))), name
     assert "awslambdaric==" in (ROOT / "Dockerfile").read_text()
-
-
-def test_error_names_in_the_definitions_are_raised_by_the_steps():
-    """Retry and Catch match on the Lambda's errorType, the exception's class name: a rename breaks them."""
-    from deploy import steps
-
-    states = json.loads((ROOT / "deploy" / "statemachines" / "deployment.asl.json").read_text())["States"]
-    resolve = states["ResolveVersion"]
-    assert resolve["Retry"][0]["ErrorEquals"] == [steps.VersionNotRegisteredYet.__name__]
-    assert resolve["Catch"][0]["ErrorEquals"] == [steps.ChallengerNotPromoted.__name__]
-    assert states[resolve["Catch"][0]["Next"]]["Type"] == "Succeed"

@@ -86,41 +86,26 @@ def _register_from_job(settings, tmp_path, model_tar: bytes, job: str, promote: 
     return steps.register(steps.RegisterInput(str(archive), PLANT, promotion=verdict), settings)
 
 
-def test_training_job_resolves_to_its_own_version_not_the_champion(registry_home, tmp_path, model_tar):
-    settings = load_settings()
-    job = steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-7f3a")
-    with pytest.raises(steps.VersionNotRegisteredYet, match="dragon-train-7f3a"):
-        steps.resolve_version(job, settings)
-    _register_from_job(settings, tmp_path, model_tar, "dragon-train-0001")  # becomes the champion
-    with pytest.raises(steps.VersionNotRegisteredYet):
-        steps.resolve_version(job, settings)
-    mine = _register_from_job(settings, tmp_path, model_tar, "dragon-train-7f3a")
-    resolved = steps.resolve_version(job, settings)
-    assert resolved.version == mine.version == "2"
-    assert "/dragon-train-7f3a/output/" in resolved.model_data_url
-    assert "champion" in get_version(settings, PLANT, "1").aliases
-    # An explicit version wins over the job.
-    explicit = steps.ResolveInput(PLANT, "dev", "1", "dragon-train-7f3a")
-    assert steps.resolve_version(explicit, settings).version == "1"
-
-
-def test_training_job_whose_challenger_lost_is_not_deployed(registry_home, tmp_path, model_tar):
-    settings = load_settings()
-    _register_from_job(settings, tmp_path, model_tar, "dragon-train-lost", promote=False)
-    with pytest.raises(steps.ChallengerNotPromoted, match="challenger loses"):
-        steps.resolve_version(
-            steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-lost"), settings
-        )
-
-
-def test_training_job_version_awaiting_approval_is_refused(registry_home, tmp_path, model_tar):
+def test_resolve_refuses_a_pending_version_and_points_at_the_jobs_tar(registry_home, tmp_path, model_tar):
     settings = load_settings()
     archive = tmp_path / "training" / "dragon-train-gate" / "output" / "model.tar.gz"
     archive.parent.mkdir(parents=True)
     archive.write_bytes(model_tar)
-    steps.register(steps.RegisterInput(str(archive), PLANT, approval_required=True), settings)
-    with pytest.raises(RegistryError, match="pending") as refused:
-        steps.resolve_version(
-            steps.ResolveInput(PLANT, "dev", training_job_name="dragon-train-gate"), settings
-        )
-    assert not isinstance(refused.value, steps.VersionNotRegisteredYet), "waiting on a person is not retried"
+    registered = steps.register(steps.RegisterInput(str(archive), PLANT, approval_required=True), settings)
+    with pytest.raises(RegistryError, match="pending"):
+        steps.resolve_version(steps.ResolveInput(PLANT, "dev", registered.version), settings)
+    steps.set_approval(steps.ApprovalInput(PLANT, registered.version, "approved"), settings)
+    resolved = steps.resolve_version(steps.ResolveInput(PLANT, "dev", registered.version), settings)
+    assert resolved.model_data_url == str(archive), "deployments read the job's model.tar.gz"
+    assert resolved.bundle_uri != resolved.model_data_url
+
+
+def test_evaluation_without_a_holdout_compares_on_the_newest_period_of_the_data(
+    registry_home, small_history, trained_bundle
+):
+    evaluation = steps.evaluate_challenger(
+        steps.EvaluateInput(PLANT, str(trained_bundle), "dev", data_uri=str(small_history)), load_settings()
+    )
+    assert evaluation.promote and evaluation.champion is None and set(evaluation.candidate)
+    with pytest.raises(RegistryError, match="data_uri"):
+        steps.evaluate_challenger(steps.EvaluateInput(PLANT, str(trained_bundle), "dev"), load_settings())
