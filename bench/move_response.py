@@ -1,7 +1,7 @@
 """Move responses of the GAM chain against the simulator's truth: what the optimizer relies on.
 
 The optimizer asks the chain one question: if these setpoints move, how much do the targets move?
-This bench trains the four GAMs on `--days` of simulated history two ways, side by side:
+This bench trains the plant's GAMs on `--days` of simulated history two ways, side by side:
 
 * `static`  the previous method: no lag compensation, steady-state selection on the outputs (window
             120 min, hold 60 min);

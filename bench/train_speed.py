@@ -1,6 +1,6 @@
 """Smoothing selection speed: pygam's gridsearch versus training/gam_fit.py.
 
-For each history size the four GAMs of the default plant are fitted twice, each
+For each history size the GAMs of the default plant (four) are fitted twice, each
 fitter in its own subprocess (clean peak RSS) on the same rows:
   (a) pygam: `LinearGAM.gridsearch` over the spec's lambda grid (shared lambda, the
       same terms from `build_gam`), refitting on every row for every candidate;
@@ -8,7 +8,7 @@ fitter in its own subprocess (clean peak RSS) on the same rows:
 Printed: wall and CPU seconds (fitting only), peak RSS of the fitting (data loading included,
 scoring excluded), hold-out RMSE / sd(target) per model,
 and the speed-up. The last line is one JSON object with the figures of the largest
-size (all four GAMs together; RMSE as the mean over the models of RMSE / sd).
+size (all the GAMs together; RMSE as the mean over the models of RMSE / sd).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/train_speed.py [--sizes 50000 200000 500000] [--quick]
 
@@ -65,7 +65,7 @@ def plant_history(spec: PlantSpec, rows: int, seed: int) -> dict[str, np.ndarray
 
 
 def worker(fitter: str, data_path: Path, train_rows: int) -> dict:
-    """Fit the four GAMs with one fitter; runs in its own process for a clean peak RSS."""
+    """Fit the plant's GAMs with one fitter; runs in its own process for a clean peak RSS."""
     from training.gam_fit import build_gam, fit_gam
 
     spec = load_plant()

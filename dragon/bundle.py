@@ -1,4 +1,4 @@
-"""The model bundle: one registered version of a plant's six models, as files.
+"""The model bundle: one registered version of a plant's models (its GAMs and detectors), as files.
 
 Layout of a bundle directory (tarred as `model.tar.gz` on SageMaker):
 

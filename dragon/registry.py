@@ -1,8 +1,9 @@
 """The model registry and experiment catalog: MLflow, SQLite under DRAGON_HOME by default.
 
-One registered model per plant; one version = one bundle (six models). Aliases
-(`champion`) and tags (`deployed.<env>=true`, `approval=pending|approved|rejected`)
-follow ARCHITECTURE.md. MLflow is imported lazily: `import mlflow` costs ~1 s.
+One registered model per plant; one version = one bundle of all the plant's GAMs and detectors
+(six models for the default plant: four GAMs, two Isolation Forests). Aliases (`champion`) and
+tags (`deployed.<env>=true`, `approval=pending|approved|rejected`) follow ARCHITECTURE.md. MLflow
+is imported lazily: `import mlflow` costs ~1 s.
 
 Registration is atomic: the bundle is verified and stored as run artifacts first,
 and the version is created in one database transaction only after that, so a

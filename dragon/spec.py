@@ -12,7 +12,7 @@ import tomllib
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -73,7 +73,9 @@ class DetectorSpec(_Strict):
 
     The envelope per feature is [q_low - m*(q_high - q_low), q_high + m*(q_high - q_low)] with q_low/q_high
     the `envelope_quantile` / 1 - `envelope_quantile` quantiles of the normal training rows and m =
-    `envelope_margin`; a row outside it is flagged even where the forest's score saturates.
+    `envelope_margin` (or the feature's entry in `envelope_margins`); a row outside it is flagged even where
+    the forest's score saturates. A per-feature margin lets one detector watch a sharp indicator (a heat-
+    transfer estimate) closely while its other features keep the wide default.
     """
 
     name: str = ""
@@ -83,6 +85,10 @@ class DetectorSpec(_Strict):
     envelope: bool = True
     envelope_quantile: float = Field(default=0.001, ge=0.0, lt=0.5)
     envelope_margin: float = Field(default=0.5, ge=0.0)
+    envelope_margins: dict[str, Annotated[float, Field(ge=0.0)]] = {}
+
+    def margin_of(self, feature: str) -> float:
+        return self.envelope_margins.get(feature, self.envelope_margin)
 
 
 class Objective(_Strict):
@@ -417,6 +423,11 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
                 problems.append(f"{where} features: unknown tag or derived feature '{feature}'")
         if len(set(detector.features)) != len(detector.features):
             problems.append(f"{where} features: duplicate feature")
+        for feature in detector.envelope_margins:
+            if feature not in detector.features:
+                problems.append(
+                    f"{where} envelope_margins: '{feature}' is not one of the detector's features"
+                )
 
     cycle = _find_cycle(spec.models) if all(m.target in tags for m in spec.models.values()) else None
     if cycle:

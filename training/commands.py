@@ -20,7 +20,7 @@ def train(
     plant: Path = typer.Option(None, "--plant", help="Plant spec TOML (default: the shipped plant)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
-    """Train the plant's four GAMs and two detectors and register them as one version."""
+    """Train the plant's GAMs and anomaly detectors and register them as one version."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from dragon.settings import load_settings
@@ -56,7 +56,18 @@ def _print_summary(summary: dict) -> None:
         f"[green]registered version {summary['version']}[/] (run {summary['run_id']})\n"
         f"bundle: {summary['bundle']}"
     )
-    table = Table("model", "rmse", "mae", "R²", "R² truth", "rows", "fit s", title="hold-out metrics")
+    table = Table(
+        "model",
+        "rmse",
+        "mae",
+        "R²",
+        "R² truth",
+        "rows",
+        "n_splines",
+        "edof",
+        "fit s",
+        title="hold-out metrics",
+    )
     for name, m in summary["models"].items():
         r2_truth = "-" if m.get("r2_truth") is None else f"{m['r2_truth']:.3f}"
         table.add_row(
@@ -66,6 +77,8 @@ def _print_summary(summary: dict) -> None:
             f"{m['r2']:.3f}",
             r2_truth,
             str(m["n_rows"]),
+            str(m["n_splines"]),
+            f"{m['edof']:.1f}",
             f"{m['fit_seconds']:.2f}",
         )
     out.print(table)

@@ -17,9 +17,10 @@ Envelopes. Forest scores saturate: a row 30 sd out in one feature of ten isolate
 extreme normal row, so a one-tag fault (a pH trip, a vacuum loss) can hide below the threshold. Each
 detector therefore also holds a range envelope per feature, learnt from the same normal rows:
 [q_lo - m*(q_hi - q_lo), q_hi + m*(q_hi - q_lo)] with q_lo, q_hi the `envelope_quantile` and
-1 - `envelope_quantile` quantiles and m = `envelope_margin` (DetectorSpec). A detector flags a row when
-its forest flags it OR any feature leaves the envelope. Features may be derived (dragon/features.py):
-a relationship such as the steam approach shifts under evaporator fouling while every tag stays normal.
+1 - `envelope_quantile` quantiles and m = `envelope_margin`, or the feature's own `envelope_margins` entry
+(DetectorSpec). A detector flags a row when its forest flags it OR any feature leaves the envelope.
+Features may be derived (dragon/features.py): a relationship such as the steam approach shifts under
+evaporator fouling while every tag stays normal.
 
 The gate flags a row when any detector flags it. A row with a missing value in a detector's features is
 flagged by that detector: a gate that cannot score a state must not vouch for it.
@@ -137,8 +138,9 @@ def _feature_matrix(
         raise DataError(f"detector '{name}': {error.message}") from None
 
 
-def envelope(X: np.ndarray, quantile: float, margin: float) -> tuple[list[float], list[float]]:
-    """Per-column [q_lo - margin*(q_hi - q_lo), q_hi + margin*(q_hi - q_lo)] of the rows of X."""
+def envelope(X: np.ndarray, quantile: float, margin: float | np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-column [q_lo - margin*(q_hi - q_lo), q_hi + margin*(q_hi - q_lo)] of the rows of X (`margin`: one
+    for all columns or one per column)."""
     q_low, q_high = np.quantile(X, [quantile, 1.0 - quantile], axis=0)
     width = q_high - q_low
     return (q_low - margin * width).tolist(), (q_high + margin * width).tolist()
@@ -187,7 +189,8 @@ def fit_detector(
     X = X[complete]
     threshold = float(np.quantile(out_of_block_scores(spec, X, seed=seed), 1.0 - spec.contamination))
     forest = _forest(spec.n_estimators, seed).fit(X)
-    low, high = envelope(X, spec.envelope_quantile, spec.envelope_margin) if spec.envelope else ([], [])
+    margins = np.array([spec.margin_of(feature) for feature in spec.features])
+    low, high = envelope(X, spec.envelope_quantile, margins) if spec.envelope else ([], [])
     return Detector(spec.name, list(spec.features), forest, threshold, spec.contamination, low, high, own)
 
 

@@ -27,13 +27,20 @@ import scipy.linalg as sla
 from pygam import LinearGAM, s, te
 from pygam.terms import TermList
 from pygam.utils import flatten
+from threadpoolctl import threadpool_limits
 
 from dragon.errors import DataError
 from dragon.spec import GamModel
 
 GCV_GAMMA = 1.4  # pygam's default inflation of the edof in GCV (Wood 2006, p. 177)
 RIDGE = float(np.sqrt(np.finfo(np.float64).eps))  # pygam's diagonal loading of the penalty
-MIN_ROWS_PER_COEF = 5  # fewer rows than this per coefficient cannot support a smoothing choice
+# Basis size follows the data (as mgcv's k is an upper limit that penalties work under): the spec's
+# n_splines is the largest basis; with fewer than ROWS_PER_COEF training rows per coefficient the
+# model's n_splines is lowered (down to MIN_SPLINES) and the smoothing penalties carry the rest. Below
+# MIN_ROWS_PER_COEF rows per coefficient of the smallest basis nothing can be learnt: refused.
+ROWS_PER_COEF = 3.0
+MIN_ROWS_PER_COEF = 1.5
+MIN_SPLINES = 5  # a cubic B-spline basis of 5 has two interior knots: still a curve, not a polynomial
 MAX_SWEEPS = 4  # coordinate-descent sweeps over the smoothing parameters
 MIN_SCORE_GAIN = 1e-9  # relative criterion improvement that counts as a better candidate
 
@@ -43,6 +50,7 @@ class GamFit:
     """A fitted plant GAM and how its smoothing was chosen."""
 
     gam: LinearGAM
+    n_splines: int  # the basis size used (the spec's, or fewer on a short history: basis_size)
     lam: list[list[float]]  # per term (in `terms` order): one lambda per penalty (te() has one per margin)
     terms: list[str]  # term labels, e.g. `s(feed_rate)`, `te(ox1_temperature,ox1_offgas_o2)`
     gcv: float
@@ -101,21 +109,47 @@ class _Candidate:
         return self.gcv if self.cv is None else self.cv
 
 
-def build_gam(model: GamModel) -> LinearGAM:
+def n_coefficients(model: GamModel, n_splines: int) -> int:
+    """Coefficients of `model`'s GAM, `n_splines` per spline and per tensor margin (with the intercept)."""
+    return len(model.features) * n_splines + len(model.interactions) * n_splines**2 + 1
+
+
+def basis_size(model: GamModel, n_rows: int) -> int:
+    """The n_splines to fit `model` on `n_rows`: the spec's, lowered until the rows give ROWS_PER_COEF per
+    coefficient, never below MIN_SPLINES (or the spec's own, if smaller). DataError when even that basis has
+    fewer than MIN_ROWS_PER_COEF rows per coefficient, naming what to change."""
+    smallest = min(MIN_SPLINES, model.n_splines)
+    n_splines = model.n_splines
+    while n_splines > smallest and n_rows < ROWS_PER_COEF * n_coefficients(model, n_splines):
+        n_splines -= 1
+    needed = int(np.ceil(MIN_ROWS_PER_COEF * n_coefficients(model, smallest)))
+    if n_rows < needed:
+        coefficients = n_coefficients(model, smallest)
+        raise DataError(
+            f"model '{model.name}': {n_rows} training rows for {coefficients} coefficients "
+            f"even at n_splines = {smallest}; need at least {needed}. Give a longer history, a shorter "
+            "[training] resample_minutes, or fewer features / interactions for this model"
+        )
+    return n_splines
+
+
+def build_gam(model: GamModel, n_splines: int | None = None) -> LinearGAM:
     """An unfitted LinearGAM for `model`: feature i of `model.features` is column i of X.
 
     One spline term per feature, one tensor term per interaction, shape constraints on
     the spline of the constrained feature and on that feature's margin of any tensor
-    term (so the whole function keeps the shape), `n_splines` from the spec.
+    term (so the whole function keeps the shape), `n_splines` (default: the spec's) per
+    spline and per tensor margin.
     """
+    n_splines = n_splines or model.n_splines
     column = {feature: i for i, feature in enumerate(model.features)}
-    terms = [s(column[f], n_splines=model.n_splines, constraints=model.shape.get(f)) for f in model.features]
+    terms = [s(column[f], n_splines=n_splines, constraints=model.shape.get(f)) for f in model.features]
     for a, b in model.interactions:
         terms.append(
             te(
                 column[a],
                 column[b],
-                n_splines=model.n_splines,
+                n_splines=n_splines,
                 constraints=[model.shape.get(a), model.shape.get(b)],
             )
         )
@@ -134,6 +168,15 @@ def term_labels(gam: LinearGAM, features: list[str]) -> list[str]:
 
 
 def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 50_000) -> GamFit:
+    """Fit `model` with BLAS on one thread (see _fit_gam)."""
+    # The search solves hundreds of p-by-p systems, p ~ 100-300: threads gain nothing on matrices this
+    # small and, on a machine whose cores are busy, cost everything (oxidation_1 on 21 days: 73 s wall
+    # with the default thread pool under load, 1 s on one thread).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_gam(model, X, y, chunk_rows=chunk_rows)
+
+
+def _fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int) -> GamFit:
     """Fit `model` on X (columns = `model.features`) and y (= `model.target`).
 
     Smoothing is selected per penalty by minimising the model's criterion
@@ -141,12 +184,14 @@ def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 
     time blocks (rows must be in time order), or pygam's GCV. First the best lambda
     shared by all terms on `model.lam_grid` (what pygam's gridsearch does), then
     coordinate descent per penalty on that grid refined by its geometric midpoints.
-    Both criteria need only per-block X'X, X'y, y'y. Raises DataError for NaN/inf,
-    a constant feature or too few rows.
+    Both criteria need only per-block X'X, X'y, y'y. The basis is the spec's, smaller
+    on few rows (basis_size). Raises DataError for NaN/inf, a constant feature or too
+    few rows.
     """
     started = time.perf_counter()
-    gam = build_gam(model)
-    X, y = _checked(model, X, y, n_coefs=gam.terms.n_coefs + 1)  # + 1: the intercept pygam adds
+    X, y = _checked(model, X, y)
+    n_splines = basis_size(model, len(y))
+    gam = build_gam(model, n_splines)
     gam._validate_params()
     # Edge knots from the global range of every column, whatever the chunking.
     gam._validate_data_dep_params(np.vstack([X.min(axis=0), X.max(axis=0)]))
@@ -180,6 +225,7 @@ def fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int = 
     _install(gam, problem.stats, best)
     return GamFit(
         gam=gam,
+        n_splines=n_splines,
         lam=[[float(v) for v in np.atleast_1d(flatten(lams))] for lams in gam.lam],
         terms=term_labels(gam, model.features),
         gcv=best.gcv,
@@ -420,7 +466,7 @@ def _normal_loglik(rss: float, n: int, scale: float) -> float:
     return -0.5 * n * np.log(2.0 * np.pi * scale**2) - rss / (2.0 * scale**2)
 
 
-def _checked(model: GamModel, X: np.ndarray, y: np.ndarray, *, n_coefs: int) -> tuple[np.ndarray, np.ndarray]:
+def _checked(model: GamModel, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     where = f"model '{model.name}'"
     try:
         X = np.asarray(X, dtype=np.float64)
@@ -433,11 +479,6 @@ def _checked(model: GamModel, X: np.ndarray, y: np.ndarray, *, n_coefs: int) -> 
         )
     if len(y) != len(X):
         raise DataError(f"{where}: {len(X)} feature rows but {len(y)} values of target '{model.target}'")
-    if len(y) < MIN_ROWS_PER_COEF * n_coefs:
-        raise DataError(
-            f"{where}: {len(y)} training rows for {n_coefs} coefficients; need at least "
-            f"{MIN_ROWS_PER_COEF * n_coefs} (use a longer history or fewer n_splines)"
-        )
     for values, tag in [*zip(X.T, model.features, strict=True), (y, model.target)]:
         bad = ~np.isfinite(values)
         if bad.any():

@@ -1,7 +1,7 @@
 """Training: transform → fit → evaluate → bundle (→ log and register, see training/catalog.py).
 
 `train_bundle` is everything a SageMaker training job does: it reads a history,
-fits the four GAMs and the two detectors, evaluates them on the hold-out period
+fits the plant's GAMs and detectors, evaluates them on the hold-out period
 and writes a verified bundle. It knows nothing of MLflow, so the container's
 `train` entry point and the local pipeline run the very same code.
 """
@@ -122,6 +122,8 @@ def train_bundle(
                 **gam_metrics[name].to_dict(),
                 "fit_seconds": round(gam_fits[name].fit_seconds, 3),
                 "n_rows": gam_fits[name].n_rows,
+                "n_splines": gam_fits[name].n_splines,
+                "edof": round(gam_fits[name].edof, 2),
             }
             for name in spec.model_order
         },
@@ -130,7 +132,7 @@ def train_bundle(
         "data": {"rows_in": data.report.rows_in, "rows_used": data.report.rows_used},
     }
     params = {f"{name}.lam": [float(v) for v in _flat(gam_fits[name].lam)] for name in spec.model_order} | {
-        f"{name}.n_splines": spec.models[name].n_splines for name in spec.model_order
+        f"{name}.n_splines": gam_fits[name].n_splines for name in spec.model_order
     }
 
     write_training_report(
@@ -138,6 +140,7 @@ def train_bundle(
         plant_name=spec.name,
         version=None,
         gam_metrics=gam_metrics,
+        gam_fits=gam_fits,
         gate=gate,
         data_report=data.report.to_dict(),
         plots=plots,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from training.detectors import GateMetrics
 from training.evaluation import GamMetrics
+from training.gam_fit import GamFit
 
 REPORT_FILE = "training_report.html"
 
@@ -59,7 +60,10 @@ def _image(path: Path, out_dir: Path) -> str:
 
 
 def _models_section(
-    gam_metrics: Mapping[str, GamMetrics], plots: Mapping[str, list[Path]], out_dir: Path
+    gam_metrics: Mapping[str, GamMetrics],
+    gam_fits: Mapping[str, GamFit],
+    plots: Mapping[str, list[Path]],
+    out_dir: Path,
 ) -> str:
     header = [
         "model",
@@ -85,6 +89,27 @@ def _models_section(
         for name, m in gam_metrics.items()
     ]
     parts = ["<h2>Models (hold-out period)</h2>", _table(header, rows)]
+    parts.append(
+        "<p>Basis: the spec's n_splines is the largest basis; on a short history it is lowered until there "
+        "are 3 training rows per coefficient, and the smoothing penalties (chosen by blocked "
+        "cross-validation) decide how much of it is used: the effective degrees of freedom (edof).</p>"
+    )
+    parts.append(
+        _table(
+            ["model", "n_splines", "coefficients", "edof", "training rows", "rows per edof"],
+            [
+                [
+                    escape(name),
+                    _number(fit.n_splines),
+                    _number(int(fit.gam.terms.n_coefs)),
+                    _number(fit.edof),
+                    _number(fit.n_rows),
+                    _number(fit.n_rows / fit.edof),
+                ]
+                for name, fit in gam_fits.items()
+            ],
+        )
+    )
     for name in gam_metrics:
         images = sorted(plots.get(name, []), key=lambda p: not p.name.endswith("-residuals.png"))
         parts.append(f'<h3 id="model-{escape(name)}">{escape(name)}</h3>')
@@ -161,6 +186,7 @@ def write_training_report(
     plant_name: str,
     version: str | int | None,
     gam_metrics: Mapping[str, GamMetrics],
+    gam_fits: Mapping[str, GamFit],
     gate: GateMetrics,
     data_report: Mapping,
     plots: Mapping[str, list[Path]],
@@ -176,7 +202,7 @@ def write_training_report(
             '<html lang="en"><head><meta charset="utf-8">',
             f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
             f"<h1>{escape(title)}</h1><p class='muted'>written {created}</p>",
-            _models_section(gam_metrics, plots, out),
+            _models_section(gam_metrics, gam_fits, plots, out),
             _gate_section(gate),
             "<h2>Data</h2>",
             _value_html(dict(data_report)),

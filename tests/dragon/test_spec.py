@@ -60,6 +60,12 @@ def test_the_small_plant_and_the_shipped_plant_are_valid():
     assert shipped.model_order == ["oxidation_1", "oxidation_2", "concentration", "yield"]
 
 
+def test_the_default_plant_has_two_isolation_forests_next_to_its_four_gams():
+    shipped = load_plant()
+    assert len(shipped.models) == 4
+    assert sorted(shipped.detectors) == ["concentration", "oxidation"]  # one per plant section
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [

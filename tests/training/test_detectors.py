@@ -28,6 +28,18 @@ def detectors():
     }
 
 
+def test_a_feature_s_own_envelope_margin_narrows_only_its_envelope():
+    train = normal_rows(2000, seed=1)
+    wide = fit_detector(DetectorSpec(name="a", features=FEATURES_A, n_estimators=20), train)
+    spec = DetectorSpec(name="a", features=FEATURES_A, n_estimators=20, envelope_margins={FEATURES_A[0]: 0.0})
+    narrow = fit_detector(spec, train)
+    assert narrow.envelope_high[0] < wide.envelope_high[0] and narrow.envelope_low[0] > wide.envelope_low[0]
+    assert (
+        narrow.envelope_high[1:] == wide.envelope_high[1:]
+        and narrow.envelope_low[1:] == wide.envelope_low[1:]
+    )
+
+
 def test_threshold_gives_the_intended_false_alarm_rate_on_fresh_normal_rows(detectors):
     fresh = normal_rows(6000, seed=2)
     for detector in detectors.values():

@@ -14,6 +14,7 @@ from dragon.errors import DataError
 from dragon.spec import DetectorSpec, GamModel
 from training.detectors import evaluate_gate, fit_detector
 from training.evaluation import evaluate_gam, plot_partial_dependence, plot_residuals
+from training.gam_fit import fit_gam
 from training.report import write_training_report
 
 MODEL = GamModel(
@@ -136,17 +137,28 @@ def test_report_names_every_model_and_links_existing_images(gam, tmp_path):
         {"reactor_gate": detector},
         pd.concat([normal, normal.head(5).assign(episode="vacuum_loss", pressure=50.0)]),
     )
+    train = history(400, seed=1)
+    fit = fit_gam(MODEL, train[MODEL.features].to_numpy(), train[MODEL.target].to_numpy())
     page = write_training_report(
         tmp_path,
         plant_name="test-plant",
         version=3,
         gam_metrics=metrics,
+        gam_fits=dict.fromkeys(plots, fit),
         gate=gate,
         data_report={"rows_in": 1000, "dropped": {"not steady": 10}},
         plots=plots,
     )
     html = page.read_text()
-    for name in ("oxidation_1", "yield", "reactor_gate", "vacuum_loss", "test-plant version 3", "not steady"):
+    for name in (
+        "oxidation_1",
+        "yield",
+        "reactor_gate",
+        "vacuum_loss",
+        "test-plant version 3",
+        "not steady",
+        "edof",
+    ):
         assert name in html
     sources = re.findall(r'<img src="([^"]+)"', html)
     assert len(sources) == 8

@@ -192,14 +192,24 @@ def test_constant_feature_and_too_few_rows_are_refused(data):
     X[:, 3] = 1.5
     with pytest.raises(DataError, match="feature 'feed_chp' is constant"):
         fit_gam(_model(), X, y)
-    with pytest.raises(DataError, match=r"oxidation_1.*100 training rows for 61 coefficients"):
-        fit_gam(_model(), data[0][:100], y[:100])
+    with pytest.raises(
+        DataError, match=r"oxidation_1.*50 training rows for 46 coefficients even at n_splines = 5"
+    ):
+        fit_gam(_model(), data[0][:50], y[:50])
     with pytest.raises(DataError, match="expected 4 feature columns"):
         fit_gam(_model(), data[0][:, :3], y)
     with pytest.raises(DataError, match="target 'ox1_chp' is constant"):
         fit_gam(_model(), data[0], np.full(len(y), 20.0))
     with pytest.raises(DataError, match="not numeric"):
         fit_gam(_model(), data[0].astype(str).astype(object) + "x", y)
+
+
+def test_basis_size_follows_the_rows(data):
+    X, y = data
+    assert fit_gam(_model(), X, y).n_splines == 6  # 3000 rows: the spec's basis
+    short = fit_gam(_model(), X[:150], y[:150])  # 150 rows < 3 x 61 coefficients of the spec's basis
+    assert short.n_splines == 5
+    assert short.gam.terms[0].n_splines == 5 and short.gam.terms[4].n_coefs == 25
 
 
 def test_blocked_cv_scores_each_block_with_a_fit_on_the_other_blocks(data):

@@ -81,3 +81,25 @@ def test_cli_train_bad_data_exits_2_without_traceback(dragon_home, tmp_path):
     assert "Traceback" not in result.stderr
     assert "error" in result.stderr.lower()
     assert list_versions(load_settings(), "yet-dragon") == []
+
+
+def test_the_default_plant_trains_on_21_days_of_minute_history(dragon_home, tmp_path):
+    """A plant team with three weeks of data can start: the basis follows the rows (training/gam_fit.py)."""
+    from dragon.simulator import write_history
+
+    history = tmp_path / "three_weeks.parquet"
+    write_history(days=21, seed=5, out=history, sample_minutes=1.0)
+    result = subprocess.run(
+        [sys.executable, "-m", "dragon.cli", "train", "--data", str(history), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert set(summary["models"]) == {"oxidation_1", "oxidation_2", "concentration", "yield"}
+    oxidation_1 = summary["models"]["oxidation_1"]
+    # 21 days leave fewer rows than 3 per coefficient of the spec's 10-spline basis: a smaller basis
+    assert 5 <= oxidation_1["n_splines"] < 10
+    assert 0 < oxidation_1["edof"] < oxidation_1["n_rows"] / 10
+    assert oxidation_1["r2_truth"] > 0.3
