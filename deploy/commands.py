@@ -126,8 +126,19 @@ def pipeline_deploy(
     env: str = ENV_OPTION,
     port: int = PORT_OPTION,
     backend: str = BACKEND_OPTION,
+    force_reason: str = typer.Option(
+        "",
+        "--force-reason",
+        help="Deploy a version rejected for quality anyway; the reason is logged on the version.",
+    ),
 ) -> None:
     """Deploy a version to an environment's endpoint and tag the registry."""
+    if backend == "aws" and force_reason:
+        from dragon.errors import DragonError
+
+        raise DragonError(
+            "--force-reason: a forced deployment runs on the embedded backend only (--backend local)"
+        )
     if backend == "aws":
         aws = _aws()
         execution = aws.start_deployment_workflow(
@@ -138,7 +149,9 @@ def pipeline_deploy(
     from deploy.local_runner import run_deployment_pipeline
 
     with console.status(f"deploying to {env}"):
-        result = run_deployment_pipeline(_settings(), _plant_name(plant), version, env=env, port=port)
+        result = run_deployment_pipeline(
+            _settings(), _plant_name(plant), version, env=env, port=port, force_reason=force_reason
+        )
     console.print(f"[green]{result.message}[/] — http://127.0.0.1:{port}/invocations")
 
 

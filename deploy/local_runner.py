@@ -135,9 +135,17 @@ def process_events(settings: Settings, *, port: int = DEFAULT_PORT) -> steps.Tag
 
 
 def run_deployment_pipeline(
-    settings: Settings, plant_name: str, version: str | None, *, env: str = "local", port: int = DEFAULT_PORT
+    settings: Settings,
+    plant_name: str,
+    version: str | None,
+    *,
+    env: str = "local",
+    port: int = DEFAULT_PORT,
+    force_reason: str = "",
 ) -> steps.TagOutput:
-    resolved = steps.resolve_version(steps.ResolveInput(plant_name, env, version), settings)
+    resolved = steps.resolve_version(
+        steps.ResolveInput(plant_name, env, version, force_reason=force_reason), settings
+    )
     try:
         endpoint = start_endpoint(settings, env, resolved.version, local_path(resolved.bundle_uri), port)
     except DragonError as error:

@@ -181,9 +181,13 @@ def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOu
             settings, bundle_dir, report_dir=report_dir, extra_tags={"bundle.uri": inp.bundle_uri}
         )
     version = result["version"]
-    approval = APPROVAL_PENDING if inp.approval_required else APPROVED
-    registry.set_tag(settings, inp.plant_name, version, registry.APPROVAL_TAG, approval)
-    promote = True if inp.promotion is None else bool(inp.promotion.get("promote"))
+    below_floor = not result.get("quality", {}).get("passed", True)
+    if below_floor:  # registered as rejected: quality (dragon/registry.py), never approved automatically
+        approval = REJECTED
+    else:
+        approval = APPROVAL_PENDING if inp.approval_required else APPROVED
+        registry.set_tag(settings, inp.plant_name, version, registry.APPROVAL_TAG, approval)
+    promote = (True if inp.promotion is None else bool(inp.promotion.get("promote"))) and not below_floor
     if inp.promotion is not None:
         registry.set_tag(
             settings,
@@ -210,9 +214,17 @@ def set_approval(inp: ApprovalInput, settings: Settings | None = None) -> Regist
     settings = settings or load_settings()
     if inp.decision not in (APPROVED, REJECTED):
         raise RegistryError(f"approval decision must be '{APPROVED}' or '{REJECTED}', not '{inp.decision}'")
+    info = registry.get_version(settings, inp.plant_name, inp.version)
+    if inp.decision == APPROVED and info.quality_rejected:
+        raise RegistryError(
+            f"version {inp.version} of '{inp.plant_name}' is rejected: quality "
+            f"({info.tags.get(registry.QUALITY_FAILURES_TAG, '')}); it cannot be approved. "
+            "To deploy it anyway: "
+            f"dragon pipeline deploy --version {inp.version} --force-reason TEXT"
+        )
     registry.set_tag(settings, inp.plant_name, inp.version, registry.APPROVAL_TAG, inp.decision)
     if inp.reason:
-        registry.set_tag(settings, inp.plant_name, inp.version, "approval.reason", inp.reason)
+        registry.set_tag(settings, inp.plant_name, inp.version, registry.APPROVAL_REASON_TAG, inp.reason)
     return RegisterOutput(inp.version, inp.plant_name, inp.decision, inp.decision == APPROVED)
 
 
@@ -222,6 +234,7 @@ class ResolveInput(_Step):
     plant_name: str
     env: str
     version: str | None = None
+    force_reason: str = ""  # deploy a version rejected: quality anyway; the reason is logged on the version
 
 
 @dataclass(frozen=True)
@@ -232,9 +245,23 @@ class ResolveOutput(_Step):
 
 
 def resolve_version(inp: ResolveInput, settings: Settings | None = None) -> ResolveOutput:
-    """The version to deploy (default: the champion). Refuses rejected or still-pending versions."""
+    """The version to deploy (default: the champion). Refuses rejected or still-pending versions. A version
+    rejected: quality deploys only with a `force_reason`, logged on the version (QUALITY_OVERRIDE_TAG)."""
     settings = settings or load_settings()
     info = registry.get_version(settings, inp.plant_name, inp.version)
+    if info.quality_rejected:
+        failures = info.tags.get(registry.QUALITY_FAILURES_TAG, "")
+        if not inp.force_reason.strip():
+            raise RegistryError(
+                f"version {info.version} of '{inp.plant_name}' is rejected: quality ({failures}); deploy it "
+                "anyway only with a reason: "
+                f"dragon pipeline deploy --version {info.version} --force-reason TEXT"
+            )
+        override = {"env": inp.env, "reason": inp.force_reason.strip(), "failures": failures}
+        registry.set_tag(
+            settings, inp.plant_name, info.version, registry.QUALITY_OVERRIDE_TAG, json.dumps(override)[:5000]
+        )
+        return ResolveOutput(info.version, bundle_uri(info), info.source)
     approval = info.tags.get(registry.APPROVAL_TAG, APPROVED)
     if approval != APPROVED:
         raise RegistryError(
@@ -262,17 +289,18 @@ class TagOutput(_Step):
 
 def tag_deployment(inp: TagInput, settings: Settings | None = None) -> TagOutput:
     """After a deployment succeeded: this version carries deployed.<env>, no other version does,
-    and it becomes the champion."""
+    and it becomes the champion (unless it is rejected: quality and was forced: the champion stays)."""
     settings = settings or load_settings()
     key = registry.deployed_tag(inp.env)
-    registry.get_version(settings, inp.plant_name, inp.version)
+    deployed = registry.get_version(settings, inp.plant_name, inp.version)
     for info in registry.list_versions(settings, inp.plant_name):
         if info.version != inp.version and key in info.tags:
             registry.delete_tag(settings, inp.plant_name, info.version, key)
     registry.set_tag(settings, inp.plant_name, inp.version, key, "true")
     if inp.endpoint_name:
         registry.set_tag(settings, inp.plant_name, inp.version, f"endpoint.{inp.env}", inp.endpoint_name)
-    registry.set_alias(settings, inp.plant_name, registry.CHAMPION, inp.version)
+    if not deployed.quality_rejected:
+        registry.set_alias(settings, inp.plant_name, registry.CHAMPION, inp.version)
     return TagOutput(inp.plant_name, inp.env, inp.version, f"version {inp.version} deployed to {inp.env}")
 
 

@@ -24,7 +24,15 @@ from dragon.settings import Settings
 
 CHAMPION = "champion"
 APPROVAL_TAG = "approval"
+APPROVAL_REASON_TAG = "approval.reason"
+REJECTED = "rejected"
 BUNDLE_ARTIFACT = "bundle"
+# The training's verdict on the plant's [quality] floors: "passed" or "rejected" (the failing figures in
+# QUALITY_FAILURES_TAG). A rejected version is never champion; a forced deployment logs its reason in
+# QUALITY_OVERRIDE_TAG.
+QUALITY_TAG = "quality"
+QUALITY_FAILURES_TAG = "quality.failures"
+QUALITY_OVERRIDE_TAG = "quality.override"
 
 
 def deployed_tag(env: str) -> str:
@@ -41,6 +49,10 @@ class ModelVersionInfo:
     aliases: list[str]
     tags: dict[str, str]
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def quality_rejected(self) -> bool:
+        return self.tags.get(QUALITY_TAG) == REJECTED
 
     @property
     def deployed_envs(self) -> list[str]:
@@ -145,9 +157,19 @@ def _info(client, version, aliases: list[str] | None = None) -> ModelVersionInfo
 
 
 def register_bundle(
-    settings: Settings, plant_name: str, run_id: str, bundle_dir: Path, tags: dict[str, str] | None = None
+    settings: Settings,
+    plant_name: str,
+    run_id: str,
+    bundle_dir: Path,
+    tags: dict[str, str] | None = None,
+    *,
+    quality_failures: list[str] | None = None,
 ) -> ModelVersionInfo:
-    """Store a verified bundle as the run's artifacts and create a registry version for it."""
+    """Store a verified bundle as the run's artifacts and create a registry version for it.
+
+    A version with `quality_failures` (figures below the plant's [quality] floors) is registered for the
+    record, marked `approval=rejected` with reason "quality: ..." in the same call, and never becomes the
+    champion; the first version that passes does."""
     from mlflow.exceptions import MlflowException
 
     from dragon.bundle import verify_bundle
@@ -162,8 +184,19 @@ def register_bundle(
         client.create_registered_model(plant_name)
     except MlflowException:
         pass  # exists already (or created by a concurrent training)
-    version = client.create_model_version(plant_name, source=source, run_id=run_id, tags=tags or {})
-    if not _has_alias(client, plant_name, CHAMPION):
+    verdict = {QUALITY_TAG: "passed"}
+    if quality_failures:
+        failures = "; ".join(quality_failures)[:4000]
+        verdict = {
+            QUALITY_TAG: REJECTED,
+            QUALITY_FAILURES_TAG: failures,
+            APPROVAL_TAG: REJECTED,
+            APPROVAL_REASON_TAG: f"quality: {failures}",
+        }
+    version = client.create_model_version(
+        plant_name, source=source, run_id=run_id, tags={**(tags or {}), **verdict}
+    )
+    if not quality_failures and not _has_alias(client, plant_name, CHAMPION):
         client.set_registered_model_alias(plant_name, CHAMPION, version.version)
     return get_version(settings, plant_name, str(version.version))
 
@@ -228,7 +261,13 @@ def delete_tag(settings: Settings, plant_name: str, version: str, key: str) -> N
 
 
 def set_alias(settings: Settings, plant_name: str, alias: str, version: str) -> None:
-    get_version(settings, plant_name, version)
+    info = get_version(settings, plant_name, version)
+    if alias == CHAMPION and info.quality_rejected:
+        raise RegistryError(
+            f"version {version} of '{plant_name}' is rejected: quality "
+            f"({info.tags.get(QUALITY_FAILURES_TAG, '')})"
+            "; it cannot become the champion"
+        )
     _client(settings).set_registered_model_alias(plant_name, alias, version)
 
 

@@ -172,6 +172,32 @@ class Economics(_Strict):
     source: str = ""  # where the prices come from
 
 
+class ModelFloors(_Strict):
+    """Floors on one model's hold-out figures (training/evaluation.py); None = not checked."""
+
+    r2: float | None = Field(default=None, le=1.0)  # hold-out R² against the measured target, at least
+    # hold-out RMSE / RMSE of naive persistence (the target `lag_hours` earlier stays where it was), at most
+    rmse_ratio: float | None = Field(default=None, gt=0.0)
+    coverage: float | None = Field(default=None, ge=0.0, le=1.0)  # share inside the 95 % interval, at least
+
+
+class QualityFloors(ModelFloors):
+    """`[quality]`: what a version must meet to lead. A version below a floor is registered (for the
+    record) but rejected: never approved automatically, never champion, deployed only when forced with a
+    logged reason. The model floors at the top apply to every model; `[quality.models.<name>]` replaces
+    them key by key for one model. Gate floors are over the hold-out period and skipped when it holds no
+    episode (recall) or no normal row (false alarms)."""
+
+    models: dict[str, ModelFloors] = {}
+    gate_recall: float | None = Field(default=None, ge=0.0, le=1.0)  # share of process-episode rows blocked
+    false_alarm: float | None = Field(default=None, ge=0.0, le=1.0)  # share of normal rows blocked, at most
+
+    def for_model(self, name: str) -> ModelFloors:
+        own = self.models.get(name)
+        common = ModelFloors(r2=self.r2, rmse_ratio=self.rmse_ratio, coverage=self.coverage)
+        return common.model_copy(update={k: getattr(own, k) for k in own.model_fields_set}) if own else common
+
+
 class PlantInfo(_Strict):
     name: str
     time_column: str = "timestamp"
@@ -193,6 +219,7 @@ class PlantSpec(_Strict):
     promotion: PromotionSettings = PromotionSettings()
     simulator: SimulatorSpec | None = None
     economics: Economics | None = None
+    quality: QualityFloors = QualityFloors()
     source_text: str = ""
     source_path: str = ""
 
@@ -452,6 +479,9 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
     for tag in spec.steady_state.tags:
         if tag not in tags:
             problems.append(f"[steady_state] tags: unknown tag '{tag}'")
+    for model in spec.quality.models:
+        if model not in spec.models:
+            problems.append(f"[quality.models.{model}]: unknown model '{model}'")
     for model in spec.promotion.models:
         if model not in spec.models:
             problems.append(f"[promotion] models: unknown model '{model}'")

@@ -36,12 +36,13 @@ min_rows = 100
 
 
 def small_plant_text() -> str:
-    """The default plant's TOML with its [steady_state] and [training] tables replaced."""
+    """The default plant's TOML with its [steady_state] and [training] tables replaced and no [quality]
+    floors (they are set for months of minute history, not for this small one)."""
     import re
     from importlib import resources
 
     text = resources.files("dragon.plants").joinpath("yet_dragon.toml").read_text()
-    without = re.sub(r"(?m)^\[(steady_state|training)\]\n(?:(?!\[).*\n?)*", "", text)
+    without = re.sub(r"(?m)^\[(steady_state|training|quality)\]\n(?:(?!\[).*\n?)*", "", text)
     return without + SMALL_PLANT_OVERRIDES
 
 

@@ -56,7 +56,9 @@ def record_training(
     bundle = load_bundle(bundle_dir)  # verifies every hash before anything is recorded
     spec, manifest = bundle.spec, bundle.manifest
     summary = {
-        key: bundle.metrics[key] for key in ("models", "detectors", "gate", "data") if key in bundle.metrics
+        key: bundle.metrics[key]
+        for key in ("models", "detectors", "gate", "quality", "data")
+        if key in bundle.metrics
     }
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     run_id = client.create_run(experiment_id(settings, spec.name), run_name=f"train-{spec.name}").info.run_id
@@ -93,6 +95,7 @@ def record_training(
             run_id,
             bundle_dir,
             tags={"data.sha256": provenance["data_sha256"], "git.commit": provenance["git_commit"]},
+            quality_failures=summary.get("quality", {}).get("failures"),
         )
     except BaseException:
         client.set_terminated(run_id, status="FAILED")

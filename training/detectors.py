@@ -120,6 +120,7 @@ class GateMetrics:
             "recall": self.recall,
             "false_alarm_rate": self.false_alarm_rate,
             "recall_by_episode": dict(self.recall_by_episode),
+            "rows_by_episode": {name: metrics.rows for name, metrics in self.by_episode.items()},
             "n_rows": self.n_rows,
             "n_normal": self.n_normal,
             "n_recovering": self.n_recovering,

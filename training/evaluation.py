@@ -43,9 +43,18 @@ class GamMetrics:
     # share of hold-out rows with an input outside the range the GAM was fitted on: R² there measures
     # extrapolation (a narrow 90-day history often meets a new load, season or fouling state)
     extrapolated_share: float
+    # RMSE of naive persistence on the same rows: the target predicted by its own measured value one
+    # response time (`lag_hours`, at least one row step) earlier. The model must beat the guess "it stays
+    # where it was" to be worth its inputs (None: too few rows with a measured value that far back).
+    rmse_persistence: float | None = None
+
+    @property
+    def rmse_ratio(self) -> float | None:
+        """Hold-out RMSE / persistence RMSE (below 1: the model beats persistence)."""
+        return self.rmse / self.rmse_persistence if self.rmse_persistence else None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"rmse_ratio": self.rmse_ratio}
 
 
 def _rms(residual: np.ndarray) -> float:
@@ -110,6 +119,7 @@ def evaluate_gam(
         known = np.isfinite(truth)
         r2_truth = _r2(truth[known], predicted[known]) if known.any() else None
     return GamMetrics(
+        rmse_persistence=persistence_rmse(holdout.loc[kept], model.target, model.lag_hours),
         rmse=_rms(residual),
         mae=float(np.mean(np.abs(residual))),
         r2=_r2(y, predicted),
@@ -119,6 +129,26 @@ def evaluate_gam(
         rmse_measured_inputs=_rms(residual_measured_inputs),
         extrapolated_share=float(outside_fitted_range(gam, X).mean()),
     )
+
+
+MIN_PERSISTENCE_ROWS = 10  # fewer matched pairs say nothing about the naive forecast
+
+
+def persistence_rmse(rows: pd.DataFrame, target: str, hours: float) -> float | None:
+    """RMSE of predicting each row's `target` by its value `hours` earlier (at least one row step), taken
+    from the latest row at most one step older than that; rows without one are left out."""
+    times, _ = _time_axis(rows)
+    if not pd.api.types.is_datetime64_any_dtype(times) or len(rows) < 2:
+        return None
+    frame = pd.DataFrame({"time": pd.to_datetime(times).to_numpy(), "y": rows[target].to_numpy(float)})
+    step = frame["time"].diff().median()
+    horizon = max(pd.Timedelta(hours=hours), step)
+    earlier = frame.rename(columns={"y": "y_earlier"})
+    asked = frame.assign(time=frame["time"] - horizon).sort_values("time")
+    paired = pd.merge_asof(asked, earlier, on="time", direction="backward", tolerance=step).dropna()
+    if len(paired) < MIN_PERSISTENCE_ROWS:
+        return None
+    return _rms((paired["y"] - paired["y_earlier"]).to_numpy())
 
 
 def outside_fitted_range(gam, X: np.ndarray) -> np.ndarray:

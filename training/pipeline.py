@@ -71,6 +71,7 @@ def train_bundle(
     from training.detectors import evaluate_gate, fit_detector
     from training.evaluation import evaluate_gam, plot_partial_dependence, plot_residuals
     from training.gam_fit import fit_gam
+    from training.quality import judge_quality
     from training.report import write_training_report
     from training.transforms import prepare_training_data
 
@@ -114,6 +115,7 @@ def train_bundle(
         ]
         progress("evaluate", 1, len(spec.models) + 1)
     gate = evaluate_gate(detectors, data.detector_holdout)
+    quality = judge_quality(spec, gam_metrics, gate)
     progress("evaluate", 1, len(spec.models) + 1)
 
     summary = {
@@ -129,6 +131,7 @@ def train_bundle(
         },
         "detectors": {name: gate.detectors[name].to_dict() for name in detectors},
         "gate": gate.to_dict(),
+        "quality": quality.model_dump(),
         "data": {"rows_in": data.report.rows_in, "rows_used": data.report.rows_used},
     }
     params = {f"{name}.lam": [float(v) for v in _flat(gam_fits[name].lam)] for name in spec.model_order} | {

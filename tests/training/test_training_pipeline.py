@@ -19,7 +19,8 @@ SUMMARY_MODEL_KEYS = {"rmse", "mae", "r2", "r2_truth", "fit_seconds", "n_rows"}
 
 def test_trained_summary_has_the_documented_shape(shared_dir, trained_bundle):
     summary = json.loads((trained_bundle.parent / "summary.json").read_text())
-    assert set(summary) >= {"models", "detectors", "gate", "data"}
+    assert set(summary) >= {"models", "detectors", "gate", "quality", "data"}
+    assert summary["quality"] == {"passed": True, "failures": []}  # the small plant sets no floor
     for metrics in summary["models"].values():
         assert SUMMARY_MODEL_KEYS <= set(metrics)
         assert metrics["r2_truth"] is not None  # the truth file sits beside the history
