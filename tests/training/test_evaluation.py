@@ -73,7 +73,12 @@ def test_metrics_on_a_known_case(gam):
     assert metrics.r2_truth == pytest.approx(1.0)
     assert evaluate_gam("reactor", MODEL, gam, holdout, None, MODEL.features).r2_truth is None
     assert metrics.rmse_measured_inputs == metrics.rmse  # a static model is fed its measured inputs
+    # naive persistence for a static model: each target predicted by the one a row step (5 min) earlier
+    assert metrics.rmse_persistence == pytest.approx(np.sqrt(np.mean(np.diff(target) ** 2)))
+    assert metrics.rmse_ratio == pytest.approx(metrics.rmse / metrics.rmse_persistence)
     assert set(metrics.to_dict()) == {
+        "rmse_persistence",
+        "rmse_ratio",
         "rmse",
         "mae",
         "r2",
