@@ -17,6 +17,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+# typer bundles its own copy of click: its usage errors are these classes, not click's.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
 from dragon.errors import DragonError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -49,7 +52,7 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; user errors print one readable message and exit non-zero."""
+    """Run the CLI; user errors print one readable line and exit non-zero, never a traceback."""
     cli = build_app()
     try:
         exit_code = cli(args=argv, standalone_mode=False)
@@ -59,21 +62,24 @@ def main(argv: list[str] | None = None) -> None:
         # escape: messages name TOML tables like [tags.x], which rich would read as markup
         err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
+    except NoArgsIsHelpError as error:  # `dragon` or `dragon models` alone: the help, as a usage mistake
+        text = error.ctx.get_help()  # typer's rich help prints itself and returns ""
+        if text:
+            print(text)
+        sys.exit(2)
+    except ClickException as error:
+        sys.exit(_usage_error(error))
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as error:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(1)
-        raise
 
 
-if __name__ == "__main__":
-    main()
+def _usage_error(error: ClickException) -> int:
+    """A usage mistake (unknown option, missing or bad value) as one line naming the command."""
+    message = " ".join(error.format_message().split())
+    context = getattr(error, "ctx", None)
+    command = context.command_path if context is not None else "dragon"
+    err_console.print(
+        f"[bold red]error:[/] {escape(message)} (see '{command} --help')", highlight=False, soft_wrap=True
+    )
+    return error.exit_code

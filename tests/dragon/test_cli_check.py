@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-DRAGON = Path(sys.executable).with_name("dragon")
-
-
-def run_dragon(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "160", "OMP_NUM_THREADS": "1", "DRAGON_HOME": str(cwd / ".dragon")}
-    return subprocess.run([str(DRAGON), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+from console import run_dragon
 
 
 def shipped_plant_text() -> str:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from console import run_dragon
 
 from dragon.errors import DataError
 from inference.batch import run_batch
-
-DRAGON = str(Path(sys.executable).parent / "dragon")
 
 
 @pytest.fixture(scope="module")
@@ -67,24 +63,18 @@ def test_unknown_input_type_is_a_data_error(trained_bundle, tmp_path):
 def test_dragon_batch_on_two_workers(table_with_bad_rows, trained_bundle, tmp_path):
     """The CLI end to end, with worker processes that each load the bundle."""
     output = tmp_path / "answers.parquet"
-    result = subprocess.run(
-        [
-            DRAGON,
-            "batch",
-            "--input",
-            str(table_with_bad_rows),
-            "--output",
-            str(output),
-            "--bundle",
-            str(trained_bundle),
-            "--workers",
-            "2",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    result = run_dragon(
+        "batch",
+        "--input",
+        str(table_with_bad_rows),
+        "--output",
+        str(output),
+        "--bundle",
+        str(trained_bundle),
+        "--workers",
+        "2",
+        "--json",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
