@@ -16,7 +16,6 @@ the plant shows it directly (fouling appears as concentration-model error).
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import io
 import json
@@ -35,6 +34,7 @@ from dragon.drift import DriftReport, Violation
 from dragon.errors import DataError, DragonError
 from dragon.settings import Settings
 from dragon.spec import DriftSettings, PlantSpec
+from inference.capture import CaptureEvent
 
 INFERENCE_TIME = "inference_time"
 MODEL_VERSION = "model_version"
@@ -50,94 +50,57 @@ LAST_TRIGGER = "last_trigger.json"
 # --- reading the data capture ---------------------------------------------------------------------
 
 
-def read_capture(capture_dir: Path, spec: PlantSpec | None = None) -> pd.DataFrame:
+def read_capture(capture_dir: Path, spec: PlantSpec) -> pd.DataFrame:
     """The captured requests under `capture_dir` (SageMaker data-capture JSON Lines, any depth;
     or one .jsonl file) as one row per plant state: its tags, `inference_time` (UTC),
     `model_version` and `predicted.<model>` per model of the answer.
 
-    A request may carry many states (JSON instances, JSON Lines, CSV); answers pair with states
-    in order. `spec` reads CSV bodies without a header row (the plant's required tags in order).
-    Unreadable lines are skipped; a capture with no readable state is a DataError."""
-    source = Path(capture_dir)
-    files = [source] if source.is_file() else sorted(source.rglob("*.jsonl")) if source.is_dir() else []
-    if not files:
-        raise DataError(f"{source}: no data capture here (expected *.jsonl files of the endpoint's capture)")
+    Bodies are decoded by inference/payloads.py exactly as the server decoded them (JSON state or
+    instances, JSON Lines, CSV with or without a header row): answers pair with the states in
+    order. A record the server could not read, and a request it refused as a whole, are left
+    out; a capture with no readable state is a DataError."""
+    from inference.capture import read_events
+
+    events, skipped = read_events(Path(capture_dir))
     rows: list[dict[str, Any]] = []
-    skipped = 0
-    for path in files:
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if not line.strip():
-                continue
-            try:
-                rows.extend(_capture_rows(json.loads(line), spec))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                skipped += 1
+    for event in events:
+        try:
+            rows.extend(_capture_rows(event, spec))
+        except (ValueError, KeyError, TypeError, AttributeError, DataError):
+            skipped += 1
     if not rows:
         raise DataError(
-            f"{source}: {len(files)} capture file(s) but no readable plant state ({skipped} bad line(s))"
+            f"{capture_dir}: {len(events)} capture event(s) but no readable plant state "
+            f"({skipped} unreadable event(s) or line(s))"
         )
+    from dragon.data import parse_timestamps
+
     frame = pd.DataFrame(rows)
-    frame[INFERENCE_TIME] = pd.to_datetime(frame[INFERENCE_TIME], utc=True, format="ISO8601")
+    # the resolution every history's time column has, so that captured states join measured targets
+    frame[INFERENCE_TIME] = parse_timestamps(pd.to_datetime(frame[INFERENCE_TIME], utc=True))
     return frame.sort_values(INFERENCE_TIME, kind="stable").reset_index(drop=True)
 
 
-def _capture_rows(event: dict[str, Any], spec: PlantSpec | None) -> list[dict[str, Any]]:
-    data = event["captureData"]
-    states = _decode_side(data["endpointInput"], spec, answers=False)
-    answers = _decode_side(data["endpointOutput"], spec, answers=True) if "endpointOutput" in data else []
-    if len(answers) != len(states):
-        answers = [{}] * len(states)  # a rejected request answers once for all: no predictions to pair
-    time = event["eventMetadata"]["inferenceTime"]
+def _capture_rows(event: CaptureEvent, spec: PlantSpec) -> list[dict[str, Any]]:
+    from inference import payloads
+
+    request = payloads.decode(event.input_data.encode(), payloads.request_type(event.input_type), spec)
+    answers = payloads.decode_answers(event.output_data.encode(), payloads.answer_type(event.output_type))
+    if len(answers) != len(request.records):
+        answers = [{}] * len(request.records)  # a refused request: nothing was served for its states
     rows = []
-    for state, answer in zip(states, answers, strict=True):
-        row: dict[str, Any] = {tag: _number(value) for tag, value in state.items()}
-        row[INFERENCE_TIME] = time
-        row[MODEL_VERSION] = str(answer.get("model_version", "")) or None
-        for model, value in _served_predictions(answer).items():
-            row[f"{PREDICTED}{model}"] = value
+    for record, answer in zip(request.records, answers, strict=True):
+        if record.raw is None or answer.get("status") == "error":
+            continue
+        row: dict[str, Any] = {tag: _number(value) for tag, value in record.raw.items()}
+        row[INFERENCE_TIME] = event.time
+        row[MODEL_VERSION] = str(answer.get(MODEL_VERSION) or "") or None
+        for key, value in answer.items():
+            model, _, field_name = key.removeprefix(PREDICTED).rpartition(".")
+            if key.startswith(PREDICTED) and field_name == "current" and value not in ("", None):
+                row[f"{PREDICTED}{model}"] = float(value)
         rows.append(row)
     return rows
-
-
-def _decode_side(side: dict[str, Any], spec: PlantSpec | None, *, answers: bool) -> list[dict[str, Any]]:
-    content_type = str(side.get("observedContentType", "")).split(";")[0].strip().lower()
-    text = side["data"]
-    if str(side.get("encoding", "")).upper() == "BASE64":
-        import base64
-
-        text = base64.b64decode(text).decode("utf-8", errors="replace")
-    if content_type == "text/csv":
-        return _csv_records(text, spec)
-    if content_type in ("application/jsonlines", "application/x-jsonlines", "application/jsonl"):
-        items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        return [item.get("state", item) if not answers and set(item) == {"state"} else item for item in items]
-    body = json.loads(text)
-    if answers:
-        if isinstance(body, dict) and "predictions" in body:
-            version = body.get(MODEL_VERSION)
-            return [{MODEL_VERSION: version, **item} for item in body["predictions"]]
-        return body if isinstance(body, list) else [body]
-    if "state" in body:
-        return [body["state"]]
-    return list(body["instances"])
-
-
-def _csv_records(text: str, spec: PlantSpec | None) -> list[dict[str, Any]]:
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
-    if not rows:
-        return []
-    first = [cell.strip() for cell in rows[0]]
-    if all(isinstance(_number(cell), float) for cell in first):
-        if spec is None:
-            raise ValueError("CSV without a header row needs the plant spec")
-        header, data = spec.required_state_tags, rows
-    else:
-        header, data = first, rows[1:]
-    return [
-        dict(zip(header, (cell.strip() for cell in row), strict=True))
-        for row in data
-        if len(row) == len(header)
-    ]
 
 
 def _number(value: Any) -> Any:
@@ -147,22 +110,6 @@ def _number(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return value
-
-
-def _served_predictions(answer: dict[str, Any]) -> dict[str, float]:
-    """predicted.<model>.current of a JSON answer, or of a CSV answer's flattened columns."""
-    if isinstance(answer.get("predicted"), dict):
-        return {
-            m: float(p["current"])
-            for m, p in answer["predicted"].items()
-            if isinstance(p, dict) and p.get("current") is not None
-        }
-    found = {}
-    for key, value in answer.items():
-        parts = key.split(".")
-        if len(parts) == 3 and parts[0] == "predicted" and parts[2] == "current" and value not in ("", None):
-            found[parts[1]] = float(value)
-    return found
 
 
 # --- model quality ------------------------------------------------------------------------------
@@ -279,7 +226,7 @@ def model_quality(
 def _column(frame: pd.DataFrame, tag: str) -> np.ndarray:
     if tag not in frame:
         return np.full(len(frame), np.nan)
-    return pd.to_numeric(frame[tag], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(frame[tag], errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
 
 
 def _training_rmse(bundle: Bundle, name: str, source: str) -> float:
@@ -470,7 +417,10 @@ def monitor_window(
             states = window
         else:
             states = read_capture(Path(window), spec)
-        measured = states if actuals is None else _table(actuals, spec)
+        # Without --actuals, the targets the captured states carry are scored at their own time.
+        served = states.drop(columns=[spec.time_column], errors="ignore")
+        measured = served.rename(columns={INFERENCE_TIME: spec.time_column}) if actuals is None else None
+        measured = _table(actuals, spec) if measured is None else measured
         frame, time_column = states, INFERENCE_TIME
         # A served state need not carry optional tags (a target no model reads): judge what it holds.
         baselines = {

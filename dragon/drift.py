@@ -13,12 +13,16 @@ against it per feature with
   the largest gap between it and the window's ECDF over those edges. With deciles that is
   the maximum over 9 points, a lower bound of the true two-sample distance that is tight
   for location and scale shifts (their largest gap sits near the middle quantiles);
+* the shift of the mean in training standard deviations, the most powerful check for what a
+  disturbance usually does (move), when only a few dozen independent draws are at hand;
 * completeness and range checks (outside the baseline's [min, max] widened by a margin, or
   outside the tag's valid range).
 
 Decision rule (status per feature). Alert when the effect is large enough to matter *and*
 cannot be sampling noise: corrected PSI >= psi_alert, or KS > max(ks_alert, c/sqrt(n_eff))
-with c the 0.1 % critical value of the Kolmogorov distribution. The effect-size thresholds
+with c the 0.1 % critical value of the Kolmogorov distribution, or |shift| >= shift_alert
+with z = |shift| / sqrt(1/n_eff + 1/n_eff_baseline) above the 0.1 % normal critical value
+(3.29). Each status says which check set it (`FeatureDrift.basis`). The effect-size thresholds
 keep irrelevant shifts quiet on big windows (a p-value test flags a 0.1-sd shift at 2000
 rows); the significance floor keeps small windows quiet. Warn when corrected PSI >=
 psi_warn or KS > ks_alert without significance. Windows under `min_rows` are not judged.
@@ -58,6 +62,7 @@ RANGE_MARGIN = 0.1  # widen the baseline [min, max] by this share of its span on
 RANGE_TOLERANCE = 0.01  # share of a window's values allowed outside the range before a violation
 COMPLETENESS_TOLERANCE = 0.05  # allowed drop of completeness below the baseline's
 KS_CRITICAL = 1.949  # Kolmogorov distribution: P(sqrt(n) D > 1.949) = 0.001 under no drift
+Z_CRITICAL = 3.29  # standard normal: P(|Z| > 3.29) = 0.001 under no shift
 NOISE_LEVEL = 0.001  # per-feature false-alarm level of the significance floors
 BATCH_BLOCKS = 20  # contiguous blocks for the batch-means effective sample size
 
@@ -239,12 +244,14 @@ class FeatureDrift:
     status: str  # ok | warn | alert | insufficient
     psi_raw: float | None = None
     window_fractions: tuple[float, ...] = ()
-    check: str = "distribution"  # what sets the status: distribution (PSI/KS) or range (setpoints)
+    check: str = "distribution"  # what sets the status: distribution (PSI/KS/shift) or range (setpoints)
+    shift: float | None = None  # (window mean - training mean) / training sd
+    basis: str = ""  # in words, which check (with which figures) set the status
 
     def to_dict(self) -> dict[str, Any]:
         rounded = {
             k: (None if v is None else round(v, 6))
-            for k, v in (("psi", self.psi), ("ks", self.ks), ("psi_raw", self.psi_raw))
+            for k, v in (("psi", self.psi), ("ks", self.ks), ("psi_raw", self.psi_raw), ("shift", self.shift))
         }
         return {
             **rounded,
@@ -252,6 +259,7 @@ class FeatureDrift:
             "out_of_range": round(self.out_of_range, 6),
             "status": self.status,
             "check": self.check,
+            "basis": self.basis,
         }
 
 
@@ -329,7 +337,8 @@ def _feature_drift(
     outside = float(np.mean((present < low) | (present > high))) if present.size else 0.0
     check = "range" if range_only else "distribution"
     if present.size < settings.min_rows:
-        return FeatureDrift(None, None, completeness, outside, "insufficient", check=check)
+        basis = f"{present.size} values < min_rows {settings.min_rows}"
+        return FeatureDrift(None, None, completeness, outside, "insufficient", check=check, basis=basis)
     counts = np.bincount(baseline.bin_indices(present), minlength=len(baseline.bin_fractions))
     fractions = counts / present.size
     psi_raw = population_stability_index(baseline, fractions, present.size)
@@ -341,8 +350,28 @@ def _feature_drift(
     psi = max(0.0, psi_raw - bias)
     window_cdf = np.cumsum(fractions)[:-1]
     ks = float(np.max(np.abs(window_cdf - baseline.edge_cdf))) if window_cdf.size else 0.0
-    psi_alert = psi >= settings.psi_alert and psi_raw > psi_floor
-    ks_alert = ks > settings.ks_alert and ks > _ks_floor(n_window, baseline.information)
+    ks_floor = _ks_floor(n_window, baseline.information)
+    shift = float((present.mean() - baseline.mean) / baseline.std) if baseline.std > 0 else 0.0
+    shift_floor = Z_CRITICAL * math.sqrt(1.0 / n_window + 1.0 / baseline.information)
+    fired = {
+        "PSI": (
+            psi >= settings.psi_alert,
+            psi_raw > psi_floor,
+            f"PSI {psi:.3f} (alert at {settings.psi_alert})",
+        ),
+        "KS": (ks > settings.ks_alert, ks > ks_floor, f"KS {ks:.3f} (alert above {settings.ks_alert})"),
+        "shift": (
+            abs(shift) >= settings.shift_alert,
+            abs(shift) > shift_floor,
+            f"mean shift {shift:+.2f} sd (alert at {settings.shift_alert:g})",
+        ),
+    }
+    large = [text for big, _, text in fired.values() if big]
+    alerting = [text for big, significant, text in fired.values() if big and significant]
+    noise = (
+        f"within sampling noise at about {n_window:.0f} independent window draws "
+        f"(noise floors: PSI {psi_floor:.2f}, KS {ks_floor:.2f}, shift {shift_floor:.2f} sd)"
+    )
     shares = tuple(float(f) for f in fractions)
     if range_only:
         # Setpoints move by design (operators redraw them, the optimizer moves them): leaving the
@@ -353,14 +382,21 @@ def _feature_drift(
         status = (
             "alert" if outside_bounds > RANGE_TOLERANCE else ("warn" if outside > RANGE_TOLERANCE else "ok")
         )
-        return FeatureDrift(psi, ks, completeness, outside_bounds, status, psi_raw, shares, check)
-    if psi_alert or ks_alert:
-        status = "alert"
-    elif psi >= settings.psi_warn or ks > settings.ks_alert:
+        basis = (
+            f"setpoint: judged by range only; {outside_bounds:.1%} outside the equipment bounds, "
+            f"{outside:.1%} outside the training range"
+        )
+        return FeatureDrift(
+            psi, ks, completeness, outside_bounds, status, psi_raw, shares, check, shift, basis
+        )
+    if alerting:
+        status, basis = "alert", "; ".join(alerting) + ", beyond sampling noise"
+    elif large or psi >= settings.psi_warn:
         status = "warn"
+        basis = "; ".join(large or [f"PSI {psi:.3f} (warn at {settings.psi_warn})"]) + ", but " + noise
     else:
-        status = "ok"
-    return FeatureDrift(psi, ks, completeness, outside, status, psi_raw, shares, check)
+        status, basis = "ok", "every check below its alert level"
+    return FeatureDrift(psi, ks, completeness, outside, status, psi_raw, shares, check, shift, basis)
 
 
 def _violations(
@@ -372,11 +408,7 @@ def _violations(
             Violation(
                 tag,
                 DRIFT_CHECK,
-                (
-                    f"distribution differs from training: PSI {feature.psi:.3f} "
-                    f"(alert at {settings.psi_alert}), "
-                    f"KS {feature.ks:.3f} (alert above {settings.ks_alert})"
-                ),
+                f"distribution differs from training: {feature.basis}",
             )
         )
     floor = baseline.completeness - COMPLETENESS_TOLERANCE

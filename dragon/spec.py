@@ -141,6 +141,7 @@ class DriftSettings(_Strict):
     psi_warn: float = 0.1
     psi_alert: float = 0.2
     ks_alert: float = 0.1
+    shift_alert: float = 0.5  # mean shift, in training standard deviations, that matters
     min_rows: int = 200
     error_growth_tolerance: float = 0.5
 

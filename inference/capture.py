@@ -7,11 +7,13 @@ therefore never fails or slows a request: what could not be written is counted
 
 Files follow SageMaker's layout, `<dir>/<yyyy>/<mm>/<dd>/<hh>/<stamp>-<pid>-<n>.jsonl`,
 one file per worker process at a time (no interleaved writes), rotated when it
-reaches `max_bytes`. Drift monitoring reads `<dir>/**/*.jsonl`.
+reaches `max_bytes`. Drift monitoring reads `<dir>/**/*.jsonl` back with `read_events`
+(and decodes the bodies with inference/payloads.py, as the server did).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -21,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 log = logging.getLogger("dragon.capture")
 
@@ -53,6 +55,51 @@ class CaptureEvent:
                 "eventVersion": "0",
             }
         )
+
+    @classmethod
+    def from_json(cls, line: str) -> CaptureEvent:
+        """One captured line (ours or SageMaker's, whose data may be BASE64); KeyError/ValueError if
+        it is not a capture event."""
+        event = json.loads(line)
+        data, metadata = event["captureData"], event["eventMetadata"]
+        request = data["endpointInput"]
+        answer = data.get("endpointOutput", {"observedContentType": "", "data": ""})
+        return cls(
+            input_type=str(request["observedContentType"]),
+            input_data=_data(request),
+            output_type=str(answer["observedContentType"]),
+            output_data=_data(answer),
+            inference_id=str(metadata.get("inferenceId", "")),
+            time=datetime.fromisoformat(metadata["inferenceTime"]),
+        )
+
+
+def read_events(source: Path) -> tuple[list[CaptureEvent], int]:
+    """Every capture event under a capture folder (any depth) or in one .jsonl file, with the number
+    of lines that were not capture events; DataError when there is no capture file at all."""
+    from dragon.errors import DataError
+
+    source = Path(source)
+    files = [source] if source.is_file() else sorted(source.rglob("*.jsonl")) if source.is_dir() else []
+    if not files:
+        raise DataError(f"{source}: no data capture here (expected *.jsonl files of the endpoint's capture)")
+    events, skipped = [], 0
+    for path in files:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                events.append(CaptureEvent.from_json(line))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                skipped += 1
+    return events, skipped
+
+
+def _data(side: dict[str, Any]) -> str:
+    text = str(side["data"])
+    if str(side.get("encoding", "")).upper() == "BASE64":
+        return base64.b64decode(text).decode("utf-8", errors="replace")
+    return text
 
 
 def _side(content_type: str, data: str, mode: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ CONTENT_TYPES = {
     CSV: CSV,
 }
 ANSWER_TYPES = (JSON, JSONLINES, CSV)
+MODEL_VERSION = "model_version"
 MEGABYTE = 1024 * 1024
 
 
@@ -268,6 +269,25 @@ def _dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def decode_answers(body: bytes, answer: str) -> list[dict[str, Any]]:
+    """The answers of an `encode`d body, one flat row each (the CSV columns, whatever the type it was
+    sent in; CSV cells as text): how monitoring reads what the endpoint served. A refused request (ErrorResponse) has
+    none. ValueError if the body is not an answer body of type `answer`."""
+    text = body.decode("utf-8", errors="replace")
+    if answer == CSV:
+        return list(csv.DictReader(io.StringIO(text)))  # cells stay text: a version "7" is not 7.0
+    if answer == JSONLINES:
+        return [_dotted(json.loads(line)) for line in text.splitlines() if line.strip()]
+    document = json.loads(text)
+    if "error" in document:
+        return []
+    if "predictions" in document:
+        return [
+            _dotted({MODEL_VERSION: document.get(MODEL_VERSION), **item}) for item in document["predictions"]
+        ]
+    return [_dotted(document)]
 
 
 def encode(answers: list[Answer], *, single: bool, answer: str, model_version: str) -> bytes:

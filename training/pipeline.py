@@ -149,13 +149,13 @@ def train_bundle(
         plots=plots,
     )
     provenance = collect_provenance(list(data_files))
-    baseline_tags = [t for t in spec.used_tags if t in data.detector_train]
+    baseline_tags = [t for t in spec.used_tags if t in data.baseline_rows]
     write_bundle(
         bundle_dir,
         spec=spec,
         gams={name: fit.gam for name, fit in gam_fits.items()},
         detectors=detectors,
-        baselines=compute_baselines(data.detector_train, baseline_tags, time_column=spec.time_column),
+        baselines=compute_baselines(data.baseline_rows, baseline_tags, time_column=spec.time_column),
         metrics={**summary, "data_report": data.report.to_dict(), "trained_at": time.time()},
         provenance=provenance,
     )

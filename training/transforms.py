@@ -9,7 +9,10 @@ runs in-process locally. It turns a minute-by-minute history into:
 * `detector_train`: all normal operation of the training period, steady or not (the anomaly
   detectors must know every normal state, including transients), less the recovery after episodes;
 * `detector_holdout`: every bucket of the hold-out period with its `episode` label and `recovering`
-  flag (recovering_mask), for the gate.
+  flag (recovering_mask), for the gate;
+* `baseline_rows`: every reading of the training period outside labelled episodes, as recorded (not
+  averaged, recovery included), for the drift baselines: monitoring judges single served states
+  and raw history windows, and a baseline of bucket means would call their noise drift.
 
 The split is by time (the last `holdout_fraction` of the span), never random: neighbouring
 minutes are nearly identical and a random split would leak. Every minute row that does not end
@@ -101,6 +104,7 @@ class TrainingData:
     holdout: pd.DataFrame  # steady normal buckets of the hold-out period
     detector_train: pd.DataFrame  # normal buckets of the training period, steady or not
     detector_holdout: pd.DataFrame  # every bucket of the hold-out period, with `episode`
+    baseline_rows: pd.DataFrame  # readings of the training period outside episodes, not averaged (drift)
     train_truth: pd.DataFrame | None  # the truth averaged the same way, row-aligned with `train`
     holdout_truth: pd.DataFrame | None  # ... row-aligned with `holdout`
     report: TransformReport
@@ -209,6 +213,10 @@ def prepare_training_data(
         holdout=selected["holdout"],
         detector_train=selected["detector_train"],
         detector_holdout=selected["detector_holdout"],
+        baseline_rows=clean.loc[
+            ~abnormal & ~in_holdout[codes],
+            [time_column, *(t for t in spec.used_tags if t in clean)],
+        ].reset_index(drop=True),
         train_truth=train_truth,
         holdout_truth=holdout_truth,
         report=report,

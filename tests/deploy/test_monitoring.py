@@ -21,81 +21,83 @@ from deploy.monitoring import (
 from dragon.errors import DataError
 
 
-def _event(input_type: str, data: str, output: str, when: str, output_type: str = "application/json") -> str:
-    return json.dumps(
-        {
-            "captureData": {
-                "endpointInput": {
-                    "observedContentType": input_type,
-                    "mode": "INPUT",
-                    "data": data,
-                    "encoding": "CSV" if input_type == "text/csv" else "JSON",
-                },
-                "endpointOutput": {
-                    "observedContentType": output_type,
-                    "mode": "OUTPUT",
-                    "data": output,
-                    "encoding": "CSV" if output_type == "text/csv" else "JSON",
-                },
-            },
-            "eventMetadata": {"eventId": "e", "inferenceTime": when, "inferenceId": "i"},
-            "eventVersion": "0",
-        }
-    )
+@pytest.fixture(scope="module")
+def served_capture(trained_bundle, loaded_bundle, small_history, tmp_path_factory) -> dict:
+    """A capture folder written by the real server (`serve` in a subprocess), after requests of every
+    kind: one JSON state, JSON instances with an unreadable record, JSON Lines sent as
+    application/x-ndjson, CSV with and without a header row, and a refused (415) request."""
+    from serving import start_server, stop_server
+
+    spec = loaded_bundle.spec
+    tags = spec.required_state_tags
+    frame = pd.read_parquet(small_history).dropna(subset=tags)
+    states = [{tag: float(row[tag]) for tag in tags} for _, row in frame.iloc[::400].head(8).iterrows()]
+    server = start_server(trained_bundle, tmp_path_factory.mktemp("served"))
+    try:
+        with server.client() as http:
+            requests = [
+                ({"Content-Type": "application/json"}, json.dumps({"state": states[0]})),
+                (
+                    {"Content-Type": "application/json"},
+                    json.dumps({"instances": [states[1], {**states[2], tags[0]: "n/a"}, states[3]]}),
+                ),
+                (
+                    {"Content-Type": "application/x-ndjson", "Accept": "application/jsonlines"},
+                    json.dumps(states[4]) + "\n" + json.dumps({"state": states[5]}) + "\n",
+                ),
+                (
+                    {"Content-Type": "text/csv", "Accept": "text/csv"},
+                    ",".join(tags) + "\n" + ",".join(str(states[6][t]) for t in tags) + "\n",
+                ),
+                ({"Content-Type": "text/csv"}, ",".join(str(states[7][t]) for t in tags) + "\n"),
+                ({"Content-Type": "application/xml"}, "<state/>"),
+            ]
+            for headers, body in requests:
+                response = http.post("/invocations", content=body, headers=headers)
+                assert response.status_code in (200, 415), response.text
+    finally:
+        stop_server(server)  # the capture writer flushes on shutdown
+    served = [states[i] for i in (0, 1, 3, 4, 5, 6, 7)]  # the unreadable record and the 415 are not
+    return {"dir": server.capture_dir, "states": served, "model_version": server.model_version}
 
 
-def _answer(yield_value: float, version: str = "3") -> dict:
-    return {
-        "status": "hold",
-        "predicted": {"yield": {"current": yield_value, "recommended": None}},
-        "model_version": version,
-    }
-
-
-def test_read_capture_gives_one_row_per_state_with_its_predictions(tmp_path):
-    hour = tmp_path / "2026" / "11" / "02" / "10"
-    hour.mkdir(parents=True)
-    lines = [
-        _event(
-            "application/json",
-            json.dumps({"state": {"feed": 200.0, "t1": 105.0}}),
-            json.dumps(_answer(95.1)),
-            "2026-11-02T10:00:00.000Z",
-        ),
-        _event(
-            "application/json",
-            json.dumps({"instances": [{"feed": 201.0, "t1": 106.0}, {"feed": 202.0, "t1": 107.0}]}),
-            json.dumps({"predictions": [_answer(95.2), _answer(95.3)], "model_version": "3"}),
-            "2026-11-02T10:01:00.000Z",
-        ),
-        _event(
-            "application/jsonlines",
-            '{"feed": 203.0, "t1": 108.0}\n{"state": {"feed": 204.0, "t1": 109.0}}\n',
-            json.dumps(_answer(95.4)) + "\n" + json.dumps(_answer(95.5)) + "\n",
-            "2026-11-02T10:02:00.000Z",
-            output_type="application/jsonlines",
-        ),
-        _event(
-            "text/csv",
-            "feed,t1\n205,110\n",
-            "status,predicted.yield.current,model_version\nhold,95.6,3\n",
-            "2026-11-02T10:03:00.000Z",
-            output_type="text/csv",
-        ),
-        "not json at all",
-    ]
-    (hour / "a-1-1.jsonl").write_text("\n".join(lines) + "\n")
-    frame = read_capture(tmp_path)
-    assert frame["feed"].tolist() == [200.0, 201.0, 202.0, 203.0, 204.0, 205.0]
-    assert frame["predicted.yield"].tolist() == [95.1, 95.2, 95.3, 95.4, 95.5, 95.6]
-    assert set(frame[MODEL_VERSION]) == {"3"}
+def test_read_capture_of_a_folder_the_server_wrote(served_capture, loaded_bundle):
+    spec = loaded_bundle.spec
+    frame = read_capture(served_capture["dir"], spec)
+    served = served_capture["states"]
+    first_tag = spec.required_state_tags[0]
+    assert sorted(frame[first_tag]) == sorted(state[first_tag] for state in served)
+    assert set(frame[MODEL_VERSION]) == {served_capture["model_version"]}
+    for model in spec.model_order:
+        assert frame[f"predicted.{model}"].notna().all(), model
     assert str(frame[INFERENCE_TIME].dt.tz) == "UTC"
-    assert frame[INFERENCE_TIME].iloc[-1] == pd.Timestamp("2026-11-02T10:03:00Z")
 
 
-def test_read_capture_of_an_empty_folder_is_a_data_error(tmp_path):
+def test_dragon_monitor_capture_on_the_servers_folder(
+    served_capture, registered, loaded_bundle, small_history, tmp_path
+):
+    """The README's path for monitoring the endpoint, through the console script, with and without
+    --actuals (the measured targets joined to the captured states by time)."""
+    from console import run_dragon
+
+    settings, version = registered
+    plant = tmp_path / "plant.toml"
+    plant.write_text(loaded_bundle.spec.source_text)
+    common = ["monitor", "--input", str(served_capture["dir"]), "--capture", "--version", version]
+    common += ["--plant", str(plant), "--json"]
+    for extra in ([], ["--actuals", str(small_history)]):
+        result = run_dragon(*common, *extra, cwd=tmp_path, DRAGON_HOME=str(settings.home))
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        assert report["window_rows"] == len(served_capture["states"])
+        if extra:
+            assert report["quality"]["source"] == "capture"
+
+
+def test_read_capture_of_an_empty_folder_is_a_data_error(tmp_path, small_plant):
     with pytest.raises(DataError, match="no data capture"):
-        read_capture(tmp_path)
+        read_capture(tmp_path, small_plant)
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +242,42 @@ def test_cli_monitor_json_is_the_drift_report(registered, window, loaded_bundle,
 
     missing = CliRunner().invoke(build_app(), ["monitor", "--input", str(tmp_path / "nope.parquet")])
     assert isinstance(missing.exception, DataError) and "not found" in str(missing.exception)
+
+
+# --- drift on the kind of data the endpoint sees ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def training_period_sample(small_history, small_plant) -> pd.DataFrame:
+    """2000 normal readings (not averaged) drawn from the first 60 % of the history the bundle
+    was trained on, in time order: what monitoring sees when nothing has changed."""
+    from dragon.data import read_history
+
+    history = read_history(small_history, small_plant)
+    time = history[small_plant.time_column]
+    early = time < time.iloc[0] + (time.iloc[-1] - time.iloc[0]) * 0.6
+    normal = history[early & (history["episode"] == "")]
+    return normal.sample(2000, random_state=3).sort_values(small_plant.time_column).reset_index(drop=True)
+
+
+def test_a_window_from_the_training_period_is_quiet(loaded_bundle, training_period_sample):
+    from dragon.drift import analyse_drift
+
+    spec = loaded_bundle.spec
+    report = analyse_drift(
+        loaded_bundle.baselines, training_period_sample, spec.drift, spec.tags, spec.time_column
+    )
+    assert report.violations == [], report.verdict
+    assert not report.drift
+
+
+def test_a_one_sd_shift_of_a_disturbance_raises_drift(loaded_bundle, training_period_sample):
+    from dragon.drift import analyse_drift
+
+    spec = loaded_bundle.spec
+    for tag in [t for t in spec.disturbances if t in loaded_bundle.baselines]:
+        shifted = training_period_sample.copy()
+        shifted[tag] += loaded_bundle.baselines[tag].std
+        report = analyse_drift(loaded_bundle.baselines, shifted, spec.drift, spec.tags, spec.time_column)
+        assert report.drift, (tag, report.features[tag])
+        assert tag in {violation.feature for violation in report.violations}, (tag, report.verdict)
