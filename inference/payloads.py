@@ -272,9 +272,9 @@ def _dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def decode_answers(body: bytes, answer: str) -> list[dict[str, Any]]:
-    """The answers of an `encode`d body, one flat row each (the CSV columns, whatever the type it was
-    sent in; CSV cells as text): how monitoring reads what the endpoint served. A refused request (ErrorResponse) has
-    none. ValueError if the body is not an answer body of type `answer`."""
+    """The answers of an `encode`d body, one flat row each (the CSV columns, whatever the type it
+    was sent in; CSV cells as text): how monitoring reads what the endpoint served. A refused
+    request (ErrorResponse) has none. ValueError if the body is not an answer body of `answer` type."""
     text = body.decode("utf-8", errors="replace")
     if answer == CSV:
         return list(csv.DictReader(io.StringIO(text)))  # cells stay text: a version "7" is not 7.0
