@@ -83,3 +83,7 @@ def _usage_error(error: ClickException) -> int:
         f"[bold red]error:[/] {escape(message)} (see '{command} --help')", highlight=False, soft_wrap=True
     )
     return error.exit_code
+
+
+if __name__ == "__main__":
+    main()
