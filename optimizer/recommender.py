@@ -12,7 +12,8 @@ flags, a setpoint too far outside its bounds or any numerical failure becomes a 
    constraint, a least-violation solve from it comes first and is added as a start.
 4. SLSQP from each start, on analytic gradients. Every end point, and points part-way back along
    the line to the current setpoints (in case the full move leaves known territory), is clipped
-   into the box and re-checked in one batched evaluation: feasibility, then the detectors.
+   into the box and re-checked in one batched evaluation: feasibility, then the detectors (with a
+   margin inside their envelopes, optimizer/territory.py).
 5. The best feasible unflagged candidate wins. If its gain is below `spec.optimizer.min_benefit`
    the answer is `hold` (current setpoints kept), unless the current setpoints are outside their
    bounds or violate a constraint: then the move that fixes (or reduces) that is recommended.
@@ -42,6 +43,7 @@ from optimizer.recommendation import (
     Recommendation,
     Status,
 )
+from optimizer.territory import leaves_territory
 
 SEED = 0
 SLSQP_OPTIONS = {"maxiter": 60, "ftol": 1e-6}  # objective in units of the model's residual scale
@@ -167,8 +169,9 @@ class Recommender:
         gains = problem.gain(ev)
         margins, _, _ = problem.margins(ev)
         feasible = problem.feasible(margins) & np.all(np.isfinite(ev.values), axis=1)
-        flagged, candidate_scores = self.gate.screen(self._candidate_rows(problem, rows, ev))
-        usable = ~flagged
+        candidate_rows = self._candidate_rows(problem, rows, ev)
+        flagged, candidate_scores = self.gate.screen(candidate_rows)
+        usable = ~flagged & ~leaves_territory(self.gate, candidate_rows, problem.state)
 
         if not usable.any():
             return self._hold(
