@@ -593,18 +593,20 @@ def render_drift_report(report: DriftReport):
         return "–" if value is None else f"{value:.{digits}f}"
 
     table = Table(title=f"Drift over {report.window_rows} rows", title_justify="left")
-    for column in ("feature", "PSI", "KS", "complete", "out of range", "judged by", "status"):
-        table.add_column(column, justify="left" if column in ("feature", "judged by", "status") else "right")
+    columns = ("feature", "PSI", "KS", "shift (sd)", "complete", "out of range", "status", "because")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("feature", "status", "because") else "right")
     for tag, feature in report.features.items():
         style = _STATUS_STYLE.get(feature.status, "")
         table.add_row(
             tag,
             number(feature.psi),
             number(feature.ks),
+            "–" if feature.shift is None else f"{feature.shift:+.2f}",
             f"{feature.completeness:.1%}",
             f"{feature.out_of_range:.1%}",
-            feature.check,
             Text(feature.status, style=style),
+            feature.basis,
         )
     verdict = Text(report.verdict, style="bold red" if report.drift else "bold green")
     parts = [verdict, table]

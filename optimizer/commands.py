@@ -84,41 +84,101 @@ def recommend(
     _print_recommendation(result)
 
 
+LEGEND = """\
+[dim]contribution: the setpoint's share of the predicted objective gain (they add up to the gain).
+bound: the prediction bound at the constraint's confidence; margin: bound to limit (+ = inside);
+active: the bound sits on its limit, which is what stops a larger move. bias offset: measured minus
+predicted at this state, added to every prediction of that model. hold: no move improves the
+objective enough; blocked: a detector flags the state (score above threshold), nothing is moved.[/]"""
+
+
 def _print_recommendation(result) -> None:
     from rich.table import Table
 
+    units = result.units
     colour = {"recommended": "green", "hold": "yellow", "blocked": "red"}[result.status]
     console.print(
-        f"[bold {colour}]{result.status}[/] (model version {result.model_version}): {result.reason}"
+        f"[bold {colour}]{result.status}[/] (model version {result.model_version}): {result.reason}",
+        highlight=False,
     )
-    table = Table("setpoint", "current", "recommended", "move", "contribution", title="setpoints")
+    objective_unit = units.get(result.objective.model, "") if result.objective else ""
+    table = Table(
+        "setpoint",
+        "unit",
+        "current",
+        "recommended",
+        "move",
+        f"contribution ({objective_unit})",
+        title="setpoints",
+    )
     for tag, current in result.current_setpoints.items():
         new = None if result.setpoints is None else result.setpoints[tag]
         move = None if result.moves is None else result.moves[tag]
         share = result.explanation.contributions.get(tag)
-        table.add_row(tag, f"{current:.4g}", _fmt(new), _fmt(move, signed=True), _fmt(share, signed=True))
+        table.add_row(
+            tag,
+            units.get(tag, ""),
+            f"{current:.4g}",
+            _fmt(new),
+            _fmt(move, signed=True),
+            _fmt(share, signed=True),
+        )
     console.print(table)
     if result.objective is not None:
         o = result.objective
         console.print(
-            f"objective {o.model}: {o.current:.4g} -> {o.recommended:.4g} (gain {o.gain:+.4g})",
+            f"objective {o.model}: {o.current:.4g} -> {o.recommended:.4g} {objective_unit} "
+            f"(gain {o.gain:+.4g} {objective_unit})",
             highlight=False,
         )
-    gate = Table("detector", "score", "threshold", "status", title="anomaly gate")
+    if result.predicted:
+        predicted = Table(
+            "model", "unit", "current", "recommended", "95 % interval", "bias offset", title="predicted"
+        )
+        for model, p in result.predicted.items():
+            interval = "-" if p.lower is None else f"[{p.lower:.4g}, {p.upper:.4g}]"
+            offset = result.explanation.bias_offsets.get(model)
+            predicted.add_row(
+                model,
+                units.get(model, ""),
+                f"{p.current:.4g}",
+                _fmt(p.recommended),
+                interval,
+                _fmt(offset, True),
+            )
+        console.print(predicted)
+    gate = Table("detector", "score", "threshold", "status", title="anomaly gate (scores dimensionless)")
     for name, verdict in result.anomaly.items():
         gate.add_row(
             name,
-            f"{verdict.score:.3f}",
+            _fmt(verdict.score),
             f"{verdict.threshold:.3f}",
             "[red]flagged[/]" if verdict.anomalous else "[green]ok[/]",
         )
     console.print(gate)
+    for detector, far in result.explanation.far_tags.items():
+        described = ", ".join(f"{t.tag} = {t.value:.4g} ({_direction(t.z_score)})" for t in far)
+        console.print(f"  {detector} flags: furthest from training: {described}", highlight=False)
     if result.constraints:
-        limits = Table("model", "limit", "bound", "margin", "status", title="constraints")
+        limits = Table("model", "unit", "limit", "bound", "margin", "status", title="constraints")
         for c in result.constraints:
             status = ("active" if c.active else "ok") if c.satisfied else "[red]violated[/]"
-            limits.add_row(c.model, f"{c.side} {c.limit:.4g}", f"{c.bound:.4g}", f"{c.margin:+.4g}", status)
+            limits.add_row(
+                c.model,
+                units.get(c.model, ""),
+                f"{c.side} {c.limit:.4g}",
+                f"{c.bound:.4g}",
+                f"{c.margin:+.4g}",
+                status,
+            )
         console.print(limits)
+    console.print(LEGEND)
+
+
+def _direction(z_score: float) -> str:
+    """A training z-score in words."""
+    side = "above" if z_score > 0 else "below"
+    return f"{abs(z_score):.1f} sd {side} its training mean"
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -164,13 +224,21 @@ def whatif(
     if as_json:
         print(result.model_dump_json(indent=2))
         return
-    table = Table("model", "current", "predicted", "95 % interval", title="what-if")
+    units = result.units
+    table = Table("model", "predicts", "unit", "current", "predicted", "95 % interval", title="what-if")
     for model, p in result.predictions.items():
-        table.add_row(model, f"{p.current:.4g}", f"{p.predicted:.4g}", f"[{p.lower:.4g}, {p.upper:.4g}]")
+        table.add_row(
+            model,
+            p.target,
+            units.get(model, ""),
+            f"{p.current:.4g}",
+            f"{p.predicted:.4g}",
+            f"[{p.lower:.4g}, {p.upper:.4g}]",
+        )
     console.print(table)
     gate = Table("detector", "score", "threshold", "status", title="anomaly gate at the hypothetical state")
     for name, verdict in result.anomaly.items():
         gate.add_row(
-            name, f"{verdict.score:.3f}", f"{verdict.threshold:.3f}", "flagged" if verdict.anomalous else "ok"
+            name, _fmt(verdict.score), f"{verdict.threshold:.3f}", "flagged" if verdict.anomalous else "ok"
         )
     console.print(gate)

@@ -102,7 +102,13 @@ def record_training(
         raise
     client.set_terminated(run_id, status="FINISHED")
     location = str(local_path(info.source)) if is_local(info.source) else info.source
-    return {"version": info.version, "run_id": run_id, "bundle": location, **summary}
+    from training.report import REPORT_FILE
+
+    report = None
+    if report_dir is not None and (report_dir / REPORT_FILE).is_file():
+        report = client.get_run(run_id).info.artifact_uri.rstrip("/") + f"/report/{REPORT_FILE}"
+        report = str(local_path(report)) if is_local(report) else report
+    return {"version": info.version, "run_id": run_id, "bundle": location, "report": report, **summary}
 
 
 def train_and_register(

@@ -34,6 +34,7 @@ def train(
         BarColumn(),
         TimeElapsedColumn(),
         console=console,
+        transient=True,  # a failed run must not leave bars drawn as complete
         disable=as_json and not console.is_terminal,
     ) as bars:
         tasks = {stage: bars.add_task(stage, total=None) for stage in STAGES}
@@ -54,7 +55,8 @@ def _print_summary(summary: dict) -> None:
     out = Console()
     out.print(
         f"[green]registered version {summary['version']}[/] (run {summary['run_id']})\n"
-        f"bundle: {summary['bundle']}"
+        f"bundle: {summary['bundle']}\n"
+        f"report: {summary.get('report') or '-'}"
     )
     table = Table(
         "model",

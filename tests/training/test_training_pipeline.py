@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,6 +100,7 @@ def test_the_default_plant_trains_on_21_days_of_minute_history(dragon_home, tmp_
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert set(summary["models"]) == {"oxidation_1", "oxidation_2", "concentration", "yield"}
+    assert Path(summary["report"]).name == "training_report.html" and Path(summary["report"]).is_file()
     oxidation_1 = summary["models"]["oxidation_1"]
     # 21 days leave fewer rows than 3 per coefficient of the spec's 10-spline basis: a smaller basis
     assert 5 <= oxidation_1["n_splines"] < 10
