@@ -75,7 +75,7 @@ class Harness:
     arns: dict[str, str]
     fake: SageMakerFake
 
-    def run(self, workflow: str, payload: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    def run(self, workflow: str, payload: dict[str, Any], timeout: float = 180.0) -> dict[str, Any]:
         arn = self.start(workflow, payload)
         return self.wait(arn, timeout)
 
@@ -84,7 +84,7 @@ class Harness:
             stateMachineArn=self.arns[workflow], name=str(uuid.uuid4()), input=json.dumps(payload)
         )["executionArn"]
 
-    def wait(self, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+    def wait(self, execution_arn: str, timeout: float = 180.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             answer = self.sfn.describe_execution(executionArn=execution_arn)
