@@ -72,15 +72,18 @@ def _client(settings: Settings):
 
 
 def ensure_store(settings: Settings) -> None:
-    """Create the SQLite store once, under a file lock: several processes creating a new
-    database at the same moment race on schema migration (FACTS.md)."""
+    """Create the SQLite store once, under a file lock beside the database: several processes creating
+    a new database at the same moment race on schema migration (FACTS.md). The lock and its marker
+    live with the database, not in the home, since a shared store may sit outside every home."""
     if not settings.tracking_uri.startswith("sqlite:///"):
         return
     settings.home.mkdir(parents=True, exist_ok=True)
-    marker = settings.home / ".store-ready"
+    store_dir = Path(settings.tracking_uri.removeprefix("sqlite:///")).parent
+    store_dir.mkdir(parents=True, exist_ok=True)
+    marker = store_dir / ".store-ready"
     if marker.exists():
         return
-    with open(settings.home / ".store.lock", "w") as lock:
+    with open(store_dir / ".store.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not marker.exists():
             from mlflow.tracking import MlflowClient
