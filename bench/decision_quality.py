@@ -6,7 +6,12 @@ the true plant (dragon/simulator Oracle): the captured share of the move-limited
 true threshold violations (concentrated CHP > 85 wt %), true production losses (> 0.5 %), and
 the gate: abnormal states blocked (process episodes + novel operation; sensor faults reported
 separately, a state `parse_state` refuses counts as blocked) and normal states blocked.
-Ends with one JSON line of the figures.
+
+Each state comes with its recent window (the history's previous WINDOW_ROWS rows, as the endpoint
+receives them), and the same bundle is scored with each trust guard turned off in turn (the arms),
+and with all of them off (the previous behaviour: single-reading anchors, uncalibrated intervals,
+mean gain, no production guard, no consistency check), side by side. Ends with one JSON line of the
+figures of the product ("guarded") and of every arm.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/decision_quality.py [--quick] [--bundle DIR]
 """
@@ -30,6 +35,43 @@ CHP_LIMIT = 85.0
 PRODUCTION_LOSS = 0.005
 MIN_ORACLE_GAIN = 0.01  # states where even the oracle cannot gain this much do not score captured gain
 NOVEL_FEED_FACTOR = 1.3
+WINDOW_ROWS = 12  # one hour of 5-minute readings before the state
+
+
+def arms(bundle) -> dict:
+    """{arm: bundle}: the product, each guard off in turn, and all of them off."""
+    from dataclasses import replace
+
+    from dragon.calibration import Calibration
+
+    spec = bundle.spec
+
+    def with_spec(**optimizer) -> object:
+        update = {"optimizer": spec.optimizer.model_copy(update=optimizer)} if optimizer else {}
+        return spec.model_copy(update=update)
+
+    uncalibrated = Calibration(
+        models={
+            name: m.model_copy(update={"interval_scale": 1.0, "covariance_scale": 1.0})
+            for name, m in bundle.calibration.models.items()
+        },
+        measurement_noise=bundle.calibration.measurement_noise,
+    )
+    no_production = with_spec().model_copy(update={"production": None})
+    everything_off = no_production.model_copy(
+        update={
+            "optimizer": spec.optimizer.model_copy(update={"risk_aversion": 0.0, "consistency_sigma": 0.0})
+        }
+    )
+    return {
+        "guarded": (bundle, True),
+        "no window anchor": (bundle, False),
+        "no calibration": (replace(bundle, calibration=uncalibrated), True),
+        "no risk aversion": (replace(bundle, spec=with_spec(risk_aversion=0.0)), True),
+        "no production guard": (replace(bundle, spec=no_production), True),
+        "no consistency check": (replace(bundle, spec=with_spec(consistency_sigma=0.0)), True),
+        "all guards off": (replace(bundle, spec=everything_off, calibration=uncalibrated), False),
+    }
 
 
 def held_out(spec, days: float, seed: int):
@@ -58,6 +100,83 @@ def oracle_inputs(sim, row: int, setpoints: list[str]) -> tuple[dict, dict]:
     return state, hidden
 
 
+def score_arm(recommender, with_window: bool, sim, spec, groups, rows, oracle) -> dict:
+    """The decision-quality figures of one recommender over the held-out rows."""
+    from dragon.data import parse_state
+    from dragon.errors import DataError
+
+    def recommend_raw(raw: dict, row: int):
+        window = []
+        if with_window:
+            for before in range(max(row - WINDOW_ROWS, 0), row):
+                try:
+                    window.append(parse_state(raw_state(sim, spec, before), spec))
+                except DataError:
+                    continue
+        try:
+            return recommender.recommend(parse_state(raw, spec), window)
+        except DataError:
+            return None  # never reaches the optimizer: counts as blocked
+
+    captured, violations, losses, recommended, normal_blocked = [], 0, 0, 0, 0
+    for row in rows["normal"]:
+        result = recommend_raw(raw_state(sim, spec, row), row)
+        if result is None or result.status == "blocked":
+            normal_blocked += 1
+            continue
+        state, hidden = oracle_inputs(sim, row, spec.setpoints)
+        best = oracle.best_setpoints(state, hidden, move_limited=True)
+        moved = {t: state[t] for t in spec.setpoints}
+        if result.status == "recommended":  # apply the recommended *moves* to the true setpoints
+            moved = {t: state[t] + result.moves[t] for t in spec.setpoints}
+        true = oracle.evaluate(moved, state, hidden)
+        true_gain = true["yield"] - best.current_yield
+        if result.status == "recommended":
+            recommended += 1
+            violations += true["concentrated_chp"] > CHP_LIMIT
+            losses += true["phenol_production"] < (1 - PRODUCTION_LOSS) * best.current_phenol_production
+        if best.gain > MIN_ORACLE_GAIN:
+            captured.append(true_gain / best.gain)
+
+    def blocked_share(group, transform=None) -> float:
+        blocked = 0
+        for row in rows[group]:
+            raw = raw_state(sim, spec, row)
+            if transform:
+                raw = transform(raw, row)
+            result = recommend_raw(raw, row)
+            blocked += result is None or result.status == "blocked"
+        return blocked / max(len(rows[group]), 1)
+
+    def novel(raw: dict, row: int) -> dict:
+        """Feed far above training; measurements from the true plant at that feed."""
+        state, hidden = oracle_inputs(sim, row, spec.setpoints)
+        state["cumene_feed"] = min(
+            state["cumene_feed"] * NOVEL_FEED_FACTOR, spec.tags["cumene_feed"].valid[1]
+        )
+        true = oracle.evaluate({t: state[t] for t in spec.setpoints}, state, hidden)
+        return {**raw, "cumene_feed": state["cumene_feed"], **{k: v for k, v in true.items() if k in raw}}
+
+    n_process, n_novel = len(rows["process"]), len(rows["novel"])
+    abnormal_blocked = (blocked_share("process") * n_process + blocked_share("novel", novel) * n_novel) / max(
+        n_process + n_novel, 1
+    )
+    return {
+        "states": len(rows["normal"]),
+        "captured_gain_mean": round(float(np.mean(captured)), 4) if captured else None,
+        "captured_gain_median": round(float(np.median(captured)), 4) if captured else None,
+        "violation_rate": round(violations / max(recommended, 1), 4),
+        "production_loss_rate": round(losses / max(recommended, 1), 4),
+        "abnormal_blocked_rate": round(float(abnormal_blocked), 4),
+        "sensor_fault_blocked_rate": round(float(blocked_share("sensor")), 4),
+        "normal_blocked_rate": round(normal_blocked / max(len(rows["normal"]), 1), 4),
+        "recommended": recommended,
+        "scored_for_gain": len(captured),
+        "abnormal_states": n_process + n_novel,
+        "sensor_fault_states": len(rows["sensor"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="60 normal states, 150 days of training")
@@ -66,95 +185,36 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=240.0)
     parser.add_argument("--holdout-days", type=float, default=120.0)
     parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--arms", default="all", help="comma-separated arm names, or all")
     args = parser.parse_args()
     if args.quick:
         args.states, args.abnormal, args.days, args.holdout_days = 60, 30, 150.0, 90.0
 
     from dragon.bundle import load_bundle
-    from dragon.data import parse_state
-    from dragon.errors import DataError
     from dragon.simulator import Oracle
     from optimizer.recommender import Recommender
 
     rng = np.random.default_rng(5)
+    figures = {}
     with tempfile.TemporaryDirectory(prefix="dragon-quality-") as tmp:
         bundle = load_bundle(args.bundle or train_default_bundle(args.days, TRAIN_SEED, Path(tmp)))
         spec = bundle.spec
-        recommender = Recommender(bundle, model_version="bench")
         oracle = Oracle()
         sim, groups = held_out(spec, args.holdout_days, seed=97)
+        rows = {
+            "normal": rng.permutation(groups["normal"])[: args.states],
+            "process": rng.permutation(groups["process"])[: args.abnormal],
+            "novel": rng.permutation(groups["normal"])[: args.abnormal],
+            "sensor": rng.permutation(groups["sensor"])[: args.abnormal],
+        }
+        chosen = arms(bundle)
+        if args.arms != "all":
+            chosen = {name: chosen[name] for name in args.arms.split(",")}
+        for name, (arm_bundle, with_window) in chosen.items():
+            recommender = Recommender(arm_bundle, model_version="bench")
+            figures[name] = score_arm(recommender, with_window, sim, spec, groups, rows, oracle)
+            print(f"{name:>22}: {figures[name]}", file=sys.stderr, flush=True)
 
-        def recommend_raw(raw: dict):
-            try:
-                return recommender.recommend(parse_state(raw, spec))
-            except DataError:
-                return None  # never reaches the optimizer: counts as blocked
-
-        captured, violations, losses, recommended, normal_blocked = [], 0, 0, 0, 0
-        normal_rows = rng.permutation(groups["normal"])[: args.states]
-        for row in normal_rows:
-            result = recommend_raw(raw_state(sim, spec, row))
-            if result is None or result.status == "blocked":
-                normal_blocked += 1
-                continue
-            state, hidden = oracle_inputs(sim, row, spec.setpoints)
-            best = oracle.best_setpoints(state, hidden, move_limited=True)
-            moved = {**{t: state[t] for t in spec.setpoints}, **(result.setpoints or {})}
-            if result.status == "recommended":
-                # apply the recommended *moves* to the true setpoints
-                moved = {t: state[t] + result.moves[t] for t in spec.setpoints}
-            true = oracle.evaluate(moved, state, hidden)
-            true_gain = true["yield"] - best.current_yield
-            if result.status == "recommended":
-                recommended += 1
-                violations += true["concentrated_chp"] > CHP_LIMIT
-                losses += true["phenol_production"] < (1 - PRODUCTION_LOSS) * best.current_phenol_production
-            if best.gain > MIN_ORACLE_GAIN:
-                captured.append(true_gain / best.gain)
-
-        def blocked_share(rows, transform=None) -> float:
-            blocked = 0
-            for row in rows:
-                raw = raw_state(sim, spec, row)
-                if transform:
-                    raw = transform(raw, row)
-                result = recommend_raw(raw)
-                blocked += result is None or result.status == "blocked"
-            return blocked / max(len(rows), 1)
-
-        def novel(raw: dict, row: int) -> dict:
-            """Feed far above training; measurements from the true plant at that feed."""
-            state, hidden = oracle_inputs(sim, row, spec.setpoints)
-            state["cumene_feed"] = min(
-                state["cumene_feed"] * NOVEL_FEED_FACTOR, spec.tags["cumene_feed"].valid[1]
-            )
-            true = oracle.evaluate({t: state[t] for t in spec.setpoints}, state, hidden)
-            return {**raw, "cumene_feed": state["cumene_feed"], **{k: v for k, v in true.items() if k in raw}}
-
-        process_rows = rng.permutation(groups["process"])[: args.abnormal]
-        novel_rows = rng.permutation(groups["normal"])[: args.abnormal]
-        sensor_rows = rng.permutation(groups["sensor"])[: args.abnormal]
-        abnormal_blocked = (
-            blocked_share(process_rows) * len(process_rows)
-            + blocked_share(novel_rows, novel) * len(novel_rows)
-        ) / max(len(process_rows) + len(novel_rows), 1)
-        sensor_blocked = blocked_share(sensor_rows)
-
-    figures = {
-        "states": int(len(normal_rows)),
-        "captured_gain_mean": round(float(np.mean(captured)), 4) if captured else None,
-        "captured_gain_median": round(float(np.median(captured)), 4) if captured else None,
-        "violation_rate": round(violations / max(recommended, 1), 4),
-        "production_loss_rate": round(losses / max(recommended, 1), 4),
-        "abnormal_blocked_rate": round(float(abnormal_blocked), 4),
-        "sensor_fault_blocked_rate": round(float(sensor_blocked), 4),
-        "normal_blocked_rate": round(normal_blocked / max(len(normal_rows), 1), 4),
-        "recommended": recommended,
-        "scored_for_gain": len(captured),
-        "abnormal_states": int(len(process_rows) + len(novel_rows)),
-        "sensor_fault_states": int(len(sensor_rows)),
-    }
-    print(f"decision quality: {figures}", file=sys.stderr)
     print(json.dumps(figures))
 
 

@@ -8,6 +8,8 @@ Layout of a bundle directory (tarred as `model.tar.gz` on SageMaker):
     detectors/<name>.skops   each Isolation Forest (skops: no pickle, no code on load)
     detectors/<name>.json    its features, calibrated threshold and per-feature envelope
     baselines.json           per-feature training baselines (drift)
+    calibration.json         calibrated intervals, covariance scales, measurement noise
+                             (dragon/calibration.py)
     metrics.json             training and hold-out metrics
     monitor/statistics.json, monitor/constraints.json   Model Monitor shapes of the baselines
 
@@ -29,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from dragon.calibration import Calibration
 from dragon.errors import BundleError, SpecError
 from dragon.features import DerivedFeature, feature_table
 from dragon.provenance import Provenance, file_sha256
 from dragon.spec import PlantSpec, parse_plant
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: calibration.json
 MANIFEST = "manifest.json"
 # skops refuses any type it does not trust by default; an Isolation Forest needs exactly this one.
 TRUSTED_SKOPS_TYPES = ["sklearn.tree._tree.Tree"]
@@ -127,6 +130,7 @@ class Bundle:
     baselines: dict[str, Any]  # tag -> dragon.drift.FeatureBaseline
     metrics: dict
     manifest: Manifest
+    calibration: Calibration
     _extracted: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
 
@@ -143,6 +147,7 @@ def write_bundle(
     detectors: dict[str, Detector],
     baselines: dict[str, Any],
     metrics: dict,
+    calibration: Calibration,
     provenance: Provenance,
 ) -> Path:
     """Write a complete bundle into `directory` (created; must be empty) and return it."""
@@ -173,6 +178,7 @@ def write_bundle(
         )
     _write_json(root / "baselines.json", {tag: baseline.to_dict() for tag, baseline in baselines.items()})
     _write_json(root / "metrics.json", metrics)
+    _write_json(root / "calibration.json", calibration.model_dump())
     _write_json(root / "monitor" / "statistics.json", model_monitor_statistics(baselines))
     _write_json(root / "monitor" / "constraints.json", model_monitor_constraints(baselines, spec.drift))
     files = {
@@ -282,9 +288,10 @@ def load_bundle(path: str | Path) -> Bundle:
         raw_baselines = json.loads((root / "baselines.json").read_text())
         baselines = {tag: FeatureBaseline.from_dict(raw) for tag, raw in raw_baselines.items()}
         metrics = json.loads((root / "metrics.json").read_text())
+        calibration = Calibration.model_validate_json((root / "calibration.json").read_text())
     except (OSError, KeyError, ValueError) as error:
         raise BundleError(f"{root}: bundle content does not load ({error})") from None
-    return Bundle(root, spec, gams, detectors, baselines, metrics, manifest, extracted)
+    return Bundle(root, spec, gams, detectors, baselines, metrics, manifest, calibration, extracted)
 
 
 def archive_bundle(root: Path, archive: Path) -> Path:

@@ -354,6 +354,76 @@ def parse_state(raw: Mapping[str, Any], spec: PlantSpec, *, source: str = "state
     return state
 
 
+MAX_WINDOW_ROWS = 720  # half a day of minute readings
+MAX_WINDOW_HOURS = 2.0  # older readings do not describe the current state
+
+
+def parse_window(
+    raw_rows: Any, raw_state: Mapping[str, Any], spec: PlantSpec, *, source: str = "recent"
+) -> list[dict[str, float]]:
+    """Validate the recent window sent with a state: the states just before it, oldest first
+    (optimizer/anchor.py de-noises each model's anchor with it). Each row is a state (parse_state) with
+    the same tags as the state; when the state carries the time column, every row does too, strictly
+    increasing, before the state and at most MAX_WINDOW_HOURS before it. Raise DataError naming the row.
+    """
+    if not isinstance(raw_rows, list):
+        raise DataError(
+            f"{source}: must be a list of plant states (oldest first), got {type(raw_rows).__name__}"
+        )
+    if len(raw_rows) > MAX_WINDOW_ROWS:
+        raise DataError(f"{source}: {len(raw_rows)} rows; a recent window holds at most {MAX_WINDOW_ROWS}")
+    time_column = spec.time_column
+    state_tags = {tag for tag in raw_state if tag in spec.tags}
+    rows, times = [], []
+    for i, raw in enumerate(raw_rows):
+        where = f"{source}[{i}]"
+        row = parse_state(raw, spec, source=where)
+        if set(row) != state_tags:
+            missing, extra = sorted(state_tags - set(row)), sorted(set(row) - state_tags)
+            detail = "; ".join(
+                part
+                for part in (
+                    f"lacks {', '.join(missing)}" if missing else "",
+                    f"has {', '.join(extra)} the state lacks" if extra else "",
+                )
+                if part
+            )
+            raise DataError(f"{where}: carries other tags than the state ({detail})")
+        if time_column in raw_state:
+            times.append(_window_time(raw.get(time_column), f"{where}.{time_column}"))
+        rows.append(row)
+    if time_column in raw_state and rows:
+        now = _window_time(raw_state[time_column], f"state.{time_column}")
+        for i in range(1, len(times)):
+            if times[i] <= times[i - 1]:
+                raise DataError(
+                    f"{source}[{i}]: {time_column} {times[i].isoformat()} is not after the row before it "
+                    "(the window must be sorted oldest first, without duplicate times)"
+                )
+        if times[-1] >= now:
+            raise DataError(f"{source}[{len(times) - 1}]: {time_column} is not before the state's")
+        age = (now - times[0]).total_seconds() / 3600.0
+        if age > MAX_WINDOW_HOURS:
+            raise DataError(
+                f"{source}[0]: {age:.1f} h before the state; a recent window spans at most "
+                f"{MAX_WINDOW_HOURS:g} h (older readings do not describe the current state)"
+            )
+    return rows
+
+
+def _window_time(value: Any, where: str) -> pd.Timestamp:
+    """An ISO-8601 or epoch-seconds time of a window row, or a DataError naming it."""
+    try:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return pd.Timestamp(float(value), unit="s", tz="UTC")
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
+        raise DataError(f"{where}: missing or not a time (ISO-8601 or epoch seconds): {_show(value)}")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+
+
 def _state_value_problem(value: Any, valid: tuple[float, float]) -> str:
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         kind = "null" if value is None else type(value).__name__

@@ -135,6 +135,26 @@ class TrainingSettings(_Strict):
 class OptimizerSettings(_Strict):
     min_benefit: float = Field(default=0.01, ge=0)
     starts: int = Field(default=6, ge=1, le=64)
+    # The optimizer maximises the lower bound gain - risk_aversion * sd(gain) (sd of the predicted
+    # change, optimizer/chain.py): a direction the data barely supports is not worth its risk.
+    risk_aversion: float = Field(default=1.0, ge=0.0, le=5.0)
+    # Sensor consistency: a measured model target further than this many of its model's state
+    # residual sd from the model's prediction at the current state blocks the recommendation
+    # ("model and measurement disagree on TAG"); 0 turns the check off.
+    consistency_sigma: float = Field(default=4.0, ge=0.0)
+
+
+class Production(_Strict):
+    """The plant's production, held at a confidence: a model (`model`) or an expression over tags and model
+    targets (`expression`, dragon/features.py syntax). A recommendation whose production bound at
+    `confidence` falls more than `tolerance` (a share of the current production) below the current
+    production is never made."""
+
+    model: str | None = None
+    expression: str | None = None
+    unit: str = ""
+    tolerance: float = Field(default=0.005, ge=0.0, lt=1.0)
+    confidence: float = Field(default=0.9, ge=0.5, lt=1.0)
 
 
 class DriftSettings(_Strict):
@@ -216,6 +236,7 @@ class PlantSpec(_Strict):
     steady_state: SteadyStateSettings = SteadyStateSettings()
     training: TrainingSettings = TrainingSettings()
     optimizer: OptimizerSettings = OptimizerSettings()
+    production: Production | None = None
     drift: DriftSettings = DriftSettings()
     promotion: PromotionSettings = PromotionSettings()
     simulator: SimulatorSpec | None = None
@@ -476,6 +497,18 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
         both = isinstance(constraint.max, float) and isinstance(constraint.min, float)
         if both and constraint.min >= constraint.max:
             problems.append(f"{where}: min {constraint.min} is not below max {constraint.max}")
+
+    production = spec.production
+    if production is not None:
+        if bool(production.model) == bool(production.expression):
+            problems.append("[production]: give exactly one of model or expression")
+        elif production.model and production.model not in spec.models:
+            problems.append(f"[production] model: unknown model '{production.model}'")
+        elif production.expression:
+            try:
+                compile_derived("production", production.expression, tags)
+            except ExpressionError as error:
+                problems.extend(f"[production] expression: {problem}" for problem in error.problems)
 
     for tag in spec.steady_state.tags:
         if tag not in tags:

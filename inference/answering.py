@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dragon.bundle import Bundle
-from dragon.data import parse_state
+from dragon.data import parse_state, parse_window
 from dragon.errors import DataError
 from dragon.provenance import file_sha256
 from inference.payloads import Record, problems_of
@@ -36,21 +36,22 @@ class Answerer:
 
     def answer(self, records: Sequence[Record], first_index: int = 0) -> list[Answer]:
         """Answers for `records`; `first_index` numbers them (a batch chunk's offset in its table)."""
-        answers: list[Answer | None] = [None] * len(records)
-        states, positions = [], []
+        answers: list[Answer] = []
+        spec = self.bundle.spec
         for position, record in enumerate(records):
             index = first_index + position
             if record.errors:
-                answers[position] = RecordError(record=index, errors=record.errors)
+                answers.append(RecordError(record=index, errors=record.errors))
                 continue
             try:
-                states.append(parse_state(record.raw, self.bundle.spec, source=f"record {index}"))
-                positions.append(position)
+                state = parse_state(record.raw, spec, source=f"record {index}")
+                recent = (
+                    parse_window(record.recent, record.raw, spec, source=f"record {index}: recent")
+                    if record.recent is not None
+                    else []
+                )
             except DataError as error:
-                answers[position] = RecordError(record=index, errors=problems_of(error))
-        if states:
-            for position, recommendation in zip(
-                positions, self.recommender.recommend_many(states), strict=True
-            ):
-                answers[position] = recommendation
-        return answers  # type: ignore[return-value] - every slot is filled above
+                answers.append(RecordError(record=index, errors=problems_of(error)))
+                continue
+            answers.append(self.recommender.recommend(state, recent))
+        return answers

@@ -53,6 +53,7 @@ class Record:
 
     raw: Mapping[str, Any] | None
     errors: list[str] = field(default_factory=list)
+    recent: Any = None  # the raw recent window sent with the state (dragon.data.parse_window judges it)
 
 
 @dataclass
@@ -134,17 +135,21 @@ def _decode_json(text: str) -> Payload:
         body = _loads(text)
     except ValueError as error:
         raise RequestRejected(400, str(error)) from None
-    expected = 'expected {"state": {tag: value, ...}} or {"instances": [{tag: value, ...}, ...]}'
-    if not isinstance(body, dict) or len(body) != 1 or not {"state", "instances"} & body.keys():
-        keys = list(body)[:8] if isinstance(body, dict) else type(body).__name__
-        raise RequestRejected(400, f"unexpected JSON body: {expected}", [f"got {keys}"])
+    expected = (
+        'expected {"state": {tag: value, ...}} (optionally with "recent": [{tag: value, ...}, ...]) '
+        'or {"instances": [{tag: value, ...}, ...]}'
+    )
+    keys = set(body) if isinstance(body, dict) else set()
+    if keys not in ({"state"}, {"state", "recent"}, {"instances"}):
+        shown = list(body)[:8] if isinstance(body, dict) else type(body).__name__
+        raise RequestRejected(400, f"unexpected JSON body: {expected}", [f"got {shown}"])
     if "state" in body:
         state = body["state"]
         if not isinstance(state, dict):
             raise RequestRejected(
                 400, "state: must be an object of tag: value", [f"got {type(state).__name__}"]
             )
-        return Payload([Record(state)], single=True, content_type=JSON)
+        return Payload([Record(state, recent=body.get("recent"))], single=True, content_type=JSON)
     instances = body["instances"]
     if not isinstance(instances, list) or not instances:
         raise RequestRejected(400, "instances: must be a non-empty list of plant states")
@@ -167,9 +172,12 @@ def _decode_json_lines(text: str) -> list[Record]:
         except ValueError as error:
             records.append(Record(None, [str(error)]))
             continue
-        # A line is a state, or {"state": {...}} as in the JSON body.
-        if isinstance(item, dict) and set(item) == {"state"}:
-            item = item["state"]
+        # A line is a state, or {"state": {...}} (optionally with "recent") as in the JSON body.
+        if isinstance(item, dict) and set(item) in ({"state"}, {"state", "recent"}):
+            record = _as_record(item["state"])
+            record.recent = item.get("recent")
+            records.append(record)
+            continue
         records.append(_as_record(item))
     return records
 

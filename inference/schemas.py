@@ -27,6 +27,12 @@ class StateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     state: State = Field(description="Every tag a model or detector reads, as tag: value.")
+    recent: list[State] | None = Field(
+        default=None,
+        description="The plant's states just before `state`, oldest first, with the same tags (and the "
+        "time column when the state has it, at most 2 h before it): each model's anchor is then their "
+        "mean with its standard error instead of one noisy reading.",
+    )
 
 
 class InstancesRequest(BaseModel):

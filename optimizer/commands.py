@@ -10,7 +10,12 @@ from rich.console import Console
 
 console = Console()
 
-STATE_OPTION = typer.Option(..., "--state", help="Plant state: a JSON file or a JSON object {tag: value}.")
+STATE_OPTION = typer.Option(
+    ...,
+    "--state",
+    help='Plant state: a JSON file or object {tag: value} (or {"state": {...}, "recent": [{...}, ...]}), '
+    "or a CSV file whose last row is the state and whose rows before it are the recent window.",
+)
 VERSION_OPTION = typer.Option(None, "--version", help="Registered version or alias (default: champion).")
 BUNDLE_OPTION = typer.Option(None, "--bundle", help="Bundle directory or model.tar.gz (not with --version).")
 PLANT_OPTION = typer.Option(None, "--plant", help="Plant spec TOML for --version (default: shipped plant).")
@@ -22,11 +27,15 @@ def register(app: typer.Typer) -> None:
     app.command("whatif")(whatif)
 
 
-def read_state_argument(argument: str) -> dict:
-    """A state from a JSON file path or inline JSON; `{"state": {...}}` is accepted too."""
+def read_state_argument(argument: str) -> tuple[dict, list | None]:
+    """(state, recent window or None) from --state: a JSON file path or inline JSON (`{tag: value}` or
+    `{"state": {...}, "recent": [...]}`), or a CSV file (last row the state, the rows before it the
+    window)."""
     from dragon.errors import DataError
 
     path = Path(argument)
+    if path.suffix.lower() == ".csv" and path.is_file():
+        return _read_state_csv(path)
     try:
         text = path.read_text() if not argument.lstrip().startswith("{") and path.is_file() else argument
     except OSError as error:
@@ -39,8 +48,22 @@ def read_state_argument(argument: str) -> dict:
             "pass a file path or e.g. '{\"ox1_temperature\": 105.0, ...}'"
         ) from None
     if isinstance(raw, dict) and isinstance(raw.get("state"), dict):
-        raw = raw["state"]
-    return raw
+        return raw["state"], raw.get("recent")
+    return raw, None
+
+
+def _read_state_csv(path: Path) -> tuple[dict, list | None]:
+    import pandas as pd
+
+    from dragon.errors import DataError
+
+    try:
+        rows = pd.read_csv(path).to_dict("records")
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise DataError(f"{path}: cannot read the state CSV ({error})") from None
+    if not rows:
+        raise DataError(f"{path}: no data rows (the last row is the state, the rows before it its window)")
+    return rows[-1], (rows[:-1] or None)
 
 
 def load_model(version: str | None, bundle: Path | None, plant: Path | None):
@@ -72,12 +95,14 @@ def recommend(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One setpoint recommendation for a plant state (gate, constraints, explanation)."""
-    from dragon.data import parse_state
+    from dragon.data import parse_state, parse_window
     from optimizer.recommender import Recommender
 
     loaded, model_version = load_model(version, bundle, plant)
-    parsed = parse_state(read_state_argument(state), loaded.spec, source="--state")
-    result = Recommender(loaded, model_version=model_version).recommend(parsed)
+    raw, raw_recent = read_state_argument(state)
+    parsed = parse_state(raw, loaded.spec, source="--state")
+    recent = parse_window(raw_recent, raw, loaded.spec, source="--state recent") if raw_recent else []
+    result = Recommender(loaded, model_version=model_version).recommend(parsed, recent)
     if as_json:
         print(result.model_dump_json(indent=2))
         return
@@ -128,7 +153,7 @@ def _print_recommendation(result) -> None:
         o = result.objective
         console.print(
             f"objective {o.model}: {o.current:.4g} -> {o.recommended:.4g} {objective_unit} "
-            f"(gain {o.gain:+.4g} {objective_unit})",
+            f"(gain {o.gain:+.4g} ± {o.gain_sd:.2g} sd, lower bound {o.gain_lower:+.4g} {objective_unit})",
             highlight=False,
         )
     if result.predicted:
@@ -147,6 +172,18 @@ def _print_recommendation(result) -> None:
                 _fmt(offset, True),
             )
         console.print(predicted)
+    if result.anchors:
+        anchors = Table("model", "anchored on", "value", "sd", "how", "measured - model", title="anchors")
+        checks = {c.model: c for c in result.consistency}
+        for model, a in result.anchors.items():
+            check = checks.get(model)
+            agreement = (
+                "-" if check is None else f"{check.z:+.1f} sd" + ("" if check.consistent else " [red]off[/]")
+            )
+            anchors.add_row(
+                model, a.tag, f"{a.value:.4g}", f"{a.sd:.2g}", f"{a.method} ({a.rows})", agreement
+            )
+        console.print(anchors)
     gate = Table("detector", "score", "threshold", "status", title="anomaly gate (scores dimensionless)")
     for name, verdict in result.anomaly.items():
         gate.add_row(
@@ -219,7 +256,7 @@ def whatif(
     from optimizer.whatif import what_if
 
     loaded, _ = load_model(version, bundle, plant)
-    parsed = parse_state(read_state_argument(state), loaded.spec, source="--state")
+    parsed = parse_state(read_state_argument(state)[0], loaded.spec, source="--state")
     result = what_if(loaded, parsed, _parse_overrides(set_))
     if as_json:
         print(result.model_dump_json(indent=2))

@@ -119,25 +119,6 @@ class _Term:
 
 
 @dataclass(frozen=True)
-class GamEvaluation:
-    """One compiled GAM at n rows: mean, d mean/dx (n, F), variance of the mean and d variance/dx."""
-
-    mean: np.ndarray
-    gradient: np.ndarray
-    variance: np.ndarray
-    variance_gradient: np.ndarray
-
-    @property
-    def se(self) -> np.ndarray:
-        return np.sqrt(self.variance)
-
-    @property
-    def se_gradient(self) -> np.ndarray:
-        se = self.se[:, None]
-        return np.where(se > 0, self.variance_gradient / (2.0 * np.where(se > 0, se, 1.0)), 0.0)
-
-
-@dataclass(frozen=True)
 class _BasisGroup:
     """Margins sharing one basis, evaluated in one vectorised call (flat output per row: each margin's
     n_splines values, then its n_splines d/dv, v in knot intervals). Its s() terms' model-matrix
@@ -374,24 +355,15 @@ class CompiledGAM:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.design(X) @ self.coef
 
-    def moments(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean (n,), variance of the mean (n,) and J (n, 2, F): J[:, 0] = d mean/dx, J[:, 1] = d var/dx.
+    def rows_with_slopes(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model-matrix rows m(x) (n, p) and their slope rows (n, p_slopes) (see `_plan`)."""
+        return self._rows(X, slopes=True)
 
-        var = m Σ mᵀ, so d var/dx = 2 (m Σ) dm/dx: both rows of J come from one product with the
-        slope rows (see `_plan`)."""
-        M, S = self._rows(X, slopes=True)
-        weights = np.empty((len(M), 2, len(self.coef)))
-        weights[:, 0] = self.coef
-        np.matmul(M, self.cov, out=weights[:, 1])
-        variance = np.maximum(np.add.reduce(weights[:, 1] * M, axis=1), 0.0)
-        weights[:, 1] *= 2.0
-        J = (weights.take(self._slope_columns, axis=2) * S[:, None, :]) @ self._slope_features
-        return M @ self.coef, variance, J
-
-    def evaluate(self, X: np.ndarray) -> GamEvaluation:
-        """Mean, gradient, variance of the mean and its gradient at every row of X."""
-        mean, variance, J = self.moments(X)
-        return GamEvaluation(mean, J[:, 0], variance, J[:, 1])
+    def input_gradient(self, weights: np.ndarray, slopes: np.ndarray) -> np.ndarray:
+        """w · dm/dx for weight vectors w (..., p) at the rows whose slope rows are `slopes` (broadcast
+        against w's leading axes): (..., F). With w = coef it is the model's gradient wrt its inputs;
+        with w = 2 m Σ the gradient of the variance m Σ mᵀ."""
+        return (weights[..., self._slope_columns] * slopes) @ self._slope_features
 
     def standard_error(self, X: np.ndarray) -> np.ndarray:
         M = self.design(X)

@@ -2,13 +2,24 @@
 
 Decision variables are the setpoints; disturbances and other inputs stay at their current
 values. The box is bounds ∩ [current - max_move, current + max_move]; SLSQP works on the box
-rescaled to [0, 1] per setpoint (setpoints whose box is a single point are fixed). The
-objective is the bias-corrected objective model's change from the current state, divided by
-that model's residual scale; each constraint is a margin (limit - upper bound for `max`,
-lower bound - limit for `min`, at the constraint's confidence), divided by its model's scale,
-and must stay >= 0. A limit of "current" is the current state's own bound (± the tolerance), so the
-state it refers to always meets it. Values, margins and gradients come from one chain evaluation,
-cached per point, since SLSQP asks for objective and constraints at the same point separately.
+rescaled to [0, 1] per setpoint (setpoints whose box is a single point are fixed).
+
+Objective: the lower confidence bound of the gain, sense·Δobjective - risk_aversion·sd(Δobjective),
+with sd the uncertainty of the *change* the move causes (optimizer/chain.py), divided by the objective
+model's residual scale. A direction the data barely supports pays for its risk.
+
+Constraints are margins (>= 0 satisfied), each divided by its output's scale:
+
+* an absolute limit (`max = 85`) bounds the level: anchor + change ± q·sd, with the anchor's own
+  uncertainty and the change's in quadrature (the chain's level variance);
+* a limit on `"current"` (± tolerance) bounds the change alone: the current value + change ± q·sd(change),
+  so the state it refers to always meets it and a move is only allowed what its slope uncertainty
+  leaves of the tolerance;
+* the production guard (`[production]`) is a limit on "current" of the production output, with a
+  tolerance that is a share of the current production.
+
+Values, margins and gradients come from one chain evaluation, cached per point, since SLSQP asks for
+objective and constraints at the same point separately.
 """
 
 from __future__ import annotations
@@ -20,20 +31,22 @@ from typing import Literal
 import numpy as np
 
 from dragon.spec import PlantSpec
-from optimizer.chain import ChainEvaluation, CompiledChain
+from optimizer.chain import PRODUCTION, ChainAnchor, ChainEvaluation, CompiledChain
 
 FEASIBILITY_TOLERANCE = 1e-6  # model units; SLSQP lands on active constraints within ~1e-10
 
 
 @dataclass(frozen=True)
 class ConstraintTerm:
-    """One side of one spec constraint with its limit resolved to a number at this state."""
+    """One side of one limit, resolved to a number at this state (for a limit on "current": the current
+    value ± the tolerance)."""
 
-    model: str
+    output: str  # a model, or the production output
     side: Literal["max", "min"]
     limit: float
     confidence: float
     relative_to_current: bool
+    guard: Literal["constraint", "production"] = "constraint"
 
 
 @dataclass(frozen=True)
@@ -81,34 +94,31 @@ class SetpointProblem:
     """Objective, constraint margins and their gradients at one plant state."""
 
     def __init__(
-        self, chain: CompiledChain, spec: PlantSpec, state: Mapping[str, float], biases: np.ndarray
+        self, chain: CompiledChain, spec: PlantSpec, state: Mapping[str, float], anchor: ChainAnchor
     ) -> None:
         self.chain = chain
         self.spec = spec
         self.state = state
-        self.biases = biases
+        self.anchor = anchor
         self.u0 = np.array([state[tag] for tag in spec.setpoints])
         self.box = setpoint_box(spec, self.u0)
         self.objective_model = spec.objective.model
         self.sense = 1.0 if spec.objective.sense == "maximize" else -1.0
-        self.current = self.chain.evaluate(self.u0[None, :], state, biases)
+        self.risk_aversion = spec.optimizer.risk_aversion
+        self.current = self.chain.evaluate(self.u0[None, :], state, anchor)
         self.constraints = self._resolve_constraints()
-        self._objective_scale = max(chain.scales[chain.models.index(self.objective_model)], 1e-9)
-        self._constraint_scales = np.array(
-            [max(chain.scales[chain.models.index(c.model)], 1e-9) for c in self.constraints]
-        )
-        # Every constraint in one set of array operations: model column, bound side (+1 upper,
-        # -1 lower), quantile at its confidence and limit.
-        self._constraint_models = np.array(
-            [chain.models.index(c.model) for c in self.constraints], dtype=np.intp
-        )
+        self._objective_index = chain.outputs.index(self.objective_model)
+        self._objective_scale = self._scale(self._objective_index)
+        columns = np.array([chain.outputs.index(c.output) for c in self.constraints], dtype=np.intp)
+        self._constraint_scales = np.array([self._scale(k) for k in columns])
+        # Every constraint in one set of array operations: output column, bound side (+1 upper,
+        # -1 lower), quantile at its confidence, limit, and whether it bounds the change or the level.
         self._bound_sign = np.array([1.0 if c.side == "max" else -1.0 for c in self.constraints])
-        self._bound_step = self._bound_sign * [
-            chain.quantile(c.model, c.confidence) for c in self.constraints
-        ]
+        steps = self._bound_sign * [chain.quantile(c.output, c.confidence) for c in self.constraints]
+        relative = np.array([c.relative_to_current for c in self.constraints], dtype=bool)
+        self._level = (columns[~relative], steps[~relative], np.flatnonzero(~relative))
+        self._change = (columns[relative], steps[relative], np.flatnonzero(relative))
         self._limits = np.array([c.limit for c in self.constraints])
-        self._objective_index = chain.models.index(self.objective_model)
-        self._current_objective = float(self.current.values[0, self._objective_index])
         self._free = self.box.free
         self._free_index = np.flatnonzero(self._free)
         self._free_low = self.box.low[self._free]
@@ -116,35 +126,46 @@ class SetpointProblem:
         self._point_key: bytes | None = None
         self._point: tuple[ChainEvaluation, np.ndarray, np.ndarray] | None = None
 
+    def _scale(self, k: int) -> float:
+        """An output's yardstick for scaling: its residual scale (a production expression has none: a
+        thousandth of its current value)."""
+        scale = self.chain.scales[k] or 1e-3 * abs(float(self.anchor.values[k]))
+        return max(float(scale), 1e-9)
+
     def _resolve_constraints(self) -> list[ConstraintTerm]:
         terms = []
         for constraint in self.spec.constraints:
-            current = float(self.current.values[0, self.current.index(constraint.model)])
+            current = float(self.anchor.values[self.chain.outputs.index(constraint.model)])
             for side, limit in (("max", constraint.max), ("min", constraint.min)):
                 if limit is None:
                     continue
                 relative = limit == "current"
-                if relative:  # the model's bound now (like with like), with the tolerance allowed
-                    allowed = self._current_bound_step(constraint.model, constraint.confidence)
-                    allowed += constraint.tolerance
-                    limit = current + allowed if side == "max" else current - allowed
+                if relative:
+                    limit = (
+                        current + constraint.tolerance if side == "max" else current - constraint.tolerance
+                    )
                 terms.append(
                     ConstraintTerm(constraint.model, side, float(limit), constraint.confidence, relative)
                 )
+        production = self.spec.production
+        if production is not None:
+            output = production.model or PRODUCTION
+            current = float(self.anchor.values[self.chain.outputs.index(output)])
+            terms.append(
+                ConstraintTerm(
+                    output,
+                    "min",
+                    current - production.tolerance * abs(current),
+                    production.confidence,
+                    True,
+                    "production",
+                )
+            )
         return terms
-
-    def _current_bound_step(self, model: str, confidence: float) -> float:
-        """How far the current state's prediction bound lies from its value (q·sd, 0 at confidence 0.5).
-
-        A bound on "current" compares the candidate's prediction bound with the current state's: its
-        value alone would lie inside its own bound whenever confidence > 0.5, and the current state
-        would violate the constraint it is the reference of."""
-        sd = float(self.current.prediction_sd(model)[0])
-        return float(self.chain.quantile(model, confidence)) * sd
 
     def evaluate(self, U: np.ndarray) -> ChainEvaluation:
         """The chain at setpoint rows U (n, S) at this state."""
-        return self.chain.evaluate(np.asarray(U, dtype=float), self.state, self.biases)
+        return self.chain.evaluate(np.asarray(U, dtype=float), self.state, self.anchor)
 
     def objective(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray]:
         """Objective model values (n,) and gradients (n, S) at the evaluated rows."""
@@ -152,15 +173,34 @@ class SetpointProblem:
         return ev.values[:, k], ev.gradient[:, k, :]
 
     def gain(self, ev: ChainEvaluation) -> np.ndarray:
-        """Improvement of the objective over the current state (positive = better)."""
-        return self.sense * (ev.values[:, self._objective_index] - self._current_objective)
+        """Predicted improvement of the objective over the current state (positive = better)."""
+        return self.sense * ev.change[:, self._objective_index]
+
+    def gain_sd(self, ev: ChainEvaluation) -> np.ndarray:
+        """The sd of the predicted gain: the uncertainty of the objective's change."""
+        return np.sqrt(ev.change_variance[:, self._objective_index])
+
+    def gain_lower_bound(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray]:
+        """gain - risk_aversion·sd(gain) (n,) and its gradient (n, S): what the optimizer maximises."""
+        k = self._objective_index
+        bound, gradient = ev.change_bounds(np.array([k]), np.array([-self.sense * self.risk_aversion]))
+        return self.sense * bound[:, 0], self.sense * gradient[:, 0]
 
     def margins(self, ev: ChainEvaluation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Margins (n, C) (>= 0 satisfied), their gradients (n, C, S) and the bounds (n, C).
 
-        Bound = value ± q·sd (ChainEvaluation.bounds); margin = limit - bound for `max`, bound - limit
-        for `min`, i.e. -sign·(bound - limit) with sign +1 for an upper bound."""
-        bounds, d_bounds = ev.bounds(self._constraint_models, self._bound_step)
+        Bound = value ± q·level sd for an absolute limit, current value + change ± q·change sd for a limit
+        on "current" (module docstring); margin = limit - bound for `max`, bound - limit for `min`, i.e.
+        -sign·(bound - limit) with sign +1 for an upper bound."""
+        n, C = len(ev.values), len(self.constraints)
+        bounds = np.empty((n, C))
+        d_bounds = np.empty((n, C, ev.gradient.shape[2]))
+        columns, steps, at = self._level
+        bounds[:, at], d_bounds[:, at] = ev.level_bounds(columns, steps)
+        columns, steps, at = self._change
+        change, d_change = ev.change_bounds(columns, steps)
+        bounds[:, at] = self.anchor.values[columns] + change
+        d_bounds[:, at] = d_change
         return -self._bound_sign * (bounds - self._limits), -self._bound_sign[:, None] * d_bounds, bounds
 
     def feasible(self, margins: np.ndarray) -> np.ndarray:
@@ -195,18 +235,18 @@ class SetpointProblem:
         objective, the constraints and their Jacobian at the same point separately."""
         key = np.asarray(z, dtype=float).tobytes()
         if key != self._point_key:
-            ev = self.chain.evaluate(self.to_setpoints(z), self.state, self.biases)
+            ev = self.evaluate(self.to_setpoints(z))
             margins, gradients, _ = self.margins(ev)
             self._point = (ev, margins[0], gradients[0])
             self._point_key = key
         return self._point
 
     def scaled_objective(self, z: np.ndarray) -> tuple[float, np.ndarray]:
-        """Minimised by SLSQP: -gain / scale and its gradient wrt z."""
+        """Minimised by SLSQP: -(gain lower bound) / scale and its gradient wrt z."""
         ev, _, _ = self._at(z)
-        k = self._objective_index
-        f = -self.sense * (ev.values[0, k] - self._current_objective) / self._objective_scale
-        g = -self.sense * ev.gradient[0, k].take(self._free_index) * self._width / self._objective_scale
+        bound, gradient = self.gain_lower_bound(ev)
+        f = -bound[0] / self._objective_scale
+        g = -gradient[0].take(self._free_index) * self._width / self._objective_scale
         return float(f), g
 
     def scaled_margins(self, z: np.ndarray) -> np.ndarray:

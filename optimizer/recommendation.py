@@ -72,12 +72,22 @@ class ObjectiveResult(Contract):
     gain: Number = Field(
         description="Predicted improvement (recommended - current; negated for minimize), target's unit."
     )
+    gain_sd: Number = Field(
+        description="Standard deviation of the predicted gain, target's unit: the uncertainty of the change "
+        "the move causes, from every GAM's (calibrated) coefficient covariance propagated through the chain."
+    )
+    gain_lower: Number = Field(
+        description="gain - risk_aversion x gain_sd ([optimizer] risk_aversion): the lower confidence bound "
+        "the optimizer maximised; below min_benefit the answer is hold. Target's unit."
+    )
 
 
 class ConstraintCheck(Contract):
     """One [[constraints]] entry of the plant spec, checked at the recommended setpoints."""
 
-    model: str = Field(description="Model name the constraint limits.")
+    model: str = Field(
+        description="Model name the constraint limits, or 'production' for the [production] expression."
+    )
     max: Number | None = Field(
         None, description="Upper limit (null for a lower limit), in the target's unit."
     )
@@ -96,6 +106,18 @@ class ConstraintCheck(Contract):
     active: bool = Field(
         description="The bound sits on the limit: this constraint is what stops a larger move."
     )
+    sd: Number = Field(
+        description="Standard deviation the bound used, target's unit: of the level (anchor and change in "
+        "quadrature) for an absolute limit, of the change alone for a limit on the current value."
+    )
+    basis: Literal["level", "change"] = Field(
+        description="level: bound = value ± q·sd(level); change: bound = current + change ± q·sd(change) "
+        '(a limit "current", with or without tolerance, and the production guard).'
+    )
+    guard: Literal["constraint", "production"] = Field(
+        description="constraint: a [[constraints]] entry; production: the [production] guard (the limit is "
+        "the current production less its tolerance)."
+    )
 
     @property
     def side(self) -> Literal["max", "min"]:
@@ -104,6 +126,37 @@ class ConstraintCheck(Contract):
     @property
     def limit(self) -> float:
         return self.max if self.max is not None else self.min  # type: ignore[return-value]
+
+
+class AnchorEstimate(Contract):
+    """Where one model is anchored: its target's current value as the optimizer believes it."""
+
+    tag: str = Field(description="The measured tag (the model's target).")
+    value: Number = Field(description="The anchor, in the tag's unit.")
+    sd: Number = Field(description="Its standard error, in the tag's unit (never zero).")
+    method: Literal["window mean", "single reading"] = Field(
+        description="window mean: the recent window and the state averaged, sd = max(sample sd, measurement "
+        "noise) / sqrt(rows); single reading: the state alone, sd = the tag's measurement noise estimated "
+        "at training."
+    )
+    rows: int = Field(description="Readings averaged.")
+
+
+class ConsistencyCheck(Contract):
+    """A measured model target against its model's prediction at the current state."""
+
+    tag: str = Field(description="The measured tag.")
+    model: str = Field(description="The model that predicts it.")
+    measured: Number = Field(description="Its anchor (de-noised measurement), in the tag's unit.")
+    predicted: Number = Field(description="The model fed the state's measured inputs, in the tag's unit.")
+    sd: Number = Field(
+        description="The model's state residual sd (hold-out) and the anchor's sd in quadrature, tag's unit."
+    )
+    z: Number = Field(description="(measured - predicted) / sd, in standard deviations.")
+    consistent: bool = Field(
+        description="|z| <= [optimizer] consistency_sigma; otherwise the answer is blocked (a biased "
+        "analyser or a stuck sensor)."
+    )
 
 
 class DetectorVerdict(Contract):
@@ -191,3 +244,11 @@ class Recommendation(Contract):
     )
     model_version: str = Field(description="Registered model version (or bundle fingerprint) that answered.")
     explanation: Explanation = Field(default_factory=Explanation, description="Why this answer.")
+    anchors: dict[str, AnchorEstimate] = Field(
+        default_factory=dict,
+        description="Model -> the anchor its predictions start from (empty when blocked before anchoring).",
+    )
+    consistency: list[ConsistencyCheck] = Field(
+        default_factory=list,
+        description="Every measured model target against its model at the current state.",
+    )

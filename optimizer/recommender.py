@@ -1,39 +1,50 @@
-"""One setpoint recommendation per plant state: gate, bias update, multi-start SLSQP, explanation.
+"""One setpoint recommendation per plant state: gate, anchors, consistency, multi-start SLSQP, explanation.
 
 `Recommender(bundle).recommend(state)` never raises for a validated state: a state a detector
 flags, a setpoint too far outside its bounds or any numerical failure becomes a `blocked` or
 `hold` answer with its reason. Steps:
 
 1. The gate: every detector scores the state; one flag = `blocked` (no setpoints).
-2. Bias update of every model whose target the state carries (optimizer/chain.py).
-3. Starts: the current setpoints (clipped into the box) plus `spec.optimizer.starts - 1`
+2. Anchors: every model whose target the state carries is anchored on a de-noised estimate of it
+   (the recent window's mean, or the single reading with the tag's measurement noise;
+   optimizer/anchor.py), and the chain's uncertainty is pinned to that state (optimizer/chain.py).
+3. Sensor consistency: a measured target further than `consistency_sigma` of its model's state
+   residual sd from the model's prediction at the current state blocks ("model and measurement
+   disagree on TAG"): a biased analyser or a stuck sensor the detectors cannot see in one state.
+4. Starts: the current setpoints (clipped into the box) plus `spec.optimizer.starts - 1`
    Latin-hypercube points of the box (fixed seed), screened in one batched chain evaluation; the
    best of them (feasible first, then by gain) is refined too. If the current point violates a
    constraint, a least-violation solve from it comes first and is added as a start.
-4. SLSQP from each start, on analytic gradients. Every end point, and points part-way back along
+5. SLSQP from each start, on analytic gradients, maximising the gain's lower bound
+   (gain - risk_aversion·sd(gain)). Every end point, and points part-way back along
    the line to the current setpoints (in case the full move leaves known territory), is clipped
    into the box and re-checked in one batched evaluation: feasibility, then the detectors (with a
    margin inside their envelopes, optimizer/territory.py).
-5. The best feasible unflagged candidate wins. If its gain is below `spec.optimizer.min_benefit`
-   the answer is `hold` (current setpoints kept), unless the current setpoints are outside their
-   bounds or violate a constraint: then the move that fixes (or reduces) that is recommended.
+6. The best feasible unflagged candidate wins. If its gain's lower bound is below
+   `spec.optimizer.min_benefit` the answer is `hold` (current setpoints kept), unless the current
+   setpoints are outside their bounds or violate a constraint: then the move that fixes (or reduces)
+   that is recommended.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import qmc
 
 from dragon.bundle import Bundle
-from optimizer.chain import CompiledChain
+from optimizer.anchor import estimate_anchors
+from optimizer.chain import ChainAnchor, CompiledChain, output_units
 from optimizer.explain import attribute_gain
 from optimizer.gate import Gate, GateResult
 from optimizer.problem import FEASIBILITY_TOLERANCE, SetpointProblem, within_limits
 from optimizer.recommendation import (
+    AnchorEstimate,
+    ConsistencyCheck,
     ConstraintCheck,
     DetectorVerdict,
     Explanation,
@@ -53,6 +64,15 @@ INTERVAL_WIDTH = 0.95  # predicted.lower/upper: two-sided 95 % prediction interv
 ACTIVE_TOLERANCE = 0.01  # a constraint is active when its margin is below this share of its model's scale
 
 
+@dataclass(frozen=True)
+class _Pinned:
+    """What the optimisation knows about one state besides the setpoints: gate, anchors, consistency."""
+
+    gate: GateResult
+    anchors: dict[str, AnchorEstimate]
+    consistency: list[ConsistencyCheck]
+
+
 class Recommender:
     """Compiles a bundle once (and checks the compiled models against pygam and sklearn)."""
 
@@ -70,10 +90,11 @@ class Recommender:
             else np.empty((0, n_setpoints))
         )
 
-    def recommend_many(self, states: Iterable[Mapping[str, float]]) -> list[Recommendation]:
-        return [self.recommend(state) for state in states]
-
-    def recommend(self, state: Mapping[str, float]) -> Recommendation:
+    def recommend(
+        self, state: Mapping[str, float], recent: Sequence[Mapping[str, float]] = ()
+    ) -> Recommendation:
+        """One recommendation for a validated `state`; `recent` is a validated window of the states just
+        before it (oldest first, dragon/data.py: parse_window), from which the anchors are estimated."""
         current = {tag: float(state[tag]) for tag in self.spec.setpoints if tag in state}
         try:
             missing = [tag for tag in self.spec.required_state_tags if tag not in state]
@@ -84,7 +105,7 @@ class Recommender:
                 return self._blocked(current, gate.reason(), gate.verdicts, far_tags=gate.far_tags)
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                return self._optimise(state, gate)
+                return self._optimise(state, recent, gate)
         except Exception as error:  # numerical trouble must not reach the plant as a traceback
             return self._blocked(
                 current,
@@ -104,12 +125,12 @@ class Recommender:
         described: tuple | None = None,
         anomaly: dict[str, DetectorVerdict] | None = None,
         explanation: Explanation | None = None,
+        pinned: _Pinned | None = None,
     ) -> Recommendation:
         """`described`: (predicted, objective, constraints) from `_describe`."""
         predicted, objective, constraints = described or ({}, None, [])
         spec = self.spec
-        units = {tag: spec.tags[tag].unit for tag in spec.setpoints}
-        units.update({model: spec.tags[spec.models[model].target].unit for model in self.chain.models})
+        units = {tag: spec.tags[tag].unit for tag in spec.setpoints} | output_units(spec)
         return Recommendation(
             status=status,
             reason=reason,
@@ -123,6 +144,8 @@ class Recommender:
             units=units,
             model_version=self.model_version,
             explanation=explanation or Explanation(),
+            anchors=pinned.anchors if pinned else {},
+            consistency=pinned.consistency if pinned else [],
         )
 
     def _blocked(
@@ -133,6 +156,7 @@ class Recommender:
         *,
         far_tags: dict[str, list[FarTag]] | None = None,
         problem: SetpointProblem | None = None,
+        pinned: _Pinned | None = None,
     ) -> Recommendation:
         return self._answer(
             "blocked",
@@ -141,16 +165,64 @@ class Recommender:
             described=None if problem is None else self._describe(problem, None),
             anomaly=verdicts,
             explanation=Explanation(far_tags=far_tags or {}),
+            pinned=pinned,
         )
 
-    def _optimise(self, state: Mapping[str, float], gate: GateResult) -> Recommendation:
+    def _pin(self, state: Mapping[str, float], recent, gate: GateResult) -> tuple[ChainAnchor, _Pinned]:
+        """Anchor the chain on the state (and window) and check each measured target against its model."""
+        anchors = estimate_anchors(self.spec, self.bundle.calibration, state, recent)
+        anchor = self.chain.anchor(state, {model: (a.value, a.sd) for model, a in anchors.items()})
+        checks = []
+        sigma = self.spec.optimizer.consistency_sigma
+        for k, model in enumerate(self.chain.models):
+            if model not in anchors:
+                continue
+            estimate = anchors[model]
+            residual_sd = self.bundle.calibration.models[model].state_residual_sd
+            sd = float(np.hypot(residual_sd, estimate.sd))
+            predicted = estimate.value - float(anchor.biases[k])
+            checks.append(
+                ConsistencyCheck(
+                    tag=estimate.tag,
+                    model=model,
+                    measured=estimate.value,
+                    predicted=predicted,
+                    sd=sd,
+                    z=(estimate.value - predicted) / sd,
+                    consistent=sigma == 0 or abs(estimate.value - predicted) <= sigma * sd,
+                )
+            )
+        return anchor, _Pinned(gate, anchors, checks)
+
+    def _disagreement(self, pinned: _Pinned) -> str | None:
+        """The block reason when a measurement and its model disagree (None when they agree)."""
+        off = [check for check in pinned.consistency if not check.consistent]
+        if not off:
+            return None
+        parts = [
+            f"{c.tag} (measured {_quantity(c.measured, self.spec.tags[c.tag].unit)}, "
+            f"model {_quantity(c.predicted, self.spec.tags[c.tag].unit)}: {c.z:+.1f} sd)"
+            for c in off
+        ]
+        return (
+            f"model and measurement disagree on {', '.join(parts)} beyond "
+            f"{self.spec.optimizer.consistency_sigma:g} sd: check the sensor (bias, stuck value) before "
+            "trusting a move"
+        )
+
+    def _optimise(self, state: Mapping[str, float], recent, gate: GateResult) -> Recommendation:
         spec = self.spec
-        biases = self.chain.biases(state)
-        problem = SetpointProblem(self.chain, spec, state, biases)
+        anchor, pinned = self._pin(state, recent, gate)
+        problem = SetpointProblem(self.chain, spec, state, anchor)
         u0 = problem.u0
         current = dict(zip(spec.setpoints, u0.tolist(), strict=True))
+        disagreement = self._disagreement(pinned)
+        if disagreement:
+            return self._blocked(current, disagreement, gate.verdicts, problem=problem, pinned=pinned)
         if problem.box.problems:
-            return self._blocked(current, "; ".join(problem.box.problems), gate.verdicts, problem=problem)
+            return self._blocked(
+                current, "; ".join(problem.box.problems), gate.verdicts, problem=problem, pinned=pinned
+            )
         if not np.all(np.isfinite(problem.current.values)):
             return self._blocked(current, "the models give no finite prediction at this state", gate.verdicts)
 
@@ -166,7 +238,7 @@ class Recommender:
         rows = np.vstack([candidates, self._backtracked(u0, candidates)])
         rows = np.array([within_limits(spec, row, u0) for row in rows])
         ev = problem.evaluate(rows)
-        gains = problem.gain(ev)
+        gains, _ = problem.gain_lower_bound(ev)
         margins, _, _ = problem.margins(ev)
         feasible = problem.feasible(margins) & np.all(np.isfinite(ev.values), axis=1)
         candidate_rows = self._candidate_rows(problem, rows, ev)
@@ -176,8 +248,7 @@ class Recommender:
         if not usable.any():
             return self._hold(
                 problem,
-                gate,
-                biases,
+                pinned,
                 "every candidate move, even a quarter of one, leaves the detectors' known territory",
             )
         if (feasible & usable).any():
@@ -192,13 +263,13 @@ class Recommender:
             ):
                 return self._hold(
                     problem,
-                    gate,
-                    biases,
+                    pinned,
                     "the current state violates a constraint and no move "
                     "within the move limits reduces the violation",
                 )
         u_star = rows[best]
         gain = float(gains[best])
+        unit = spec.tags[self.chain.target(spec.objective.model)].unit
         if out_of_bounds:
             reason = f"brings {', '.join(out_of_bounds)} back inside bounds"
         elif infeasible_now:
@@ -211,16 +282,18 @@ class Recommender:
         elif gain < spec.optimizer.min_benefit:
             return self._hold(
                 problem,
-                gate,
-                biases,
-                f"best predicted gain {gain:.4g} is below the minimum benefit {spec.optimizer.min_benefit:g}",
+                pinned,
+                f"the best move's gain lower bound {_quantity(gain, unit)} "
+                f"(gain - {spec.optimizer.risk_aversion:g} sd) is below the minimum benefit "
+                f"{_quantity(spec.optimizer.min_benefit, unit)}",
             )
         else:
             reason = (
-                f"predicted {spec.objective.model} gain {gain:.4g} within bounds, move limits and constraints"
+                f"predicted {spec.objective.model} gain lower bound {_quantity(gain, unit)} within bounds, "
+                "move limits and constraints"
             )
         anomaly = {name: float(scores[best]) for name, scores in candidate_scores.items()}
-        return self._recommended(problem, gate, biases, u_star, reason, anomaly)
+        return self._recommended(problem, pinned, u_star, reason, anomaly)
 
     def _solve(self, problem: SetpointProblem, infeasible_now: bool) -> np.ndarray:
         """End points of SLSQP from every start (setpoint units), plus the clipped current point."""
@@ -288,13 +361,11 @@ class Recommender:
             rows[self.spec.models[model].target] = ev.values[:, k]
         return rows
 
-    def _hold(
-        self, problem: SetpointProblem, gate: GateResult, biases: np.ndarray, reason: str
-    ) -> Recommendation:
+    def _hold(self, problem: SetpointProblem, pinned: _Pinned, reason: str) -> Recommendation:
         current = dict(zip(self.spec.setpoints, problem.u0.tolist(), strict=True))
         described = self._describe(problem, problem.u0)
         explanation = Explanation(
-            bias_offsets=self._offsets(biases), active_constraints=_active(described[2])
+            bias_offsets=self._offsets(problem.anchor), active_constraints=_active(described[2])
         )
         return self._answer(
             "hold",
@@ -302,15 +373,15 @@ class Recommender:
             current,
             setpoints=dict(current),
             described=described,
-            anomaly=gate.verdicts,
+            anomaly=pinned.gate.verdicts,
             explanation=explanation,
+            pinned=pinned,
         )
 
     def _recommended(
         self,
         problem: SetpointProblem,
-        gate: GateResult,
-        biases: np.ndarray,
+        pinned: _Pinned,
         u_star: np.ndarray,
         reason: str,
         candidate_anomaly: dict[str, float],
@@ -322,10 +393,10 @@ class Recommender:
         explanation = Explanation(
             contributions=attribution.contributions,
             method="integrated gradients along the straight line from the current to the recommended "
-            "setpoints through the bias-corrected model chain (sums to the gain)",
+            "setpoints through the anchored model chain (sums to the predicted gain)",
             quadrature_error=attribution.quadrature_error,
             active_constraints=_active(described[2]),
-            bias_offsets=self._offsets(biases),
+            bias_offsets=self._offsets(problem.anchor),
             candidate_anomaly=candidate_anomaly,
         )
         return self._answer(
@@ -334,12 +405,13 @@ class Recommender:
             current,
             setpoints=dict(zip(self.spec.setpoints, u_star.tolist(), strict=True)),
             described=described,
-            anomaly=gate.verdicts,
+            anomaly=pinned.gate.verdicts,
             explanation=explanation,
+            pinned=pinned,
         )
 
-    def _offsets(self, biases: np.ndarray) -> dict[str, float]:
-        return {model: float(b) for model, b in zip(self.chain.models, biases, strict=True)}
+    def _offsets(self, anchor: ChainAnchor) -> dict[str, float]:
+        return {model: float(anchor.biases[k]) for k, model in enumerate(self.chain.models)}
 
     def _describe(
         self, problem: SetpointProblem, u: np.ndarray | None
@@ -347,37 +419,44 @@ class Recommender:
         """predicted, objective and constraint status at the current and (if any) the new setpoints."""
         at = problem.current if u is None else problem.evaluate(u[None, :])
         predicted = {}
-        for k, model in enumerate(self.chain.models):
-            half = problem.chain.quantile(model, 0.5 + INTERVAL_WIDTH / 2) * at.prediction_sd(model)[0]
+        for k, output in enumerate(self.chain.outputs):
+            half = problem.chain.quantile(output, 0.5 + INTERVAL_WIDTH / 2) * at.level_sd(output)[0]
             value = float(at.values[0, k])
-            predicted[model] = PredictedValue(
-                current=float(problem.current.values[0, k]),
+            predicted[output] = PredictedValue(
+                current=float(problem.anchor.values[k]),
                 recommended=None if u is None else value,
                 lower=None if u is None else value - half,
                 upper=None if u is None else value + half,
             )
         k = at.index(problem.objective_model)
+        lower, _ = problem.gain_lower_bound(at)
         objective = ObjectiveResult(
             model=problem.objective_model,
             sense=self.spec.objective.sense,
-            current=float(problem.current.values[0, k]),
+            current=float(problem.anchor.values[k]),
             recommended=float(at.values[0, k]),
             gain=float(problem.gain(at)[0]),
+            gain_sd=float(problem.gain_sd(at)[0]),
+            gain_lower=float(lower[0]),
         )
         margins, _, bounds = problem.margins(at)
         constraints = []
         for i, term in enumerate(problem.constraints):
-            scale = problem.chain.scales[problem.chain.models.index(term.model)]
+            scale = problem.chain.scales[problem.chain.outputs.index(term.output)]
             margin = float(margins[0, i])
+            sd = at.change_sd(term.output) if term.relative_to_current else at.level_sd(term.output)
             constraints.append(
                 ConstraintCheck(
-                    model=term.model,
+                    model=term.output,
                     **{term.side: term.limit},
                     confidence=term.confidence,
                     bound=float(bounds[0, i]),
                     margin=margin,
                     satisfied=margin >= -FEASIBILITY_TOLERANCE,
                     active=margin < ACTIVE_TOLERANCE * max(scale, 1e-9),
+                    sd=float(sd[0]),
+                    basis="change" if term.relative_to_current else "level",
+                    guard=term.guard,
                 )
             )
         return predicted, objective, constraints
@@ -386,3 +465,8 @@ class Recommender:
 def _active(constraints: list[ConstraintCheck]) -> list[str]:
     """Constraints on their limit, as '<model> <side>' (a model may carry a max and a min)."""
     return [f"{c.model} {c.side}" for c in constraints if c.active]
+
+
+def _quantity(value: float, unit: str) -> str:
+    """A number a person reads, with its unit when the tag has one."""
+    return f"{value:.4g} {unit}" if unit else f"{value:.4g}"

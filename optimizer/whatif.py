@@ -1,7 +1,7 @@
 """What-if: every model of the chain and every detector at hypothetical setpoints.
 
 The engineers' local simulation: take a plant state, override some setpoints (or disturbances),
-and see each model's bias-corrected prediction with its 95 % prediction interval next to its
+and see each model's anchored prediction with its 95 % prediction interval next to its
 value at the current setpoints, and what the detectors would say about the resulting state.
 """
 
@@ -14,7 +14,8 @@ from pydantic import Field
 
 from dragon.bundle import Bundle
 from dragon.errors import DataError
-from optimizer.chain import CompiledChain
+from optimizer.anchor import estimate_anchors
+from optimizer.chain import CompiledChain, output_units
 from optimizer.gate import Gate
 from optimizer.recommendation import Contract, DetectorVerdict, Number
 
@@ -73,25 +74,25 @@ def what_if(
         raise DataError("what-if: " + "; ".join(problems))
     chain = chain or CompiledChain.from_bundle(bundle)
     gate = gate or Gate(bundle.detectors, bundle.baselines)
-    biases = chain.biases(state)  # anchored at the current (measured) state
+    anchors = estimate_anchors(spec, bundle.calibration, state)  # each measured target, one reading
+    anchor = chain.anchor(state, {model: (a.value, a.sd) for model, a in anchors.items()})
     changed = {**state, **{tag: float(v) for tag, v in overrides.items()}}
-    current_u = np.array([[state[tag] for tag in spec.setpoints]])
     new_u = np.array([[changed[tag] for tag in spec.setpoints]])
-    now = chain.evaluate(current_u, state, biases)
-    then = chain.evaluate(new_u, changed, biases)
+    then = chain.evaluate(new_u, changed, anchor)
     predictions = {}
-    for k, model in enumerate(chain.models):
-        half = chain.quantile(model, 0.5 + INTERVAL_WIDTH / 2) * then.prediction_sd(model)[0]
+    for k, output in enumerate(chain.outputs):
+        half = chain.quantile(output, 0.5 + INTERVAL_WIDTH / 2) * then.level_sd(output)[0]
         value = float(then.values[0, k])
-        target = spec.models[model].target
-        predictions[model] = ModelWhatIf(
+        target = chain.target(output)
+        predictions[output] = ModelWhatIf(
             target=target,
-            current=float(now.values[0, k]),
+            current=float(anchor.values[k]),
             predicted=value,
             lower=value - half,
             upper=value + half,
         )
-        changed[target] = value
+        if output in spec.models:
+            changed[target] = value
     verdicts = gate.check(changed).verdicts
     named = [*overrides, *spec.setpoints, *(spec.models[m].target for m in chain.models)]
     return WhatIf(
@@ -99,7 +100,6 @@ def what_if(
         setpoints={tag: float(changed[tag]) for tag in spec.setpoints},
         predictions=predictions,
         anomaly=verdicts,
-        bias_offsets={m: float(b) for m, b in zip(chain.models, biases, strict=True)},
-        units={tag: spec.tags[tag].unit for tag in named}
-        | {m: spec.tags[spec.models[m].target].unit for m in chain.models},
+        bias_offsets={model: float(anchor.biases[k]) for k, model in enumerate(chain.models)},
+        units={tag: spec.tags[tag].unit for tag in named} | output_units(spec),
     )

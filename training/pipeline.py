@@ -68,6 +68,7 @@ def train_bundle(
 ) -> TrainingOutcome:
     """Fit, evaluate and write one bundle from history files (concatenated in time order)."""
     from dragon.drift import compute_baselines
+    from training.calibration import calibrate
     from training.detectors import evaluate_gate, fit_detector
     from training.evaluation import evaluate_gam, plot_partial_dependence, plot_residuals
     from training.gam_fit import fit_gam
@@ -116,6 +117,8 @@ def train_bundle(
         progress("evaluate", 1, len(spec.models) + 1)
     gate = evaluate_gate(detectors, data.detector_holdout)
     quality = judge_quality(spec, gam_metrics, gate)
+    gams = {name: fit.gam for name, fit in gam_fits.items()}
+    calibration = calibrate(spec, gams, data.train, data.holdout, frame)
     progress("evaluate", 1, len(spec.models) + 1)
 
     summary = {
@@ -126,6 +129,8 @@ def train_bundle(
                 "n_rows": gam_fits[name].n_rows,
                 "n_splines": gam_fits[name].n_splines,
                 "edof": round(gam_fits[name].edof, 2),
+                "interval_coverage_calibrated": calibration.models[name].coverage_calibrated,
+                "interval_scale": calibration.models[name].interval_scale,
             }
             for name in spec.model_order
         },
@@ -153,10 +158,11 @@ def train_bundle(
     write_bundle(
         bundle_dir,
         spec=spec,
-        gams={name: fit.gam for name, fit in gam_fits.items()},
+        gams=gams,
         detectors=detectors,
         baselines=compute_baselines(data.baseline_rows, baseline_tags, time_column=spec.time_column),
         metrics={**summary, "data_report": data.report.to_dict(), "trained_at": time.time()},
+        calibration=calibration,
         provenance=provenance,
     )
     progress("write bundle", 1, 1)

@@ -262,3 +262,53 @@ def test_parse_state_reports_every_problem_at_once(spec):
     ):
         assert needle in message, needle
     assert "10 problem(s)" in message
+
+
+# --- the recent window sent with a state (dragon.data.parse_window) ---------------------------------
+
+
+def _window_case():
+    from dragon.spec import load_plant
+
+    spec = load_plant()
+    state = {tag: float(sum(spec.tags[tag].valid) / 2) for tag in spec.required_state_tags}
+    state["timestamp"] = "2026-01-01T12:00:00Z"
+    rows = [dict(state, timestamp=f"2026-01-01T11:{minute:02d}:00Z") for minute in (40, 45, 50)]
+    return spec, state, rows
+
+
+def test_a_recent_window_parses_to_states_oldest_first():
+    from dragon.data import parse_window
+
+    spec, state, rows = _window_case()
+    window = parse_window(rows, state, spec)
+    assert len(window) == 3 and all("timestamp" not in row for row in window)
+    assert parse_window(rows[-1:], state, spec)  # a window of one row is allowed
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda rows: rows[1].pop("ox1_chp"), r"(?s)recent\[1\].*missing tag"),
+        (
+            lambda rows: rows[2].update(phenol_production=30.0),
+            r"recent\[2\]: carries other tags.*phenol_production",
+        ),
+        (lambda rows: rows[0].update(ox1_chp=float("nan")), r"(?s)recent\[0\].*ox1_chp.*not a finite number"),
+        (lambda rows: rows.reverse(), r"recent\[1\].*not after the row before it"),
+        (lambda rows: rows[2].update(timestamp=rows[1]["timestamp"]), r"recent\[2\].*not after"),
+        (lambda rows: rows[2].update(timestamp="2026-01-01T12:05:00Z"), r"recent\[2\].*not before the state"),
+        (
+            lambda rows: rows[0].update(timestamp="2026-01-01T06:00:00Z"),
+            r"recent\[0\]: 6.0 h before the state",
+        ),
+        (lambda rows: rows[1].update(timestamp="yesterday"), r"recent\[1\].timestamp: missing or not a time"),
+    ],
+)
+def test_a_bad_recent_window_is_refused_naming_the_row(change, message):
+    from dragon.data import parse_window
+
+    spec, state, rows = _window_case()
+    change(rows)
+    with pytest.raises(DataError, match=message):
+        parse_window(rows, state, spec)

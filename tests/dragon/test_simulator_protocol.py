@@ -104,4 +104,4 @@ def test_the_mini_reactor_trains_and_recommends(mini_reactor, mini_reactor_bundl
     state = {tag: float(rows[tag].iloc[-1]) for tag in mini_reactor.tags}
     answer = Recommender(bundle).recommend(state)
     assert answer.status in {"recommended", "hold", "blocked"}
-    assert {c.model for c in answer.constraints} >= {"impurity", "reactor"} or answer.status == "blocked"
+    assert {c.model for c in answer.constraints} >= {"impurity", "production"} or answer.status == "blocked"

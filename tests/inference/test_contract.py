@@ -40,8 +40,11 @@ def test_one_state_gets_one_recommendation(client, server, good_state):
     assert recommendation.model_version == server.model_version
     if recommendation.status == "recommended":
         assert recommendation.setpoints
-    if recommendation.status == "blocked":
-        assert any(check.anomalous for check in recommendation.anomaly.values())
+    if recommendation.status == "blocked":  # a detector flagged it, or a sensor disagrees with its model
+        body = response.json()
+        assert any(check.anomalous for check in recommendation.anomaly.values()) or any(
+            not check["consistent"] for check in body["consistency"]
+        ), body["reason"]
 
 
 def test_instances_are_answered_in_order(client, server, good_states):

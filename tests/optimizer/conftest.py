@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from two_stage_plant import PLANT, fit_plant, normal_states, simulate
+from two_stage_plant import PLANT, calibration, fit_plant, normal_states, simulate
 
 from dragon.bundle import Bundle, Manifest
 from dragon.spec import parse_plant
@@ -27,7 +27,7 @@ def bundle(plant, history, tmp_path_factory) -> Bundle:
     gams, detectors, baselines = fit_plant(plant, history)
     path: Path = tmp_path_factory.mktemp("two-stage-bundle")
     manifest = Manifest(1, plant.name, "", {}, {})
-    return Bundle(path, plant, gams, detectors, baselines, {}, manifest)
+    return Bundle(path, plant, gams, detectors, baselines, {}, manifest, calibration(plant))
 
 
 @pytest.fixture(scope="session")

@@ -12,50 +12,80 @@ def chain(bundle):
     return CompiledChain.from_bundle(bundle)
 
 
-def test_chain_feeds_predictions_forward(chain, bundle, make_states):
+def _anchored(chain, state, sd=0.05):
+    """The chain pinned to `state`, both models anchored on their measured targets with sd `sd`."""
+    return chain.anchor(state, {"stage_1": (state["m1"], sd), "stage_2": (state["m2"], sd)})
+
+
+def test_chain_feeds_predictions_forward_from_its_anchors(chain, bundle, make_states):
     state = make_states(1)[0]
+    anchor = _anchored(chain, state)
     U = np.array([[state["t1"], state["o2"]], [101.0, 2.5]])
-    ev = chain.evaluate(U, state)
-    m1 = bundle.gams["stage_1"].predict(np.column_stack([U[:, 0], U[:, 1], [state["feed"]] * 2]))
-    m2 = bundle.gams["stage_2"].predict(np.column_stack([m1, U[:, 1], [state["feed"]] * 2]))
+    ev = chain.evaluate(U, state, anchor)
+    feed = [state["feed"]] * 2
+    raw_1 = bundle.gams["stage_1"].predict(np.column_stack([U[:, 0], U[:, 1], feed]))
+    m1 = state["m1"] + raw_1 - raw_1[0]  # anchored: measured + the model's change
+    raw_2 = bundle.gams["stage_2"].predict(np.column_stack([m1, U[:, 1], feed]))
+    m2 = state["m2"] + raw_2 - raw_2[0]
     assert np.allclose(ev.values[:, 0], m1, atol=1e-9) and np.allclose(ev.values[:, 1], m2, atol=1e-9)
+    assert np.allclose(ev.change[0], 0.0, atol=1e-12) and np.allclose(ev.change_variance[0], 0.0, atol=1e-18)
+    # at the current state the level's uncertainty is the anchor's own
+    assert np.allclose(ev.level_variance[0], 0.05**2)
 
 
 def test_chain_gradients_match_finite_differences(chain, make_states):
     state = make_states(1)[0]
-    u = np.array([[state["t1"], state["o2"]]])
-    ev = chain.evaluate(u, state)
+    anchor = _anchored(chain, state)
+    u = np.array([[state["t1"] + 0.7, state["o2"] - 0.2]])
+    ev = chain.evaluate(u, state, anchor)
     h = 1e-6
     for i in range(2):
         step = np.zeros((1, 2))
         step[0, i] = h
-        up, down = chain.evaluate(u + step, state), chain.evaluate(u - step, state)
+        up, down = chain.evaluate(u + step, state, anchor), chain.evaluate(u - step, state, anchor)
         assert np.allclose(ev.gradient[0, :, i], (up.values - down.values)[0] / (2 * h), atol=1e-5)
-        bound_up = up.bound("stage_2", 0.95, "upper")[0]
-        bound_down = down.bound("stage_2", 0.95, "upper")[0]
-        # variance sensitivities are treated as constant: close, not exact
-        assert np.allclose(
-            ev.bound("stage_2", 0.95, "upper")[1][0, i],
-            (bound_up - bound_down)[0] / (2 * h),
-            rtol=1e-2,
-            atol=1e-4,
-        )
+        # the sensitivities between models are treated as constant: close, not exact
+        for name in ("level_variance", "change_variance"):
+            numeric = (getattr(up, name) - getattr(down, name))[0] / (2 * h)
+            analytic = getattr(ev, f"{name}_gradient")[0, :, i]
+            assert np.allclose(analytic, numeric, rtol=0.25, atol=1e-6), name
 
 
-def test_variance_propagates_upstream_uncertainty(chain, make_states):
+def test_variance_of_the_change_matches_sampling_the_coefficients(chain, bundle, make_states):
+    """Delta method on the compiled chain against Monte Carlo over every GAM's coefficients and the
+    anchor (where the anchor sits on a curved model changes the downstream change too)."""
     state = make_states(1)[0]
-    ev = chain.evaluate(np.array([[state["t1"], state["o2"]]]), state)
-    own_se = chain.gam("stage_2").standard_error(np.array([[ev.values[0, 0], state["o2"], state["feed"]]]))
-    assert ev.variance[0, 1] > own_se[0] ** 2
+    anchor = _anchored(chain, state)
+    u = np.array([state["t1"] + 2.0, state["o2"] + 0.5])
+    ev = chain.evaluate(u[None, :], state, anchor)
+    rng = np.random.default_rng(7)
+    gam_1, gam_2 = chain.gam("stage_1"), chain.gam("stage_2")
+    draws = 4000
+    beta_1 = rng.multivariate_normal(gam_1.coef, gam_1.cov, draws, method="eigh")
+    beta_2 = rng.multivariate_normal(gam_2.coef, gam_2.cov, draws, method="eigh")
+    x0 = np.array([[state["t1"], state["o2"], state["feed"]], [u[0], u[1], state["feed"]]])
+    m1_rows = gam_1.design(x0)
+    change_1 = beta_1 @ (m1_rows[1] - m1_rows[0])
+    m1_anchor = state["m1"] + rng.normal(0.0, 0.05, draws)
+    rows_2 = np.column_stack([m1_anchor + change_1, np.full(draws, u[1]), np.full(draws, state["feed"])])
+    rows_0 = np.column_stack([m1_anchor, np.full(draws, state["o2"]), np.full(draws, state["feed"])])
+    change_2 = np.einsum("np,np->n", gam_2.design(rows_2) - gam_2.design(rows_0), beta_2)
+    assert np.sqrt(ev.change_variance[0, 0]) == pytest.approx(change_1.std(), rel=0.05)
+    assert np.sqrt(ev.change_variance[0, 1]) == pytest.approx(change_2.std(), rel=0.1)
+    # the slope's uncertainty is what a comparison of two bounds cannot see: it grows with the move
+    small = chain.evaluate(np.array([[state["t1"] + 0.5, state["o2"]]]), state, anchor)
+    assert small.change_variance[0, 0] < ev.change_variance[0, 0]
 
 
-def test_bias_update_reproduces_measurements(chain, make_states):
-    state = dict(make_states(1)[0], m1=11.0, m2=70.0)
-    biases = chain.biases(state)
-    ev = chain.evaluate(np.array([[state["t1"], state["o2"]]]), state, biases)
-    assert np.allclose(ev.values[0], [11.0, 70.0], atol=1e-9)
-    unmeasured = {k: v for k, v in state.items() if k != "m2"}
-    assert chain.biases(unmeasured)[1] == 0.0
+def test_unanchored_model_keeps_its_prediction_and_interval(chain, bundle, make_states):
+    state = {k: v for k, v in make_states(1)[0].items() if k != "m2"}
+    anchor = chain.anchor(state, {"stage_1": (state["m1"], 0.05)})
+    ev = chain.evaluate(np.array([[state["t1"], state["o2"]]]), state, anchor)
+    raw = bundle.gams["stage_2"].predict(np.array([[state["m1"], state["o2"], state["feed"]]]))
+    assert ev.values[0, 1] == pytest.approx(raw[0])
+    own_se = chain.gam("stage_2").standard_error(np.array([[state["m1"], state["o2"], state["feed"]]]))
+    # coefficient uncertainty + residual scale + the upstream anchor's, nothing less
+    assert ev.level_variance[0, 1] > own_se[0] ** 2 + chain.scales[1] ** 2
 
 
 def test_compiled_forest_matches_score_samples():

@@ -9,6 +9,8 @@ from dragon.spec import parse_plant
 from optimizer.recommender import Recommender
 
 KEYS = {
+    "anchors",
+    "consistency",
     "status",
     "reason",
     "setpoints",
@@ -34,9 +36,11 @@ def _respects_limits(spec, rec, state):
 
 @pytest.fixture(scope="module")
 def lenient(bundle):
-    """The same models with detectors that never flag: isolates the optimizer's own logic."""
+    """The same models with detectors that never flag and no consistency check: isolates the optimizer's
+    own logic (its states are made up, and their measurements need not agree with the models)."""
     detectors = {name: replace(d, threshold=1.0) for name, d in bundle.detectors.items()}
-    return Recommender(replace(bundle, detectors=detectors), model_version="lenient")
+    spec = parse_plant(PLANT.replace("starts = 4", "starts = 4\nconsistency_sigma = 0"), "<lenient>")
+    return Recommender(replace(bundle, detectors=detectors, spec=spec), model_version="lenient")
 
 
 def test_every_answer_respects_bounds_and_move_limits(recommender, plant, make_states):
@@ -80,8 +84,11 @@ def test_the_recommendation_improves_the_objective_over_the_current_point(recomm
     for rec, state in zip(map(recommender.recommend, make_states(8)), make_states(8), strict=True):
         if rec.status != "recommended":
             continue
+        anchors = {m: (a.value, a.sd) for m, a in rec.anchors.items()}
         ev = recommender.chain.evaluate(
-            np.array([[rec.setpoints["t1"], rec.setpoints["o2"]]]), state, recommender.chain.biases(state)
+            np.array([[rec.setpoints["t1"], rec.setpoints["o2"]]]),
+            state,
+            recommender.chain.anchor(state, anchors),
         )
         assert ev.values[0, 1] == pytest.approx(rec.predicted["stage_2"].recommended)
         assert rec.predicted["stage_2"].recommended > rec.predicted["stage_2"].current
@@ -112,6 +119,7 @@ def test_a_bound_on_current_at_high_confidence_is_met_by_the_current_state(lenie
     )
     assert text != PLANT
     strict = Recommender(replace(lenient.bundle, spec=parse_plant(text, "<strict>")))
+    assert strict.spec.optimizer.consistency_sigma > 0
     for state in make_states(5):
         rec = strict.recommend(state)
         assert "violates" not in (rec.reason or ""), rec.reason
@@ -154,10 +162,3 @@ def test_never_raises_anywhere_in_the_valid_range(recommender, plant):
         assert rec.reason or rec.status == "recommended"
     rec = recommender.recommend({"t1": 100.0})
     assert rec.status == "blocked" and "lacks" in rec.reason
-
-
-def test_recommend_many_keeps_order(recommender, make_states):
-    states = make_states(3)
-    assert [r.current_setpoints for r in recommender.recommend_many(states)] == [
-        {"t1": s["t1"], "o2": s["o2"]} for s in states
-    ]

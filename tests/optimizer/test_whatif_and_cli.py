@@ -24,6 +24,7 @@ def bundle_dir(bundle, history, tmp_path_factory):
         detectors=bundle.detectors,
         baselines=compute_baselines(frame, list(frame.columns)),
         metrics={},
+        calibration=bundle.calibration,
         provenance=Provenance("abc", False, "repo", "0" * 64, "0" * 64),
     )
     return target

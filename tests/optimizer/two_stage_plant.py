@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from dragon.bundle import Detector
+from dragon.calibration import Calibration, ModelCalibration
 
 PLANT = """
 [plant]
@@ -130,6 +131,24 @@ def fit_plant(spec, data, seed: int = 0):
         tag: SimpleNamespace(mean=float(np.mean(v)), std=float(np.std(v))) for tag, v in data.items()
     }
     return gams, detectors, baselines
+
+
+def calibration(spec) -> Calibration:
+    """The two-stage plant's calibration: its GAMs' own intervals (independent noise, so scale 1) and the
+    simulated measurement noise."""
+    models = {
+        name: ModelCalibration(
+            interval_scale=1.0,
+            covariance_scale=1.0,
+            residual_autocorrelation=0.0,
+            state_residual_sd=NOISE * 2,
+            coverage_raw=0.95,
+            coverage_calibrated=0.95,
+            holdout_rows=0,
+        )
+        for name in spec.models
+    }
+    return Calibration(models=models, measurement_noise=dict.fromkeys(spec.tags, NOISE))
 
 
 def normal_states(n: int, seed: int = 3, inner: float = 1.0) -> list[dict[str, float]]:

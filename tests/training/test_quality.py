@@ -91,6 +91,7 @@ def below_floor_bundle(tmp_path, loaded_bundle):
         detectors=loaded_bundle.detectors,
         baselines=loaded_bundle.baselines,
         metrics={**loaded_bundle.metrics, "quality": verdict},
+        calibration=loaded_bundle.calibration,
         provenance=Provenance(**loaded_bundle.manifest.provenance),
     )
 
