@@ -5,6 +5,8 @@ fitter in its own subprocess (clean peak RSS) on the same rows:
   (a) pygam: `LinearGAM.gridsearch` over the spec's lambda grid (shared lambda, the
       same terms from `build_gam`), refitting on every row for every candidate;
   (b) project: `fit_gam` (sufficient statistics, per-term GCV selection).
+Side by side, the project's fitter also refits each model that has an interaction with a monotonic
+constraint on a tensor margin (`shape_cpu_ratio`: CPU seconds with / without; target within 3x).
 Printed: wall and CPU seconds (fitting only), peak RSS of the fitting (data loading included,
 scoring excluded), hold-out RMSE / sd(target) per model,
 and the speed-up. The last line is one JSON object with the figures of the largest
@@ -85,6 +87,7 @@ def worker(fitter: str, data_path: Path, train_rows: int) -> dict:
         seconds[name] = time.perf_counter() - started
         cpu_seconds[name] = time.process_time() - cpu_started  # robust to other jobs on a shared machine
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # fitting only, before scoring
+    shaped_seconds = shaped_fits(spec, history, train_rows) if fitter == "project" else {}
     rmse = {}
     for name, model in spec.models.items():
         X_test = np.column_stack([history[f] for f in model.features])[train_rows:]
@@ -97,7 +100,27 @@ def worker(fitter: str, data_path: Path, train_rows: int) -> dict:
         "rmse": rmse,
         "peak_mb": peak_mb,
         "rss_before_mb": rss_before_mb,
+        "shaped_cpu_seconds": shaped_seconds,
     }
+
+
+def shaped_fits(spec: PlantSpec, history: dict[str, np.ndarray], train_rows: int) -> dict[str, float]:
+    """CPU seconds of each model with an interaction refitted with `monotonic_inc` on the first feature
+    of its first tensor term (a constraint on a tensor margin: the costly case); `<name>+shape`."""
+    from training.gam_fit import fit_gam
+
+    seconds = {}
+    for name, model in spec.models.items():
+        if not model.interactions:
+            continue
+        shaped = model.model_copy(
+            update={"shape": {**model.shape, model.interactions[0][0]: "monotonic_inc"}}
+        )
+        X = np.column_stack([history[f] for f in model.features])[:train_rows]
+        started = time.process_time()
+        fit_gam(shaped, X, history[model.target][:train_rows])
+        seconds[name] = time.process_time() - started
+    return seconds
 
 
 def _current_rss_mb() -> float:
@@ -152,6 +175,17 @@ def run_size(spec: PlantSpec, rows: int, seed: int, workdir: Path) -> dict:
         "pygam_peak_mb": round(a["peak_mb"], 1),
     }
     summary["speedup"] = round(summary["pygam_seconds"] / summary["project_seconds"], 1)
+    shape_ratio = {
+        name: seconds / b["cpu_seconds"][name] for name, seconds in b["shaped_cpu_seconds"].items()
+    }
+    summary["shape_cpu_ratio"] = {name: round(ratio, 2) for name, ratio in shape_ratio.items()}
+    summary["shape_cpu_ratio_worst"] = round(max(shape_ratio.values()), 2) if shape_ratio else None
+    for name, ratio in shape_ratio.items():
+        print(
+            f"{name} + monotonic_inc on {spec.models[name].interactions[0][0]} (a tensor margin): "
+            f"{b['shaped_cpu_seconds'][name]:.2f} cpu s against {b['cpu_seconds'][name]:.2f} without: "
+            f"{ratio:.2f}x"
+        )
     print(
         f"total: project {summary['project_seconds']:.2f} s (cpu {summary['project_cpu_seconds']:.2f} s), "
         f"pygam {summary['pygam_seconds']:.2f} s (cpu {summary['pygam_cpu_seconds']:.2f} s), "

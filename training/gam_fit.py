@@ -42,6 +42,7 @@ ROWS_PER_COEF = 3.0
 MIN_ROWS_PER_COEF = 1.5
 MIN_SPLINES = 5  # a cubic B-spline basis of 5 has two interior knots: still a curve, not a polynomial
 MAX_SWEEPS = 4  # coordinate-descent sweeps over the smoothing parameters
+SEARCH_CONSTRAINT_STEPS = 2  # shape-constraint steps per solve while searching (see fit_gam)
 MIN_SCORE_GAIN = 1e-9  # relative criterion improvement that counts as a better candidate
 
 
@@ -210,7 +211,12 @@ def _fit_gam(model: GamModel, X: np.ndarray, y: np.ndarray, *, chunk_rows: int) 
         tol=gam.tol,
     )
     try:
-        best = _select(problem, model.lam_grid)
+        # The search only ranks candidates: with shape constraints each warm-started solve stops after
+        # SEARCH_CONSTRAINT_STEPS constraint steps (the violated set near the boundary keeps flickering,
+        # about 5 steps per solve to pygam's tol); the winner is then redone to convergence below.
+        best = _select(
+            replace(problem, max_iter=min(problem.max_iter, SEARCH_CONSTRAINT_STEPS)), model.lam_grid
+        )
         if problem.shape is not None or problem.blocks:
             # Redo the winner with its full statistics (the CV search skips them) and, with shape
             # constraints, from pygam's own start (the search warm-starts the constraint iteration)
@@ -313,9 +319,13 @@ class ShapePenalty:
             float(gam._constraint_l2),
         )
 
-    def matrix(self, coef: np.ndarray) -> np.ndarray:
+    def violated(self, coef: np.ndarray) -> np.ndarray:
+        """(rows,) True where `coef` violates that difference's constraint: what C(coef) penalises."""
         differences = self.differences @ coef
-        violated = np.where(self.increasing, differences < 0, differences > 0)
+        return np.where(self.increasing, differences < 0, differences > 0)
+
+    def matrix(self, violated: np.ndarray) -> np.ndarray:
+        """C for the violated differences (`violated(coef)`)."""
         active = self.differences[violated]
         penalty = self.strength * (active.T @ active)
         for violated_slice in np.unique(self.slice_of_row[violated]):
@@ -388,15 +398,19 @@ def _constrained_solve(
 
     C(b) depends only on the coefficients, so each PIRLS step of pygam is one solve
     with X'X + P + C(b). Without `start` it starts where pygam starts (all
-    coefficients sqrt(eps)); it stops at pygam's tol.
+    coefficients sqrt(eps)); it stops at pygam's tol, or as soon as the new coefficients violate
+    the same differences as the old: C, hence the next solve, would be the same (a fixed point,
+    where pygam spends one more identical solve to see its step vanish). That halves the
+    solves of a warm-started search, where the violated set rarely changes.
     """
     coef = np.full(len(cross), RIDGE) if start is None else start
+    violated = problem.shape.violated(coef)
     for _ in range(problem.max_iter):
-        factor = sla.cho_factor(base + problem.shape.matrix(coef), check_finite=False)
+        factor = sla.cho_factor(base + problem.shape.matrix(violated), check_finite=False)
         new = sla.cho_solve(factor, cross, check_finite=False)
         diff = np.linalg.norm(coef - new) / np.linalg.norm(new)
-        coef = new
-        if diff < problem.tol:
+        coef, previous, violated = new, violated, problem.shape.violated(new)
+        if diff < problem.tol or np.array_equal(violated, previous):
             break
     return coef, factor
 
