@@ -46,9 +46,10 @@ def arms(bundle) -> dict:
 
     spec = bundle.spec
 
-    def with_spec(**optimizer) -> object:
-        update = {"optimizer": spec.optimizer.model_copy(update=optimizer)} if optimizer else {}
-        return spec.model_copy(update=update)
+    def with_spec(production=spec.production, **optimizer) -> object:
+        return spec.model_copy(
+            update={"optimizer": spec.optimizer.model_copy(update=optimizer), "production": production}
+        )
 
     uncalibrated = Calibration(
         models={
@@ -57,18 +58,13 @@ def arms(bundle) -> dict:
         },
         measurement_noise=bundle.calibration.measurement_noise,
     )
-    no_production = with_spec().model_copy(update={"production": None})
-    everything_off = no_production.model_copy(
-        update={
-            "optimizer": spec.optimizer.model_copy(update={"risk_aversion": 0.0, "consistency_sigma": 0.0})
-        }
-    )
+    everything_off = with_spec(production=None, risk_aversion=0.0, consistency_sigma=0.0)
     return {
         "guarded": (bundle, True),
         "no window anchor": (bundle, False),
         "no calibration": (replace(bundle, calibration=uncalibrated), True),
         "no risk aversion": (replace(bundle, spec=with_spec(risk_aversion=0.0)), True),
-        "no production guard": (replace(bundle, spec=no_production), True),
+        "no production guard": (replace(bundle, spec=with_spec(production=None)), True),
         "no consistency check": (replace(bundle, spec=with_spec(consistency_sigma=0.0)), True),
         "all guards off": (replace(bundle, spec=everything_off, calibration=uncalibrated), False),
     }
@@ -100,7 +96,7 @@ def oracle_inputs(sim, row: int, setpoints: list[str]) -> tuple[dict, dict]:
     return state, hidden
 
 
-def score_arm(recommender, with_window: bool, sim, spec, groups, rows, oracle) -> dict:
+def score_arm(recommender, with_window: bool, sim, spec, rows, oracle) -> dict:
     """The decision-quality figures of one recommender over the held-out rows."""
     from dragon.data import parse_state
     from dragon.errors import DataError
@@ -212,7 +208,7 @@ def main() -> None:
             chosen = {name: chosen[name] for name in args.arms.split(",")}
         for name, (arm_bundle, with_window) in chosen.items():
             recommender = Recommender(arm_bundle, model_version="bench")
-            figures[name] = score_arm(recommender, with_window, sim, spec, groups, rows, oracle)
+            figures[name] = score_arm(recommender, with_window, sim, spec, rows, oracle)
             print(f"{name:>22}: {figures[name]}", file=sys.stderr, flush=True)
 
     print(json.dumps(figures))

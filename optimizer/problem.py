@@ -108,9 +108,9 @@ class SetpointProblem:
         self.current = self.chain.evaluate(self.u0[None, :], state, anchor)
         self.constraints = self._resolve_constraints()
         self._objective_index = chain.outputs.index(self.objective_model)
-        self._objective_scale = self._scale(self._objective_index)
+        self._objective_scale = self.output_scale(self._objective_index)
         columns = np.array([chain.outputs.index(c.output) for c in self.constraints], dtype=np.intp)
-        self._constraint_scales = np.array([self._scale(k) for k in columns])
+        self._constraint_scales = np.array([self.output_scale(k) for k in columns])
         # Every constraint in one set of array operations: output column, bound side (+1 upper,
         # -1 lower), quantile at its confidence, limit, and whether it bounds the change or the level.
         self._bound_sign = np.array([1.0 if c.side == "max" else -1.0 for c in self.constraints])
@@ -126,7 +126,7 @@ class SetpointProblem:
         self._point_key: bytes | None = None
         self._point: tuple[ChainEvaluation, np.ndarray, np.ndarray] | None = None
 
-    def _scale(self, k: int) -> float:
+    def output_scale(self, k: int) -> float:
         """An output's yardstick for scaling: its residual scale (a production expression has none: a
         thousandth of its current value)."""
         scale = self.chain.scales[k] or 1e-3 * abs(float(self.anchor.values[k]))

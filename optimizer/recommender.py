@@ -442,7 +442,7 @@ class Recommender:
         margins, _, bounds = problem.margins(at)
         constraints = []
         for i, term in enumerate(problem.constraints):
-            scale = problem.chain.scales[problem.chain.outputs.index(term.output)]
+            scale = problem.output_scale(problem.chain.outputs.index(term.output))
             margin = float(margins[0, i])
             sd = at.change_sd(term.output) if term.relative_to_current else at.level_sd(term.output)
             constraints.append(
@@ -453,7 +453,7 @@ class Recommender:
                     bound=float(bounds[0, i]),
                     margin=margin,
                     satisfied=margin >= -FEASIBILITY_TOLERANCE,
-                    active=margin < ACTIVE_TOLERANCE * max(scale, 1e-9),
+                    active=margin < ACTIVE_TOLERANCE * scale,
                     sd=float(sd[0]),
                     basis="change" if term.relative_to_current else "level",
                     guard=term.guard,
