@@ -5,7 +5,7 @@ This bench trains the plant's GAMs on `--days` of simulated history two ways, si
 
 * `static`  the previous method: no lag compensation, steady-state selection on the outputs (window
             120 min, hold 60 min);
-* `lagged`  the plant as shipped: lag-compensated inputs on every normal row (training/dynamics.py);
+* `lagged`  the plant as shipped: lag-compensated inputs on every normal row (dragon/dynamics.py);
 
 then takes `--states` truly steady, normal states of the last 20 % of the history, moves one setpoint
 at a time by a typical step and compares the chain's predicted change of ox2_chp, concentrated_chp
@@ -26,10 +26,10 @@ import json
 
 import numpy as np
 
+from dragon.dynamics import model_input_matrix
 from dragon.simulator import generate_history
 from dragon.simulator.truth import steady_state
 from dragon.spec import PlantSpec, SteadyStateSettings, load_plant
-from training.dynamics import model_input_matrix
 from training.gam_fit import fit_gam
 from training.transforms import prepare_training_data
 

@@ -5,7 +5,7 @@ each model four ways, side by side:
 
 * `static`   the previous method: no lag compensation, steady-state selection on the outputs (window
              120 min, hold 60 min), scored against the steady-state truth `<target>_true`;
-* `lagged`   the plant as shipped: lag-compensated inputs on every normal row (training/dynamics.py),
+* `lagged`   the plant as shipped: lag-compensated inputs on every normal row (dragon/dynamics.py),
              scored against the noise-free measured target `<target>_lagged` (what `dragon train` reports);
 * `+hidden`  `lagged` plus the simulator's hidden states (kinetic activity chi, sparger efficiency xi_sp,
              evaporator fouling xi_ev) as extra features: what a perfect soft sensor of them would add;
@@ -29,10 +29,10 @@ import statistics
 import numpy as np
 from move_response import static_spec
 
+from dragon.dynamics import model_inputs
 from dragon.errors import DataError
 from dragon.simulator import generate_history
 from dragon.spec import PlantSpec, load_plant
-from training.dynamics import model_inputs
 from training.evaluation import truth_column
 from training.gam_fit import fit_gam
 from training.transforms import prepare_training_data

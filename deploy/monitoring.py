@@ -242,7 +242,7 @@ def _training_rmse(bundle: Bundle, name: str, source: str) -> float:
 def _predictions(bundle: Bundle, name: str, scored: pd.DataFrame) -> np.ndarray:
     """The GAM's predictions from the columns training scored it on (lagged inputs, see
     _scored_history) when the rows carry them, else from the measured inputs (captured states)."""
-    from training.dynamics import model_inputs
+    from dragon.dynamics import model_inputs
 
     features = model_inputs(bundle.spec, name)
     if not all(column in scored for column in features):
@@ -257,7 +257,7 @@ def _predictions(bundle: Bundle, name: str, scored: pd.DataFrame) -> np.ndarray:
 
 def _scored_history(history: pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:
     """The rows training would have scored, with the lagged inputs of lag-compensated models: complete
-    targets, steady state (spec.steady_state), lagged inputs settled (training/dynamics.py)."""
+    targets, steady state (spec.steady_state), lagged inputs settled (dragon/dynamics.py)."""
     from training.transforms import lags_settling, steady_state_mask, with_lagged_inputs
 
     frame = _with_times(history, spec.time_column, "history")

@@ -82,7 +82,7 @@ class EvaluateOutput(_Step):
 
 def holdout_rmse(bundle: Bundle, holdout) -> dict[str, float]:
     """Each model's RMSE on the hold-out rows (the measured target), fed the columns it was trained on."""
-    from training.dynamics import model_input_matrix
+    from dragon.dynamics import model_input_matrix
 
     scores = {}
     for name in bundle.spec.model_order:

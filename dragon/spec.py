@@ -54,7 +54,7 @@ class GamModel(_Strict):
     selection: Literal["blocked_cv", "gcv"] = "blocked_cv"
     cv_blocks: int = Field(default=5, ge=2, le=20)
     # First-order time constant of the target's response to its inputs, in hours. With a lag the
-    # model trains on every normal row through lag-compensated inputs (training/dynamics.py);
+    # model trains on every normal row through lag-compensated inputs (dragon/dynamics.py);
     # 0 = a static model trained on the rows the steady-state test keeps.
     lag_hours: float = Field(default=0.0, ge=0.0, le=48.0)
 

@@ -19,8 +19,8 @@ import pandas as pd
 from scipy import stats
 
 from dragon.calibration import Calibration, ModelCalibration
+from dragon.dynamics import model_input_matrix
 from dragon.spec import PlantSpec
-from training.dynamics import model_input_matrix
 
 CONFIDENCE = 0.95
 CALIBRATION_BLOCKS = 4  # contiguous hold-out blocks for the cross-conformal coverage

@@ -96,7 +96,7 @@ def evaluate_gam(
     holdout_truth: pd.DataFrame | None,
     inputs: list[str],
 ) -> GamMetrics:
-    """Hold-out metrics of a fitted GAM fed the hold-out columns `inputs` (training/dynamics.py:
+    """Hold-out metrics of a fitted GAM fed the hold-out columns `inputs` (dragon/dynamics.py:
     model_inputs). `holdout_truth` is row-aligned with `holdout`."""
     X, y, kept = _holdout_arrays(name, model, holdout, inputs)
     predicted = gam.predict(X)

@@ -17,10 +17,10 @@ import pandas as pd
 
 from dragon.bundle import write_bundle
 from dragon.data import read_history
+from dragon.dynamics import model_input_matrix, model_inputs
 from dragon.errors import DataError
 from dragon.provenance import Provenance, collect_provenance
 from dragon.spec import PlantSpec
-from training.dynamics import model_input_matrix, model_inputs
 
 STAGES = ("transform", "fit GAMs", "fit detectors", "evaluate", "write bundle")
 

@@ -5,7 +5,7 @@ runs in-process locally. It turns a minute-by-minute history into:
 
 * `train` / `holdout`: steady, normal operation averaged to the model time step, for the GAMs
   (a GAM of steady-state behaviour must not learn from transients or faults), with the lagged
-  inputs of lag-compensated models (training/dynamics.py) beside the raw tags;
+  inputs of lag-compensated models (dragon/dynamics.py) beside the raw tags;
 * `detector_train`: all normal operation of the training period, steady or not (the anomaly
   detectors must know every normal state, including transients), less the recovery after episodes;
 * `detector_holdout`: every bucket of the hold-out period with its `episode` label and `recovering`
@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from dragon.data import DataQualityReport, check_history, parse_timestamps
+from dragon.dynamics import add_lagged_inputs, settling_hours
 from dragon.errors import DataError
 from dragon.spec import PlantSpec
-from training.dynamics import add_lagged_inputs, settling_hours
 
 EPISODE = "episode"
 RECOVERING = "recovering"  # bucket flag: the plant is settling after an episode (recovering_mask)
@@ -38,7 +38,7 @@ TRUTH_STEADY = "steady"
 DATA_PROBLEMS = "data problems"
 LABELLED_ABNORMAL = "labelled abnormal"
 NOT_STEADY = "not steady"
-LAGS_SETTLING = "lagged inputs settling"  # 3 τ after the start, a gap or an episode (training/dynamics.py)
+LAGS_SETTLING = "lagged inputs settling"  # 3 τ after the start, a gap or an episode (dragon/dynamics.py)
 RESAMPLED_AWAY = "resampled away"  # steady normal minutes in a bucket that also holds other minutes
 GAP_SAMPLES = 5  # a time step this many sample periods long restarts the steady-state filters
 MIN_HELD_WINDOW = 5  # a sample-and-hold tag is judged over at least this many of its samples

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dragon.dynamics import first_order_lag, input_lags, model_inputs
 from dragon.spec import parse_plant
-from training.dynamics import first_order_lag, input_lags, model_inputs
 from training.evaluation import truth_column
 from training.gam_fit import fit_gam
 from training.transforms import LAGS_SETTLING, RECOVERING, prepare_training_data

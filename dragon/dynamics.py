@@ -1,4 +1,5 @@
-"""Lag compensation: fit steady-state GAMs on every normal row, settled or not.
+"""Lag compensation: fit steady-state GAMs on every normal row, settled or not; anchor them on a
+plant that is still moving (training and the recommender share what a lagged model reads).
 
 The plant's outputs follow their inputs through slow first-order lags (hours), so a measured
 target is the steady-state map of the inputs a few hours ago, smoothed: y(t) ≈ L_τ[f(u)](t). For a
