@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dragon.dynamics import settling_hours
 from dragon.errors import DataError
 from dragon.spec import PlantSpec
 
@@ -354,24 +355,45 @@ def parse_state(raw: Mapping[str, Any], spec: PlantSpec, *, source: str = "state
     return state
 
 
-MAX_WINDOW_ROWS = 720  # half a day of minute readings
-MAX_WINDOW_HOURS = 2.0  # older readings do not describe the current state
+MAX_WINDOW_ROWS = 720  # half a day of minute readings; a longer window is sent thinned
+MIN_WINDOW_HOURS = 2.0  # a plant without lags still accepts two hours of recent readings
+
+
+def max_window_hours(spec: PlantSpec) -> float:
+    """How far back a recent window may reach: long enough to see every move that has not settled
+    (dragon/dynamics.py: settling_hours), at least MIN_WINDOW_HOURS; older readings do not describe
+    the current state."""
+    return max(MIN_WINDOW_HOURS, settling_hours(spec))
+
+
+@dataclass(frozen=True)
+class RecentWindow:
+    """The validated states just before a state, oldest first (parse_window)."""
+
+    rows: list[dict[str, float]]
+    # hours before the state of each row, when the state carries the time column (None otherwise): what
+    # lag compensation needs to see a move that has not settled (optimizer/anchor.py)
+    hours_before: list[float] | None = None
 
 
 def parse_window(
     raw_rows: Any, raw_state: Mapping[str, Any], spec: PlantSpec, *, source: str = "recent"
-) -> list[dict[str, float]]:
+) -> RecentWindow:
     """Validate the recent window sent with a state: the states just before it, oldest first
-    (optimizer/anchor.py de-noises each model's anchor with it). Each row is a state (parse_state) with
-    the same tags as the state; when the state carries the time column, every row does too, strictly
-    increasing, before the state and at most MAX_WINDOW_HOURS before it. Raise DataError naming the row.
+    (optimizer/anchor.py de-noises each model's anchor with it, and follows the moves that have not
+    settled). Each row is a state (parse_state) with the same tags as the state; when the state carries
+    the time column, every row does too, strictly increasing, before the state and at most
+    max_window_hours before it. Raise DataError naming the row.
     """
     if not isinstance(raw_rows, list):
         raise DataError(
             f"{source}: must be a list of plant states (oldest first), got {type(raw_rows).__name__}"
         )
     if len(raw_rows) > MAX_WINDOW_ROWS:
-        raise DataError(f"{source}: {len(raw_rows)} rows; a recent window holds at most {MAX_WINDOW_ROWS}")
+        raise DataError(
+            f"{source}: {len(raw_rows)} rows; a recent window holds at most {MAX_WINDOW_ROWS} "
+            "(send a longer window thinned)"
+        )
     time_column = spec.time_column
     state_tags = {tag for tag in raw_state if tag in spec.tags}
     rows, times = [], []
@@ -392,23 +414,25 @@ def parse_window(
         if time_column in raw_state:
             times.append(_window_time(raw.get(time_column), f"{where}.{time_column}"))
         rows.append(row)
-    if time_column in raw_state and rows:
-        now = _window_time(raw_state[time_column], f"state.{time_column}")
-        for i in range(1, len(times)):
-            if times[i] <= times[i - 1]:
-                raise DataError(
-                    f"{source}[{i}]: {time_column} {times[i].isoformat()} is not after the row before it "
-                    "(the window must be sorted oldest first, without duplicate times)"
-                )
-        if times[-1] >= now:
-            raise DataError(f"{source}[{len(times) - 1}]: {time_column} is not before the state's")
-        age = (now - times[0]).total_seconds() / 3600.0
-        if age > MAX_WINDOW_HOURS:
+    if time_column not in raw_state or not rows:
+        return RecentWindow(rows)
+    now = _window_time(raw_state[time_column], f"state.{time_column}")
+    for i in range(1, len(times)):
+        if times[i] <= times[i - 1]:
             raise DataError(
-                f"{source}[0]: {age:.1f} h before the state; a recent window spans at most "
-                f"{MAX_WINDOW_HOURS:g} h (older readings do not describe the current state)"
+                f"{source}[{i}]: {time_column} {times[i].isoformat()} is not after the row before it "
+                "(the window must be sorted oldest first, without duplicate times)"
             )
-    return rows
+    if times[-1] >= now:
+        raise DataError(f"{source}[{len(times) - 1}]: {time_column} is not before the state's")
+    hours_before = [(now - time).total_seconds() / 3600.0 for time in times]
+    if hours_before[0] > max_window_hours(spec):
+        raise DataError(
+            f"{source}[0]: {hours_before[0]:.1f} h before the state; a recent window spans at most "
+            f"{max_window_hours(spec):g} h for plant '{spec.name}' (older readings do not describe the "
+            "current state)"
+        )
+    return RecentWindow(rows, hours_before)
 
 
 def _window_time(value: Any, where: str) -> pd.Timestamp:

@@ -62,6 +62,17 @@ def first_order_lag(values: np.ndarray, hours: float, step_minutes: float) -> np
     return pd.Series(values).ewm(alpha=alpha, adjust=False, ignore_na=True).mean().to_numpy()
 
 
+def first_order_lag_at(values: np.ndarray, hours_before: np.ndarray, hours: float) -> np.ndarray:
+    """first_order_lag at irregular sample times (hours before now, decreasing): the filter starts at the
+    first value, i.e. it takes the plant for settled before the first sample."""
+    if hours <= 0:
+        return np.asarray(values, dtype=float)
+    times = pd.to_datetime(-np.asarray(hours_before, dtype=float) * 3600.0, unit="s")
+    halflife = pd.Timedelta(hours=hours * np.log(2.0))  # pandas' decay exp(-ln2·Δt/halflife) = exp(-Δt/τ)
+    series = pd.Series(np.asarray(values, dtype=float))
+    return series.ewm(halflife=halflife, times=times, adjust=False).mean().to_numpy()
+
+
 def add_lagged_inputs(frame: pd.DataFrame, spec: PlantSpec, step_minutes: float) -> pd.DataFrame:
     """`frame` (minute rows, time-ordered) with one column per distinct (feature, lag) of the models."""
     lagged = {}

@@ -45,13 +45,13 @@ class Answerer:
                 continue
             try:
                 state = parse_state(record.raw, spec, source=f"record {index}")
-                recent = (
+                window = (
                     parse_window(record.recent, record.raw, spec, source=f"record {index}: recent")
                     if record.recent is not None
-                    else []
+                    else None
                 )
             except DataError as error:
                 answers.append(RecordError(record=index, errors=problems_of(error)))
                 continue
-            answers.append(self.recommender.recommend(state, recent))
+            answers.append(self.recommender.recommend(state, window))
         return answers

@@ -3,7 +3,8 @@
 Three copies of the plant's simulator (dragon/simulator/protocol.py) start from one seed, so they meet
 the same load plan, seasons, drifts, abnormal episodes and sensor noise; only their setpoints differ:
 
-* advisor: every `every_hours` the version answers the measured state (and the recent rows) through
+* advisor: every `every_hours` the version answers the measured state and its recent window (the last
+  `max_window_hours` of recorded rows, so that the anchors follow moves that have not settled) through
   the endpoint's own code path (`inference.payloads.decode` → `Answerer.answer`); a `recommended`
   answer's setpoints are applied, `hold`, `blocked` or a refused state keep the setpoints;
 * operator: the plant's own operators (the simulator's `operator`), no advisor;
@@ -26,6 +27,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from dragon.bundle import Bundle
+from dragon.data import MAX_WINDOW_ROWS, max_window_hours
 from dragon.errors import DragonError
 from dragon.simulator.protocol import EPISODE, PlantSimulator, load_simulator
 from dragon.spec import Economics, PlantSpec
@@ -138,7 +140,7 @@ def run_trial(
             operator, oracle, advisor = arms["operator"], arms["oracle"], arms["advisor"]
             operator.setpoints = operator.simulator.operator(recorded["operator"])
             oracle.setpoints = oracle.simulator.oracle(oracle.setpoints)
-            decision = _advise(answerer, spec, recorded["advisor"], elapsed)
+            decision = _advise(answerer, spec, advisor.measured, elapsed)
             decisions.append(decision)
             if decision.setpoints is not None:
                 advisor.setpoints = decision.setpoints
@@ -146,11 +148,11 @@ def run_trial(
     return TrialRun(spec, settings, model_version, arms, decisions)
 
 
-def _advise(answerer: Answerer, spec: PlantSpec, recorded: pd.DataFrame, hours: float) -> Decision:
-    """Ask the version as the endpoint is asked: a JSON body decoded and answered by the same code."""
-    tags = [tag for tag in spec.tags if tag in recorded]
-    state = {tag: float(recorded[tag].iloc[-1]) for tag in tags}
-    body = json.dumps({"state": state}).encode()
+def _advise(answerer: Answerer, spec: PlantSpec, measured: list[pd.DataFrame], hours: float) -> Decision:
+    """Ask the version as the endpoint is asked: a JSON body (the state and its recent window) decoded
+    and answered by the same code."""
+    state, recent = historian_request(spec, measured)
+    body = json.dumps({"state": state, "recent": recent}).encode()
     answer = answerer.answer(payloads.decode(body, payloads.JSON, spec).records)[0]
     if isinstance(answer, RecordError):
         return Decision(hours, "error", "; ".join(answer.errors))
@@ -158,6 +160,31 @@ def _advise(answerer: Answerer, spec: PlantSpec, recorded: pd.DataFrame, hours: 
     if answer.status == "recommended":
         applied = {tag: float(answer.setpoints[tag]) for tag in spec.setpoints}
     return Decision(hours, answer.status, answer.reason, applied)
+
+
+def historian_request(spec: PlantSpec, measured: list[pd.DataFrame]) -> tuple[dict, list[dict]]:
+    """The newest recorded row as the state and the rows of the last `max_window_hours` before it as its
+    recent window, thinned to MAX_WINDOW_ROWS (every n-th row counted back from the state), as a plant's
+    historian client would send them."""
+    reach = pd.Timedelta(hours=max_window_hours(spec))
+    column = spec.time_column
+    frames, span = [], pd.Timedelta(0)
+    for frame in reversed(measured):  # only as many intervals as the window reaches back
+        frames.insert(0, frame)
+        span = frames[-1][column].iloc[-1] - frames[0][column].iloc[0]
+        if span >= reach:
+            break
+    rows = pd.concat(frames, ignore_index=True)
+    now = rows[column].iloc[-1]
+    rows = rows[rows[column] > now - reach]
+    thin = int(np.ceil((len(rows) - 1) / MAX_WINDOW_ROWS)) or 1
+    rows = rows.iloc[::-1].iloc[::thin].iloc[::-1]
+    tags = [tag for tag in spec.tags if tag in rows]
+    records = [
+        {column: time.isoformat(), **{tag: float(row[tag]) for tag in tags}}
+        for time, (_, row) in zip(rows[column], rows.iterrows(), strict=True)
+    ]
+    return records[-1], records[:-1]
 
 
 # --- scoring ------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ whose spec states production as an expression (`[production] expression`) gets i
 output after the models, computed from the same values.
 
 Anchoring (the bias update real-time optimizers do): at a plant state whose measured value of model
-k's target is known, model k is re-anchored on that measurement (or on a de-noised estimate of it,
-optimizer/anchor.py): ŷ_k(u) = A_k + f_k(u) - f_k(u0). Downstream models then see the anchored
-upstream values at u0, the inputs they were trained on.
+k's target is known, model k is re-anchored by the bias b_k = measured - model, de-noised and taken
+against the inputs the measurement answers to (optimizer/anchor.py): ŷ_k(u) = f_k(u) + b_k. At the
+current setpoints u0 that is the target's settled value. Downstream models see the anchored upstream
+values.
 
 Uncertainty, by the delta method over every independent source at once. Each output's error is
 linear in standard-normal components z: the whitened coefficients of every GAM (β_l = β̂_l + R_l z_l
@@ -226,8 +227,9 @@ class CompiledChain:
         return self._links[self.outputs.index(output)].target
 
     def anchor(self, state: Mapping[str, float], anchors: Mapping[str, tuple[float, float]]) -> ChainAnchor:
-        """Pin the chain to `state`: model k with an entry (value, sd) in `anchors` is anchored on it;
-        the others keep their raw prediction with their calibrated residual scale as own uncertainty."""
+        """Pin the chain to `state`: model k with an entry (bias, sd) in `anchors` is anchored, its output
+        the raw prediction + bias (the bias update: measured - model, optimizer/anchor.py) with the bias's
+        sd as own uncertainty; the others keep their raw prediction and their calibrated residual scale."""
         K = len(self._links)
         anchored = np.array([link.name in anchors for link in self._links])
         own_sd = np.array(
@@ -245,8 +247,8 @@ class CompiledChain:
             values=np.zeros(K),
         )
         u0 = np.array([[state[tag] for tag in self.setpoints]])
-        targets = {link.name: anchors[link.name][0] for link in self._links if link.name in anchors}
-        evaluation, components = self._run(u0, state, pinned, targets)
+        biases = {link.name: anchors[link.name][0] for link in self._links if link.name in anchors}
+        evaluation, components = self._run(u0, state, pinned, biases)
         pinned.current[:] = components[0]
         pinned.values[:] = evaluation.values[0]
         return pinned
@@ -260,9 +262,9 @@ class CompiledChain:
         U: np.ndarray,
         state: Mapping[str, float],
         anchor: ChainAnchor,
-        targets: Mapping[str, float] | None,
+        biases: Mapping[str, float] | None,
     ) -> tuple[ChainEvaluation, np.ndarray]:
-        """Evaluate in order. With `targets` (anchoring at u0), first set each anchored output's bias and
+        """Evaluate in order. With `biases` (anchoring at u0), first set each anchored output's bias and
         offset G_k (module docstring) in `anchor`. Returns the evaluation and the components C (n, K, Q)."""
         U = np.asarray(U, dtype=float)
         if U.ndim == 1:
@@ -295,8 +297,8 @@ class CompiledChain:
             C[:, k] += np.einsum("nj,njq->nq", upstream_weights, C[:, link.upstream_outputs])
             paths[:, k, k] = 1.0
             paths[:, k] += np.einsum("nj,njl->nl", upstream_weights, paths[:, link.upstream_outputs])
-            if targets is not None and anchor.anchored[k]:
-                anchor.biases[k] = targets[link.name] - mean[0]
+            if biases is not None and anchor.anchored[k]:
+                anchor.biases[k] = biases[link.name]
                 anchor.offsets[k] = C[0, k]
             C[:, k] -= anchor.offsets[k]
             C[:, k, own + k] = anchor.own_sd[k]

@@ -101,8 +101,8 @@ def recommend(
     loaded, model_version = load_model(version, bundle, plant)
     raw, raw_recent = read_state_argument(state)
     parsed = parse_state(raw, loaded.spec, source="--state")
-    recent = parse_window(raw_recent, raw, loaded.spec, source="--state recent") if raw_recent else []
-    result = Recommender(loaded, model_version=model_version).recommend(parsed, recent)
+    window = parse_window(raw_recent, raw, loaded.spec, source="--state recent") if raw_recent else None
+    result = Recommender(loaded, model_version=model_version).recommend(parsed, window)
     if as_json:
         print(result.model_dump_json(indent=2))
         return

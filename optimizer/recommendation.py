@@ -129,17 +129,45 @@ class ConstraintCheck(Contract):
 
 
 class AnchorEstimate(Contract):
-    """Where one model is anchored: its target's current value as the optimizer believes it."""
+    """Where one model is anchored: how far its measured target sits from the model (optimizer/anchor.py)."""
 
     tag: str = Field(description="The measured tag (the model's target).")
-    value: Number = Field(description="The anchor, in the tag's unit.")
-    sd: Number = Field(description="Its standard error, in the tag's unit (never zero).")
-    method: Literal["window mean", "single reading"] = Field(
-        description="window mean: the recent window and the state averaged, sd = max(sample sd, measurement "
-        "noise) / sqrt(rows); single reading: the state alone, sd = the tag's measurement noise estimated "
-        "at training."
+    value: Number = Field(description="The de-noised measurement (readings averaged), in the tag's unit.")
+    predicted: Number = Field(
+        description="The model at the inputs those readings answer to (lag-compensated with a timed window), "
+        "averaged over the same rows, in the tag's unit."
+    )
+    sd: Number = Field(
+        description="The standard error of the anchor, in the tag's unit (never zero): of value - predicted, "
+        "and of the unsettled change's model estimate (its coefficient covariance), in quadrature."
+    )
+    method: Literal["window mean, lag-compensated", "window mean", "single reading"] = Field(
+        description="window mean, lag-compensated: residuals over the window's last hour and the state, "
+        "the model's inputs lagged over the whole window (moves that have not settled are followed); "
+        "window mean: the same without times (the plant taken as settled); single reading: the state "
+        "alone. sd = max(sample sd, measurement noise) / sqrt(rows), or the tag's measurement noise "
+        "estimated at training for one reading."
     )
     rows: int = Field(description="Readings averaged.")
+    history_hours: Number = Field(
+        description="How far back the window reached, in h (0: no timed window): moves older are taken as "
+        "settled."
+    )
+    unsettled_change: Number = Field(
+        description="How much the target will still change from moves already made (model at the current "
+        "inputs - at the lagged ones the last reading answers to), in the tag's unit; 0 without a timed "
+        "window."
+    )
+    settled: Number | None = Field(
+        default=None,
+        description="The target's value once every move so far has settled (model at the current setpoints + "
+        "value - predicted), in the tag's unit: the level absolute limits and the gain start from.",
+    )
+
+    @property
+    def bias(self) -> float:
+        """The bias update: measured - model, in the tag's unit."""
+        return self.value - self.predicted
 
 
 class ConsistencyCheck(Contract):

@@ -6,8 +6,10 @@ flags, a setpoint too far outside its bounds or any numerical failure becomes a 
 
 1. The gate: every detector scores the state; one flag = `blocked` (no setpoints).
 2. Anchors: every model whose target the state carries is anchored on a de-noised estimate of it
-   (the recent window's mean, or the single reading with the tag's measurement noise;
-   optimizer/anchor.py), and the chain's uncertainty is pinned to that state (optimizer/chain.py).
+   (the bias measured - model over the recent window, lag-compensated so that a move that has not
+   settled is followed rather than taken for model error, or the single reading with the tag's
+   measurement noise; optimizer/anchor.py), and the chain's uncertainty is pinned to that state
+   (optimizer/chain.py).
 3. Sensor consistency: a measured target further than `consistency_sigma` of its model's state
    residual sd from the model's prediction at the current state blocks ("model and measurement
    disagree on TAG"): a biased analyser or a stuck sensor the detectors cannot see in one state.
@@ -29,7 +31,7 @@ flags, a setpoint too far outside its bounds or any numerical failure becomes a 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +39,7 @@ from scipy.optimize import minimize
 from scipy.stats import qmc
 
 from dragon.bundle import Bundle
+from dragon.data import RecentWindow
 from optimizer.anchor import estimate_anchors
 from optimizer.chain import ChainAnchor, CompiledChain, output_units
 from optimizer.explain import attribute_gain
@@ -90,11 +93,9 @@ class Recommender:
             else np.empty((0, n_setpoints))
         )
 
-    def recommend(
-        self, state: Mapping[str, float], recent: Sequence[Mapping[str, float]] = ()
-    ) -> Recommendation:
-        """One recommendation for a validated `state`; `recent` is a validated window of the states just
-        before it (oldest first, dragon/data.py: parse_window), from which the anchors are estimated."""
+    def recommend(self, state: Mapping[str, float], window: RecentWindow | None = None) -> Recommendation:
+        """One recommendation for a validated `state`; `window` holds the validated states just before it
+        (dragon/data.py: parse_window), from which the anchors are estimated (optimizer/anchor.py)."""
         current = {tag: float(state[tag]) for tag in self.spec.setpoints if tag in state}
         try:
             missing = [tag for tag in self.spec.required_state_tags if tag not in state]
@@ -105,7 +106,7 @@ class Recommender:
                 return self._blocked(current, gate.reason(), gate.verdicts, far_tags=gate.far_tags)
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                return self._optimise(state, recent, gate)
+                return self._optimise(state, window, gate)
         except Exception as error:  # numerical trouble must not reach the plant as a traceback
             return self._blocked(
                 current,
@@ -168,28 +169,30 @@ class Recommender:
             pinned=pinned,
         )
 
-    def _pin(self, state: Mapping[str, float], recent, gate: GateResult) -> tuple[ChainAnchor, _Pinned]:
+    def _pin(self, state: Mapping[str, float], window, gate: GateResult) -> tuple[ChainAnchor, _Pinned]:
         """Anchor the chain on the state (and window) and check each measured target against its model."""
-        anchors = estimate_anchors(self.spec, self.bundle.calibration, state, recent)
-        anchor = self.chain.anchor(state, {model: (a.value, a.sd) for model, a in anchors.items()})
-        checks = []
+        estimates = estimate_anchors(self.chain, self.bundle.calibration, state, window)
+        anchor = self.chain.anchor(state, {model: (a.bias, a.sd) for model, a in estimates.items()})
+        anchors = {
+            model: estimate.model_copy(
+                update={"settled": float(anchor.values[self.chain.models.index(model)])}
+            )
+            for model, estimate in estimates.items()
+        }
         sigma = self.spec.optimizer.consistency_sigma
-        for k, model in enumerate(self.chain.models):
-            if model not in anchors:
-                continue
-            estimate = anchors[model]
+        checks = []
+        for model, estimate in anchors.items():
             residual_sd = self.bundle.calibration.models[model].state_residual_sd
             sd = float(np.hypot(residual_sd, estimate.sd))
-            predicted = estimate.value - float(anchor.biases[k])
             checks.append(
                 ConsistencyCheck(
                     tag=estimate.tag,
                     model=model,
                     measured=estimate.value,
-                    predicted=predicted,
+                    predicted=estimate.predicted,
                     sd=sd,
-                    z=(estimate.value - predicted) / sd,
-                    consistent=sigma == 0 or abs(estimate.value - predicted) <= sigma * sd,
+                    z=estimate.bias / sd,
+                    consistent=sigma == 0 or abs(estimate.bias) <= sigma * sd,
                 )
             )
         return anchor, _Pinned(gate, anchors, checks)
@@ -210,9 +213,9 @@ class Recommender:
             "trusting a move"
         )
 
-    def _optimise(self, state: Mapping[str, float], recent, gate: GateResult) -> Recommendation:
+    def _optimise(self, state: Mapping[str, float], window, gate: GateResult) -> Recommendation:
         spec = self.spec
-        anchor, pinned = self._pin(state, recent, gate)
+        anchor, pinned = self._pin(state, window, gate)
         problem = SetpointProblem(self.chain, spec, state, anchor)
         u0 = problem.u0
         current = dict(zip(spec.setpoints, u0.tolist(), strict=True))

@@ -74,8 +74,8 @@ def what_if(
         raise DataError("what-if: " + "; ".join(problems))
     chain = chain or CompiledChain.from_bundle(bundle)
     gate = gate or Gate(bundle.detectors, bundle.baselines)
-    anchors = estimate_anchors(spec, bundle.calibration, state)  # each measured target, one reading
-    anchor = chain.anchor(state, {model: (a.value, a.sd) for model, a in anchors.items()})
+    anchors = estimate_anchors(chain, bundle.calibration, state)  # each measured target, one reading
+    anchor = chain.anchor(state, {model: (a.bias, a.sd) for model, a in anchors.items()})
     changed = {**state, **{tag: float(v) for tag, v in overrides.items()}}
     new_u = np.array([[changed[tag] for tag in spec.setpoints]])
     then = chain.evaluate(new_u, changed, anchor)

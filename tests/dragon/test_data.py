@@ -282,8 +282,11 @@ def test_a_recent_window_parses_to_states_oldest_first():
 
     spec, state, rows = _window_case()
     window = parse_window(rows, state, spec)
-    assert len(window) == 3 and all("timestamp" not in row for row in window)
-    assert parse_window(rows[-1:], state, spec)  # a window of one row is allowed
+    assert len(window.rows) == 3 and all("timestamp" not in row for row in window.rows)
+    assert window.hours_before == pytest.approx([20 / 60, 15 / 60, 10 / 60])
+    assert parse_window(rows[-1:], state, spec).rows  # a window of one row is allowed
+    untimed = {tag: value for tag, value in state.items() if tag != "timestamp"}
+    assert parse_window([untimed], untimed, spec).hours_before is None
 
 
 @pytest.mark.parametrize(
@@ -299,8 +302,8 @@ def test_a_recent_window_parses_to_states_oldest_first():
         (lambda rows: rows[2].update(timestamp=rows[1]["timestamp"]), r"recent\[2\].*not after"),
         (lambda rows: rows[2].update(timestamp="2026-01-01T12:05:00Z"), r"recent\[2\].*not before the state"),
         (
-            lambda rows: rows[0].update(timestamp="2026-01-01T06:00:00Z"),
-            r"recent\[0\]: 6.0 h before the state",
+            lambda rows: rows[0].update(timestamp="2025-12-31T06:00:00Z"),
+            r"recent\[0\]: 30.0 h before the state; a recent window spans at most 24 h",
         ),
         (lambda rows: rows[1].update(timestamp="yesterday"), r"recent\[1\].timestamp: missing or not a time"),
     ],

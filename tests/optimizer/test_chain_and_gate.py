@@ -3,6 +3,7 @@ import pytest
 from sklearn.ensemble import IsolationForest
 
 from dragon.errors import BundleError
+from optimizer.anchor import estimate_anchors
 from optimizer.chain import CompiledChain
 from optimizer.gate import CompiledForest, Gate
 
@@ -13,8 +14,10 @@ def chain(bundle):
 
 
 def _anchored(chain, state, sd=0.05):
-    """The chain pinned to `state`, both models anchored on their measured targets with sd `sd`."""
-    return chain.anchor(state, {"stage_1": (state["m1"], sd), "stage_2": (state["m2"], sd)})
+    """The chain pinned to `state`, every model whose target it carries anchored on that one reading with
+    sd `sd`."""
+    anchors = estimate_anchors(chain, chain.calibration, state)
+    return chain.anchor(state, {model: (estimate.bias, sd) for model, estimate in anchors.items()})
 
 
 def test_chain_feeds_predictions_forward_from_its_anchors(chain, bundle, make_states):
@@ -79,7 +82,7 @@ def test_variance_of_the_change_matches_sampling_the_coefficients(chain, bundle,
 
 def test_unanchored_model_keeps_its_prediction_and_interval(chain, bundle, make_states):
     state = {k: v for k, v in make_states(1)[0].items() if k != "m2"}
-    anchor = chain.anchor(state, {"stage_1": (state["m1"], 0.05)})
+    anchor = _anchored(chain, state)  # stage_1 only: the state has no m2
     ev = chain.evaluate(np.array([[state["t1"], state["o2"]]]), state, anchor)
     raw = bundle.gams["stage_2"].predict(np.array([[state["m1"], state["o2"], state["feed"]]]))
     assert ev.values[0, 1] == pytest.approx(raw[0])

@@ -84,7 +84,7 @@ def test_the_recommendation_improves_the_objective_over_the_current_point(recomm
     for rec, state in zip(map(recommender.recommend, make_states(8)), make_states(8), strict=True):
         if rec.status != "recommended":
             continue
-        anchors = {m: (a.value, a.sd) for m, a in rec.anchors.items()}
+        anchors = {m: (a.bias, a.sd) for m, a in rec.anchors.items()}
         ev = recommender.chain.evaluate(
             np.array([[rec.setpoints["t1"], rec.setpoints["o2"]]]),
             state,

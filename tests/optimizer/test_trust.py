@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from two_stage_plant import NOISE, PLANT
 
+from dragon.data import RecentWindow
 from dragon.spec import parse_plant
 from optimizer.recommender import Recommender
 
@@ -55,7 +56,7 @@ def test_a_biased_measurement_is_blocked_naming_the_tag(recommender, make_states
 def test_a_window_anchor_narrows_the_bound_against_one_reading(recommender, make_states):
     state = make_states(1)[0]
     single = recommender.recommend(state)
-    windowed = recommender.recommend(state, _noisy_window(state, 15))
+    windowed = recommender.recommend(state, RecentWindow(_noisy_window(state, 15)))
     assert single.anchors["stage_1"].method == "single reading"
     assert single.anchors["stage_1"].sd == pytest.approx(NOISE)  # the tag's measurement noise, never zero
     assert windowed.anchors["stage_1"].method == "window mean" and windowed.anchors["stage_1"].rows == 16
@@ -64,7 +65,7 @@ def test_a_window_anchor_narrows_the_bound_against_one_reading(recommender, make
     chain = recommender.chain
 
     def level_sd_now(rec) -> float:
-        anchor = chain.anchor(state, {m: (a.value, a.sd) for m, a in rec.anchors.items()})
+        anchor = chain.anchor(state, {m: (a.bias, a.sd) for m, a in rec.anchors.items()})
         ev = chain.evaluate(np.array([[state["t1"], state["o2"]]]), state, anchor)
         return float(ev.level_sd("stage_1")[0])
 
@@ -127,7 +128,7 @@ def test_the_recommender_runs_on_the_branching_mini_reactor(mini_reactor_bundle,
     statuses = set()
     for i, raw in enumerate(rows[1:], start=1):
         state = parse_state(raw, bundle.spec)
-        rec = recommender.recommend(state, [parse_state(rows[i - 1], bundle.spec)])
+        rec = recommender.recommend(state, RecentWindow([parse_state(rows[i - 1], bundle.spec)]))
         statuses.add(rec.status)
         assert {a.method for a in rec.anchors.values()} <= {"window mean"}
         if rec.status != "recommended":
