@@ -241,9 +241,10 @@ class Explanation(Contract):
 
 
 class Recommendation(Contract):
-    """One recommendation. `recommended`: new setpoints; `hold`: no move improves the objective
-    enough (current setpoints, zero moves); `blocked`: a detector flags the state or it cannot be
-    used (no setpoints)."""
+    """One recommendation. `recommended`: new setpoints (also a recovery move, reason "recovery: ...",
+    when a detector flags a state after setpoint moves in its recent window and stepping them back brings
+    it closer to known territory); `hold`: no move improves the objective enough (current setpoints, zero
+    moves); `blocked`: a detector flags the state or it cannot be used (no setpoints)."""
 
     status: Status = Field(description="recommended | hold | blocked.")
     reason: str = Field(description="Why, in words.")

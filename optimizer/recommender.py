@@ -4,7 +4,10 @@
 flags, a setpoint too far outside its bounds or any numerical failure becomes a `blocked` or
 `hold` answer with its reason. Steps:
 
-1. The gate: every detector scores the state; one flag = `blocked` (no setpoints).
+1. The gate: every detector scores the state; one flag = `blocked` (no setpoints), unless the recent
+   window shows setpoints moved since its start (in closed loop, the advisor's own moves walking the
+   plant out of the territory its detectors know): then a recovery move steps them back toward their
+   earlier values, within the move limits, when that brings the state closer to known territory.
 2. Anchors: every model whose target the state carries is anchored on a de-noised estimate of it
    (the bias measured - model over the recent window, lag-compensated so that a move that has not
    settled is followed rather than taken for model error, or the single reading with the tag's
@@ -57,13 +60,17 @@ from optimizer.recommendation import (
     Recommendation,
     Status,
 )
-from optimizer.territory import leaves_territory
+from optimizer.territory import distance_outside, leaves_territory
 
 SEED = 0
 SLSQP_OPTIONS = {"maxiter": 60, "ftol": 1e-6}  # objective in units of the model's residual scale
 REFINED_STARTS = 1  # screened space-filling starts refined by SLSQP, besides the current point
 BACKTRACK = (0.75, 0.5, 0.25)  # fractions of each move tried as well, in case the full move is flagged
 INTERVAL_WIDTH = 0.95  # predicted.lower/upper: two-sided 95 % prediction interval
+RECOVERY_MOVED_SHARE = 0.1  # a setpoint moved within the window by more than this share of its max_move
+RECOVERY_NOISE_SDS = 4.0  # ... and by more than this many sd of its reading's measurement noise
+RECOVERY_EARLIER_ROWS = 5  # the window's first rows, averaged: where the setpoints were
+RECOVERY_FRACTIONS = (1.0, 0.5)  # of the move-limited step back, tried side by side
 ACTIVE_TOLERANCE = 0.01  # a constraint is active when its margin is below this share of its model's scale
 
 
@@ -102,11 +109,14 @@ class Recommender:
             if missing:
                 return self._blocked(current, f"the state lacks tag(s) {', '.join(missing)}", {})
             gate = self.gate.check(state)
-            if not gate.passed:
-                return self._blocked(current, gate.reason(), gate.verdicts, far_tags=gate.far_tags)
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                return self._optimise(state, window, gate)
+                if gate.passed:
+                    return self._optimise(state, window, gate)
+                recovery = self._recover(state, window, gate) if window and window.rows else None
+            if recovery is not None:
+                return recovery
+            return self._blocked(current, gate.reason(), gate.verdicts, far_tags=gate.far_tags)
         except Exception as error:  # numerical trouble must not reach the plant as a traceback
             return self._blocked(
                 current,
@@ -114,6 +124,50 @@ class Recommender:
                 "no move is recommended",
                 {},
             )
+
+    def _recover(
+        self, state: Mapping[str, float], window: RecentWindow, gate: GateResult
+    ) -> Recommendation | None:
+        """A move back toward known territory for a state the detectors flag after setpoint moves inside its
+        recent window (in closed loop, the advisor's own): each moved setpoint steps (within its move limit)
+        back toward its value at the window's start. Returned only when the step brings the state closer to
+        the detectors' territory (optimizer/territory.py: distance_outside) and the sensors agree with the
+        models; otherwise None and the answer stays `blocked`."""
+        spec = self.spec
+        u0 = np.array([state[tag] for tag in spec.setpoints])
+        first = window.rows[:RECOVERY_EARLIER_ROWS]
+        earlier = np.array([np.mean([row[tag] for row in first]) for tag in spec.setpoints])
+        max_move = np.array([spec.tags[tag].max_move for tag in spec.setpoints])
+        # a setpoint's reading carries noise: a move is larger than a share of its limit and than that noise
+        noise = np.array([self.bundle.calibration.measurement_noise.get(tag, 0.0) for tag in spec.setpoints])
+        moved = np.abs(u0 - earlier) > np.maximum(RECOVERY_MOVED_SHARE * max_move, RECOVERY_NOISE_SDS * noise)
+        if not moved.any():
+            return None
+        anchor, pinned = self._pin(state, window, gate)
+        if self._disagreement(pinned):
+            return None
+        problem = SetpointProblem(self.chain, spec, state, anchor)
+        step = np.clip(np.where(moved, earlier - u0, 0.0), -max_move, max_move)
+        rows = np.array([within_limits(spec, u0 + fraction * step, u0) for fraction in RECOVERY_FRACTIONS])
+        ev = problem.evaluate(rows)
+        distance = distance_outside(self.gate, self._candidate_rows(problem, rows, ev))
+        now = distance_outside(self.gate, self._candidate_rows(problem, u0[None, :], problem.current))[0]
+        margins, _, _ = problem.margins(ev)
+        closer = (distance < now) & np.all(np.isfinite(ev.values), axis=1)
+        if not closer.any():
+            return None
+        feasible = closer & problem.feasible(margins)
+        pick = np.flatnonzero(feasible if feasible.any() else closer)
+        best = pick[np.argmin(distance[pick])]
+        tags = ", ".join(tag for tag, was_moved in zip(spec.setpoints, moved, strict=True) if was_moved)
+        since = f"in the last {window.hours_before[0]:.1f} h" if window.hours_before else "within the window"
+        reason = (
+            f"recovery: {gate.reason()}; {tags} moved {since}, this move takes them back toward their values "
+            f"then (distance outside the detectors' territory {now:.3g} -> {distance[best]:.3g})"
+        )
+        _, scores = self.gate.screen(self._candidate_rows(problem, rows, ev))
+        anomaly = {name: float(values[best]) for name, values in scores.items()}
+        return self._recommended(problem, pinned, rows[best], reason, anomaly)
 
     # --- answers --------------------------------------------------------------------------
     def _answer(

@@ -45,3 +45,19 @@ def leaves_territory(
         worse = np.nan_to_num(beyond - now, nan=0.0) > 1e-12
         leaves |= np.any(worse, axis=1)
     return leaves
+
+
+def distance_outside(gate: Gate, rows: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(n,) how far each row lies outside the detectors' territory, 0 inside: every detector's score above
+    its threshold plus every feature's distance beyond its envelope, in envelope widths. A recovery move
+    (optimizer/recommender.py) must make it smaller."""
+    n = len(next(iter(rows.values())))
+    distance = np.zeros(n)
+    for name, (X, scores, _) in gate.assess(rows).items():
+        detector = gate.detectors[name]
+        distance += np.nan_to_num(np.maximum(scores - detector.threshold, 0.0), nan=np.inf)
+        if detector.envelope_low:
+            low, high = np.asarray(detector.envelope_low), np.asarray(detector.envelope_high)
+            width = np.where(high > low, high - low, 1.0)
+            distance += np.sum(_beyond_inner_band(low, high, np.atleast_2d(X), 0.0) / width, axis=1)
+    return distance

@@ -1,5 +1,7 @@
-"""A move that has not settled: the anchors follow it (lag compensation over the recent window) rather
-than take the still-moving measurement for the settled one and move again on top of it."""
+"""What a plant sees in closed loop: a move that has not settled (the anchors follow it, lag compensation
+over the recent window, rather than take the still-moving measurement for the settled one and move again
+on top of it), and setpoints walked out of the detectors' territory (a recovery move back, not a bare
+`blocked`)."""
 
 from dataclasses import replace
 
@@ -17,15 +19,22 @@ STRIPPER_CUT = 2.0  # MW, four max_moves at once: impurity rises by about 27 ppm
 SINCE_MOVE_HOURS = 1 / 3  # the move was made 20 min ago: about a sixth of it shows in the analyser
 
 
-def _just_moved(spec, seed: int):
-    """The mini reactor under its operators for 12 h, then the stripper cut 20 min ago; the impurity
-    limit set 60 % of the way from the old to the new true settled value (it will be crossed)."""
+def _operated(spec, seed: int, hours: float = 12.0):
+    """The mini reactor's simulator after `hours` under its operators: (simulator, measured frames,
+    the operators' last setpoints)."""
     simulator = load_simulator(spec)(spec, days=2, seed=seed)
     measured, recent = [], pd.DataFrame()
-    for _ in range(6):
+    for _ in range(int(hours / 2)):
         setpoints = simulator.operator(recent)
         recent = simulator.step(setpoints, 2.0).measured
         measured.append(recent)
+    return simulator, measured, setpoints
+
+
+def _just_moved(spec, seed: int):
+    """The mini reactor under its operators for 12 h, then the stripper cut 20 min ago; the impurity
+    limit set 60 % of the way from the old to the new true settled value (it will be crossed)."""
+    simulator, measured, setpoints = _operated(spec, seed)
     moved = dict(setpoints, stripper_duty=setpoints["stripper_duty"] - STRIPPER_CUT)
     before = simulator.steady_state(setpoints)["impurity_ppm"]
     after = simulator.steady_state(moved)["impurity_ppm"]
@@ -63,3 +72,25 @@ def test_the_product_does_not_move_again_on_top_of_an_unsettled_move(seed, mini_
         for name, answer in (("followed", followed), ("blind", blind))
     }
     assert truth["followed"] < truth["blind"]
+
+
+def test_setpoints_walked_out_of_territory_get_a_recovery_move(mini_reactor, mini_reactor_bundle):
+    recommender = Recommender(load_bundle(mini_reactor_bundle), model_version="mini")
+    simulator, measured, setpoints = _operated(mini_reactor, seed=5)
+    start = setpoints["reactor_temp"]
+    for _ in range(7):  # +2 degC every half hour, as an advisor without a territory margin would
+        setpoints = dict(setpoints, reactor_temp=setpoints["reactor_temp"] + 2.0)
+        measured.append(simulator.step(setpoints, 0.5).measured)
+    state, recent = historian_request(mini_reactor, measured)
+    parsed = parse_state(state, mini_reactor)
+    assert not recommender.gate.check(parsed).passed  # 14 degC up: outside the envelope
+    answer = recommender.recommend(parsed, parse_window(recent, state, mini_reactor))
+    assert answer.status == "recommended" and answer.reason.startswith("recovery: ")
+    moved = answer.reason.split("; ")[-1]  # "<setpoints> moved in the last 7.4 h, this move takes ..."
+    assert "reactor_temp" in moved.split(" moved in the last")[0]
+    max_move = mini_reactor.tags["reactor_temp"].max_move
+    assert answer.moves["reactor_temp"] == pytest.approx(-max_move)  # back toward where it was, one limit
+    assert answer.setpoints["reactor_temp"] > start
+    # the same state with a window in which nothing moved: not ours to undo, a bare block
+    still = recommender.recommend(parsed, parse_window(recent[-5:], state, mini_reactor))
+    assert still.status == "blocked" and still.setpoints is None
