@@ -7,11 +7,11 @@ true threshold violations (concentrated CHP > 85 wt %), true production losses (
 the gate: abnormal states blocked (process episodes + novel operation; sensor faults reported
 separately, a state `parse_state` refuses counts as blocked) and normal states blocked.
 
-Each state comes with its recent window (the history's previous WINDOW_ROWS rows, as the endpoint
-receives them), and the same bundle is scored with each trust guard turned off in turn (the arms),
-and with all of them off (the previous behaviour: single-reading anchors, uncalibrated intervals,
-mean gain, no production guard, no consistency check), side by side. Ends with one JSON line of the
-figures of the product ("guarded") and of every arm.
+Each state comes with its time and recent window (the history's rows of the last `max_window_hours`,
+as the endpoint receives them, lag-compensated anchors), and the same bundle is scored with each
+trust guard turned off in turn (the arms), and with all of them off (the previous behaviour: single-
+reading anchors, uncalibrated intervals, mean gain, no production guard, no consistency check), side
+by side. Ends with one JSON line of the figures of the product ("guarded") and of every arm.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/decision_quality.py [--quick] [--bundle DIR]
 """
@@ -35,7 +35,6 @@ CHP_LIMIT = 85.0
 PRODUCTION_LOSS = 0.005
 MIN_ORACLE_GAIN = 0.01  # states where even the oracle cannot gain this much do not score captured gain
 NOVEL_FEED_FACTOR = 1.3
-WINDOW_ROWS = 12  # one hour of 5-minute readings before the state
 
 
 def arms(bundle) -> dict:
@@ -84,8 +83,39 @@ def held_out(spec, days: float, seed: int):
     return sim, groups
 
 
-def raw_state(sim, spec, row: int) -> dict:
-    return {t: sim.history.iloc[row][t] for t in spec.tags if t in sim.history}
+class Historian:
+    """The hold-out history as the endpoint's callers send it: a state (with its time) and its recent
+    window, the rows of the last `max_window_hours` before it that the plant spec accepts."""
+
+    def __init__(self, sim, spec) -> None:
+        from dragon.data import max_window_hours
+
+        column = spec.time_column
+        tags = [t for t in spec.tags if t in sim.history]
+        frame = sim.history[[column, *tags]].copy()
+        frame[column] = frame[column].map(lambda t: t.isoformat())
+        self.spec, self.records = spec, frame.to_dict("records")
+        step_hours = (sim.history[column].iloc[1] - sim.history[column].iloc[0]).total_seconds() / 3600.0
+        self.reach = int(max_window_hours(spec) / step_hours) - 1
+        self._valid: dict[int, bool] = {}
+
+    def state(self, row: int) -> dict:
+        return dict(self.records[row])
+
+    def window(self, row: int) -> list[dict]:
+        return [self.records[i] for i in range(max(row - self.reach, 0), row) if self._accepted(i)]
+
+    def _accepted(self, row: int) -> bool:
+        from dragon.data import parse_state
+        from dragon.errors import DataError
+
+        if row not in self._valid:
+            try:
+                parse_state(self.records[row], self.spec)
+                self._valid[row] = True
+            except DataError:
+                self._valid[row] = False
+        return self._valid[row]
 
 
 def oracle_inputs(sim, row: int, setpoints: list[str]) -> tuple[dict, dict]:
@@ -96,27 +126,24 @@ def oracle_inputs(sim, row: int, setpoints: list[str]) -> tuple[dict, dict]:
     return state, hidden
 
 
-def score_arm(recommender, with_window: bool, sim, spec, rows, oracle) -> dict:
+def score_arm(recommender, with_window: bool, sim, historian, rows, oracle) -> dict:
     """The decision-quality figures of one recommender over the held-out rows."""
-    from dragon.data import parse_state
+    from dragon.data import parse_state, parse_window
     from dragon.errors import DataError
 
+    spec = historian.spec
+
     def recommend_raw(raw: dict, row: int):
-        window = []
-        if with_window:
-            for before in range(max(row - WINDOW_ROWS, 0), row):
-                try:
-                    window.append(parse_state(raw_state(sim, spec, before), spec))
-                except DataError:
-                    continue
         try:
-            return recommender.recommend(parse_state(raw, spec), window)
+            state = parse_state(raw, spec)
+            window = parse_window(historian.window(row), raw, spec) if with_window else None
+            return recommender.recommend(state, window)
         except DataError:
             return None  # never reaches the optimizer: counts as blocked
 
     captured, violations, losses, recommended, normal_blocked = [], 0, 0, 0, 0
     for row in rows["normal"]:
-        result = recommend_raw(raw_state(sim, spec, row), row)
+        result = recommend_raw(historian.state(row), row)
         if result is None or result.status == "blocked":
             normal_blocked += 1
             continue
@@ -137,7 +164,7 @@ def score_arm(recommender, with_window: bool, sim, spec, rows, oracle) -> dict:
     def blocked_share(group, transform=None) -> float:
         blocked = 0
         for row in rows[group]:
-            raw = raw_state(sim, spec, row)
+            raw = historian.state(row)
             if transform:
                 raw = transform(raw, row)
             result = recommend_raw(raw, row)
@@ -197,6 +224,7 @@ def main() -> None:
         spec = bundle.spec
         oracle = Oracle()
         sim, groups = held_out(spec, args.holdout_days, seed=97)
+        historian = Historian(sim, spec)
         rows = {
             "normal": rng.permutation(groups["normal"])[: args.states],
             "process": rng.permutation(groups["process"])[: args.abnormal],
@@ -208,7 +236,7 @@ def main() -> None:
             chosen = {name: chosen[name] for name in args.arms.split(",")}
         for name, (arm_bundle, with_window) in chosen.items():
             recommender = Recommender(arm_bundle, model_version="bench")
-            figures[name] = score_arm(recommender, with_window, sim, spec, rows, oracle)
+            figures[name] = score_arm(recommender, with_window, sim, historian, rows, oracle)
             print(f"{name:>22}: {figures[name]}", file=sys.stderr, flush=True)
 
     print(json.dumps(figures))
