@@ -27,6 +27,7 @@ import json
 import numpy as np
 
 from dragon.dynamics import model_input_matrix
+from dragon.features import add_derived
 from dragon.simulator import generate_history
 from dragon.simulator.truth import steady_state
 from dragon.spec import PlantSpec, SteadyStateSettings, load_plant
@@ -44,7 +45,6 @@ MOVES = {  # setpoint: a typical move (about the plant's max_move)
 }
 OUTPUTS = ("ox2_chp", "concentrated_chp", "yield")
 HIDDEN_STATES = ("chi", "xi_sp", "xi_ev")
-MEASURED_INPUTS = ("evaporator_steam_temperature",)  # a measurement the chain reads as an input
 
 
 def static_spec(spec: PlantSpec) -> PlantSpec:
@@ -86,14 +86,16 @@ def steady_normal_states(simulated, spec: PlantSpec, count: int, seed: int) -> d
 
 
 def response_errors(spec: PlantSpec, gams: dict, state: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Per (setpoint, output) the true and predicted change for one move. The chain sees what the
+    optimizer sees: the plant measured at the current (settled) state, every input but the moved setpoint
+    held there, measured inputs such as the steam temperature and derived state estimates included."""
     before = steady_state(state)
-    chain_state = {**state, **{m: before[m] for m in MEASURED_INPUTS}}
-    predicted_before = predict_chain(spec, gams, chain_state)
+    current = add_derived({**state, **before}, spec, spec.model_derived_inputs)
+    predicted_before = predict_chain(spec, gams, current)
     rows = {}
     for setpoint, step in MOVES.items():
-        moved = {**state, setpoint: state[setpoint] + step}
-        after = steady_state(moved)
-        predicted_after = predict_chain(spec, gams, {**moved, **{m: after[m] for m in MEASURED_INPUTS}})
+        after = steady_state({**state, setpoint: state[setpoint] + step})
+        predicted_after = predict_chain(spec, gams, {**current, setpoint: current[setpoint] + step})
         for output in OUTPUTS:
             true_change = after[output] - before[output]
             predicted_change = predicted_after[output] - predicted_before[output]

@@ -21,6 +21,7 @@ Training measures it (training/calibration.py); the optimizer's bounds rest on i
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -54,3 +55,9 @@ class Calibration(BaseModel):
 
     def noise(self, tag: str) -> float:
         return self.measurement_noise[tag]
+
+    def consistency_sd(self, model: str, anchor_sd: float | np.ndarray) -> float | np.ndarray:
+        """The yardstick of the sensor consistency check: the sd of measured - predicted at one state, the
+        model's state residual and the anchor's own uncertainty together. A measurement further than
+        `[optimizer] consistency_sigma` of these from its model disagrees with it."""
+        return np.hypot(self.models[model].state_residual_sd, anchor_sd)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dragon.errors import DataError
+from dragon.features import add_derived
 from dragon.spec import PlantSpec
 
 SETTLING_TIME_CONSTANTS = 3.0  # a first-order filter forgets its start after 3 τ (5 % left)
@@ -74,7 +75,16 @@ def first_order_lag_at(values: np.ndarray, hours_before: np.ndarray, hours: floa
 
 
 def add_lagged_inputs(frame: pd.DataFrame, spec: PlantSpec, step_minutes: float) -> pd.DataFrame:
-    """`frame` (minute rows, time-ordered) with one column per distinct (feature, lag) of the models."""
+    """`frame` (minute rows, time-ordered) with the derived features the models read (state estimates,
+    dragon/features.py; left out when the frame lacks one of their tags) and one column per distinct
+    (feature, lag) of the models."""
+    derived = [
+        name
+        for name in spec.model_derived_inputs
+        if all(tag in frame for tag in spec.derived_features[name].inputs)
+    ]
+    if derived:
+        frame = add_derived(frame, spec, derived)
     lagged = {}
     for name in spec.model_order:
         for feature, hours in input_lags(spec, name).items():

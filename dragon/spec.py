@@ -39,6 +39,13 @@ class Tag(_Strict):
     max_move: float | None = Field(default=None, gt=0)
     description: str = ""
 
+    @property
+    def reach(self) -> tuple[float, float]:
+        """A setpoint's values one recommendation can bring back inside its bounds (bounds widened by
+        max_move); the recommender blocks a state beyond them (optimizer/problem.py: setpoint_box)."""
+        low, high = self.bounds
+        return low - self.max_move, high + self.max_move
+
 
 class GamModel(_Strict):
     name: str = ""
@@ -60,7 +67,9 @@ class GamModel(_Strict):
 
 
 class DerivedSpec(_Strict):
-    """A feature computed from tags (dragon/features.py), e.g. a temperature approach; detectors read it."""
+    """A feature computed from tags (dragon/features.py), e.g. a temperature approach. Detectors read it, and
+    so may models: as a state estimate (a heat-transfer coefficient, a catalyst activity) that the optimizer
+    holds at its current value while it moves the setpoints."""
 
     name: str = ""
     expression: str
@@ -199,7 +208,8 @@ class ModelFloors(_Strict):
     r2: float | None = Field(default=None, le=1.0)  # hold-out R² against the measured target, at least
     # hold-out RMSE / RMSE of naive persistence (the target `lag_hours` earlier stays where it was), at most
     rmse_ratio: float | None = Field(default=None, gt=0.0)
-    coverage: float | None = Field(default=None, ge=0.0, le=1.0)  # share inside the 95 % interval, at least
+    # hold-out share inside the calibrated 95 % interval (cross-conformal, training/calibration.py), at least
+    coverage: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class QualityFloors(ModelFloors):
@@ -294,34 +304,41 @@ class PlantSpec(_Strict):
 
         return {name: compile_derived(name, d.expression, self.tags) for name, d in self.derived.items()}
 
-    def _detector_input_tags(self) -> set[str]:
-        """Tags the detectors read, directly or through a derived feature."""
+    def _tags_read(self, features) -> set[str]:
+        """The tags behind `features`: a tag itself, a derived feature's input tags."""
         tags: set[str] = set()
-        for detector in self.detectors.values():
-            for feature in detector.features:
-                if feature in self.derived:
-                    tags.update(self.derived_features[feature].inputs)
-                else:
-                    tags.add(feature)
+        for feature in features:
+            if feature in self.derived:
+                tags.update(self.derived_features[feature].inputs)
+            else:
+                tags.add(feature)
         return tags
+
+    @property
+    def model_derived_inputs(self) -> list[str]:
+        """Derived features some model reads: state estimates held at their current value by the optimizer
+        (optimizer/chain.py), computed before training (training/dynamics.py)."""
+        read = {f for model in self.models.values() for f in model.features}
+        return [name for name in self.derived if name in read]
 
     @property
     def used_tags(self) -> list[str]:
         """Every tag a model or detector reads (directly or through a derived feature) or predicts, in spec
         order."""
-        used = self._detector_input_tags()
+        used = self._tags_read(f for detector in self.detectors.values() for f in detector.features)
         for model in self.models.values():
-            used.update(model.features)
+            used.update(self._tags_read(model.features))
             used.add(model.target)
         return [name for name in self.tags if name in used]
 
     @property
     def required_state_tags(self) -> list[str]:
         """Tags a plant state must carry to be recommended on: every model and detector input (including the
-        tags of the derived features detectors read). A model target that no detector reads is optional (used
-        for the bias update when present)."""
-        model_inputs = {f for m in self.models.values() for f in m.features}
-        required = self._detector_input_tags() | model_inputs
+        tags of the derived features they read). A model target that nothing reads is optional (used for the
+        bias update when present)."""
+        features = [f for d in self.detectors.values() for f in d.features]
+        features += [f for m in self.models.values() for f in m.features]
+        required = self._tags_read(features)
         return [name for name in self.used_tags if name in required]
 
 
@@ -374,6 +391,36 @@ def _find_cycle(models: dict[str, GamModel]) -> list[str] | None:
             if found:
                 return found
     return None
+
+
+def _downstream_targets(models: dict[str, GamModel], name: str) -> set[str]:
+    """The target of model `name` and of every model that reads it, directly or through the chain."""
+    targets, frontier = set(), [name]
+    while frontier:
+        current = frontier.pop()
+        if models[current].target in targets:
+            continue
+        targets.add(models[current].target)
+        frontier.extend(other for other, m in models.items() if models[current].target in m.features)
+    return targets
+
+
+def _derived_input_problems(spec: PlantSpec, name: str, feature: str) -> list[str]:
+    """A derived model input is a state estimate: it may not read what the model predicts, its own target or
+    the target of a model downstream of it (that would hand the model its answer)."""
+    from dragon.features import ExpressionError, compile_derived
+
+    try:
+        inputs = compile_derived(feature, spec.derived[feature].expression, spec.tags).inputs
+    except ExpressionError:
+        return []  # reported against [derived.<feature>]
+    leaked = [tag for tag in inputs if tag in _downstream_targets(spec.models, name)]
+    if not leaked:
+        return []
+    return [
+        f"[models.{name}] features: derived feature '{feature}' reads {', '.join(leaked)}, which the model "
+        "predicts (its own target or one downstream of it); a model input may not contain its answer"
+    ]
 
 
 def _schema_problems(error: ValidationError) -> list[str]:
@@ -436,9 +483,9 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
         seen: set[str] = set()
         for feature in model.features:
             if feature in spec.derived and feature not in tags:
-                problems.append(f"{where} features: '{feature}' is a derived feature; models read tags only")
+                problems.extend(_derived_input_problems(spec, name, feature))
             elif feature not in tags:
-                problems.append(f"{where} features: unknown tag '{feature}'")
+                problems.append(f"{where} features: unknown tag or derived feature '{feature}'")
             if feature in seen:
                 problems.append(f"{where} features: duplicate feature '{feature}'")
             if feature == model.target:
@@ -446,8 +493,8 @@ def _semantic_problems(spec: PlantSpec) -> list[str]:
             seen.add(feature)
         for pair in model.interactions:
             for feature in pair:
-                if feature not in tags:
-                    problems.append(f"{where} interactions: unknown tag '{feature}'")
+                if feature not in tags and feature not in spec.derived:
+                    problems.append(f"{where} interactions: unknown tag or derived feature '{feature}'")
                 elif feature not in model.features:
                     problems.append(f"{where} interactions: '{feature}' is not one of the model's features")
             if pair[0] == pair[1]:

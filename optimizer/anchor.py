@@ -56,7 +56,8 @@ def estimate_anchors(
 ) -> dict[str, AnchorEstimate]:
     """{model: anchor} for every model whose target and inputs the state carries (module docstring)."""
     spec = chain.spec
-    rows = [*(window.rows if window else []), dict(state)]
+    rows = [_with_state_estimates(spec, row) for row in [*(window.rows if window else []), state]]
+    state = rows[-1]
     timed = window is not None and window.hours_before is not None and len(window.rows) > 0
     hours = np.array([*window.hours_before, 0.0]) if timed else None
     averaged = hours <= ANCHOR_HOURS if hours is not None else np.ones(len(rows), dtype=bool)
@@ -100,6 +101,17 @@ def estimate_anchors(
             unsettled_change=float(gam.predict(now)[0] - gam.predict(X[-1:])[0]),
         )
     return anchors
+
+
+def _with_state_estimates(spec, row: Mapping[str, float]) -> dict[str, float]:
+    """`row` with the derived features the models read (state estimates), where it carries their tags."""
+    features = spec.derived_features
+    estimates = {
+        name: features[name].evaluate_state(row)
+        for name in spec.model_derived_inputs
+        if all(tag in row for tag in features[name].inputs)
+    }
+    return {**row, **estimates}
 
 
 def _through_lag(values: np.ndarray, hours: np.ndarray | None, lag_hours: float) -> np.ndarray:

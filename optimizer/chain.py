@@ -2,7 +2,8 @@
 
 A model may read another model's target (oxidation_1 -> oxidation_2 -> concentration -> yield).
 For hypothetical setpoints the chain feeds each model the predictions of the models upstream of
-it; every other input (disturbances, unmodelled measurements) stays at its current value. A plant
+it; every other input (disturbances, unmodelled measurements, and derived state estimates such as a
+heat-transfer coefficient, evaluated from the current state) stays at its current value. A plant
 whose spec states production as an expression (`[production] expression`) gets it as one more
 output after the models, computed from the same values.
 
@@ -202,6 +203,11 @@ class CompiledChain:
             )
         self._links = links
         self._fixed_tags = tuple(fixed)
+        # State estimates (derived model inputs) are held at their value in the current state: they
+        # describe the plant (fouling, activity), not the setpoints the optimizer moves.
+        self._held_estimates = {
+            name: feature for name, feature in spec.derived_features.items() if name in self._fixed_tags
+        }
         self._table_width = S + K + len(fixed)
         self._components = width + K  # coefficient blocks, then one own component per output
         self.scales = np.array(
@@ -273,7 +279,7 @@ class CompiledChain:
         K = len(self._links)
         values = np.empty((n, self._table_width))
         values[:, :S] = U
-        values[:, S + K :] = [state[tag] for tag in self._fixed_tags]
+        values[:, S + K :] = self._fixed_values(state)
         gradients = np.zeros((n, self._table_width, S))
         gradients[:, :S, :] = np.eye(S)
         C = np.zeros((n, K, self._components))
@@ -319,6 +325,11 @@ class CompiledChain:
             self._variance_gradient(D, paths, coefficient_rows),
         )
         return evaluation, C
+
+    def _fixed_values(self, state: Mapping[str, float]) -> list[float]:
+        """The inputs the setpoints do not move, from `state`: tags as read, state estimates evaluated."""
+        held = self._held_estimates
+        return [held[tag].evaluate_state(state) if tag in held else state[tag] for tag in self._fixed_tags]
 
     @staticmethod
     def _variance_gradient(C: np.ndarray, paths: np.ndarray, coefficient_rows) -> np.ndarray:

@@ -236,8 +236,7 @@ class Recommender:
         sigma = self.spec.optimizer.consistency_sigma
         checks = []
         for model, estimate in anchors.items():
-            residual_sd = self.bundle.calibration.models[model].state_residual_sd
-            sd = float(np.hypot(residual_sd, estimate.sd))
+            sd = float(self.bundle.calibration.consistency_sd(model, estimate.sd))
             checks.append(
                 ConsistencyCheck(
                     tag=estimate.tag,

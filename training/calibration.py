@@ -64,6 +64,31 @@ def _calibrate_model(
     )
 
 
+def consistency_flags(
+    spec: PlantSpec, gams: dict, calibration: Calibration, rows: pd.DataFrame
+) -> np.ndarray:
+    """Rows on which the recommender's sensor consistency check would block (optimizer/recommender.py):
+    some model's measured target lies further than `[optimizer] consistency_sigma` consistency sd from
+    the model fed the row's measured inputs, each row read as one state (anchor sd: the target's
+    measurement noise). A row missing a model's input or target is not judged by that model. The gate's
+    figures count these rows with the detectors' (training/detectors.py: evaluate_gate)."""
+    flags = np.zeros(len(rows), dtype=bool)
+    sigma = spec.optimizer.consistency_sigma
+    if sigma == 0 or rows.empty:
+        return flags
+    for name in spec.model_order:
+        model = spec.models[name]
+        if model.target not in rows or any(f not in rows for f in model.features):
+            continue
+        X, y = rows[model.features].to_numpy(float), rows[model.target].to_numpy(float)
+        judged = np.isfinite(X).all(axis=1) & np.isfinite(y)
+        if not judged.any():
+            continue
+        sd = calibration.consistency_sd(name, calibration.noise(model.target))
+        flags[judged] |= np.abs(y[judged] - gams[name].predict(X[judged])) > sigma * sd
+    return flags
+
+
 def conformal_scale(standardised: np.ndarray) -> float:
     """The split-conformal factor on the sd: the ⌈(n+1)·95 %⌉-th smallest |residual|/sd over z."""
     n = len(standardised)

@@ -42,7 +42,7 @@ from dragon.features import DerivedFeature, feature_table
 # The simulator's labels (PLANT.md). Gate recall is over the process episodes and the novel operation;
 # the sensor faults hide from raw tags and are reported per episode only.
 from dragon.simulator.episodes import EPISODE_TYPES, PROCESS_EPISODES
-from dragon.spec import DetectorSpec
+from dragon.spec import DetectorSpec, PlantSpec
 from training.transforms import RECOVERING
 
 EPISODE = "episode"
@@ -114,12 +114,18 @@ class GateMetrics:
     n_recovering: int  # rows settling after an episode, in no rate
     by_episode: dict[str, EpisodeMetrics]
     detectors: dict[str, DetectorMetrics]
+    # each of the recommender's own checks counted in the gate (evaluate_gate: `checks`), alone: its false
+    # alarms and the share of each episode type's rows it blocks
+    check_false_alarm_rate: dict[str, float | None] = field(default_factory=dict)
+    check_recall_by_episode: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
             "recall": self.recall,
             "false_alarm_rate": self.false_alarm_rate,
             "recall_by_episode": dict(self.recall_by_episode),
+            "check_false_alarm_rate": dict(self.check_false_alarm_rate),
+            "check_recall_by_episode": {name: dict(r) for name, r in self.check_recall_by_episode.items()},
             "rows_by_episode": {name: metrics.rows for name, metrics in self.by_episode.items()},
             "n_rows": self.n_rows,
             "n_normal": self.n_normal,
@@ -259,11 +265,17 @@ def _episodes_present(labels: np.ndarray) -> list[str]:
     return [e for e in EPISODE_TYPES if e in present] + sorted(present - set(EPISODE_TYPES))
 
 
-def evaluate_gate(detectors: dict[str, Detector], rows: pd.DataFrame) -> GateMetrics:
-    """Evaluate each detector and the gate (any detector flags) on labelled rows (`episode`, "" = normal).
+def evaluate_gate(
+    detectors: dict[str, Detector], rows: pd.DataFrame, checks: Mapping[str, np.ndarray] | None = None
+) -> GateMetrics:
+    """Evaluate each detector and the gate on labelled rows (`episode`, "" = normal).
 
-    Rows flagged `recovering` (training/transforms.py: the plant settling after an episode) are
-    neither normal nor an episode: they count in no rate.
+    The gate blocks a row when any detector flags it or any of `checks` ({name: one flag per row}) does:
+    the recommender's own blocks besides the detectors, e.g. the sensor consistency check
+    (training/calibration.py: consistency_flags; the detectors see states, the check sees a measurement
+    its model disagrees with) and setpoints beyond reach (setpoints_beyond_reach). Rows flagged
+    `recovering` (training/transforms.py: the plant settling after an episode) are neither normal nor an
+    episode: they count in no rate.
     """
     labels = _episode_labels(rows)
     recovering = rows[RECOVERING].to_numpy(bool) if RECOVERING in rows else np.zeros(len(rows), dtype=bool)
@@ -286,6 +298,9 @@ def evaluate_gate(detectors: dict[str, Detector], rows: pd.DataFrame) -> GateMet
             forest_false_alarm_rate=_share(assessed.forest[normal]),
             envelope_false_alarm_rate=_share(assessed.envelope[normal]),
         )
+    checks = dict(checks or {})
+    for flags in checks.values():
+        gate.flagged[:] |= flags
     by_episode = {e: _episode_metrics(gate, labels, normal, e, with_auc=False) for e in episodes}
     process = np.isin(labels, PROCESS_EPISODES)
     return GateMetrics(
@@ -297,4 +312,21 @@ def evaluate_gate(detectors: dict[str, Detector], rows: pd.DataFrame) -> GateMet
         n_recovering=int(recovering.sum()),
         by_episode=by_episode,
         detectors=per_detector,
+        check_false_alarm_rate={name: _share(flags[normal]) for name, flags in checks.items()},
+        check_recall_by_episode={
+            name: {e: float(flags[labels == e].mean()) for e in episodes} for name, flags in checks.items()
+        },
     )
+
+
+def setpoints_beyond_reach(spec: PlantSpec, rows: pd.DataFrame) -> np.ndarray:
+    """Rows with a setpoint outside its bounds by more than its max_move: one move cannot bring it back, so
+    the recommender blocks them (optimizer/problem.py: setpoint_box). An operating point an
+    air-compressor limit drags far below its off-gas O2 bounds is not one to recommend from."""
+    flags = np.zeros(len(rows), dtype=bool)
+    for tag in spec.setpoints:
+        if tag in rows:
+            low, high = spec.tags[tag].reach
+            values = rows[tag].to_numpy(float)
+            flags |= (values < low) | (values > high)
+    return flags

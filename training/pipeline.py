@@ -68,8 +68,8 @@ def train_bundle(
 ) -> TrainingOutcome:
     """Fit, evaluate and write one bundle from history files (concatenated in time order)."""
     from dragon.drift import compute_baselines
-    from training.calibration import calibrate
-    from training.detectors import evaluate_gate, fit_detector
+    from training.calibration import calibrate, consistency_flags
+    from training.detectors import evaluate_gate, fit_detector, setpoints_beyond_reach
     from training.evaluation import evaluate_gam, plot_partial_dependence, plot_residuals
     from training.gam_fit import fit_gam
     from training.quality import judge_quality
@@ -105,7 +105,9 @@ def train_bundle(
 
     report_dir.mkdir(parents=True, exist_ok=True)
     gam_metrics, plots = {}, {}
-    units = {tag: spec.tags[tag].unit for tag in spec.tags}
+    units = {tag: spec.tags[tag].unit for tag in spec.tags} | {
+        name: d.unit for name, d in spec.derived.items()
+    }
     for name in spec.model_order:
         model, gam = spec.models[name], gam_fits[name].gam
         inputs = model_inputs(spec, name)
@@ -115,10 +117,17 @@ def train_bundle(
             plot_residuals(name, model, gam, data.holdout, report_dir, inputs=inputs, units=units),
         ]
         progress("evaluate", 1, len(spec.models) + 1)
-    gate = evaluate_gate(detectors, data.detector_holdout)
-    quality = judge_quality(spec, gam_metrics, gate)
     gams = {name: fit.gam for name, fit in gam_fits.items()}
     calibration = calibrate(spec, gams, data.train, data.holdout, frame)
+    gate = evaluate_gate(
+        detectors,
+        data.detector_holdout,
+        {
+            "consistency": consistency_flags(spec, gams, calibration, data.detector_holdout),
+            "beyond reach": setpoints_beyond_reach(spec, data.detector_holdout),
+        },
+    )
+    quality = judge_quality(spec, gam_metrics, gate, calibration)
     progress("evaluate", 1, len(spec.models) + 1)
 
     summary = {

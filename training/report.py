@@ -120,14 +120,15 @@ def _models_section(
 def _gate_section(gate: GateMetrics) -> str:
     parts = [
         "<h2>Anomaly gate (hold-out period)</h2>",
-        "<p>A row is blocked when any detector flags it. Recall is over the rows of the process episodes and "
+        "<p>A row is blocked when any detector flags it or one of the recommender's own checks would block "
+        "it (sensor consistency, setpoints beyond reach). Recall is over the rows of the process episodes and "
         "novel operation; the false-alarm rate is over normal rows. Rows still recovering from an episode "
         "count in neither.</p>",
         _table(
             ["gate", "recall", "false-alarm rate", "rows", "normal rows", "recovering rows"],
             [
                 [
-                    "all detectors",
+                    "the whole gate",
                     _percent(gate.recall),
                     _percent(gate.false_alarm_rate),
                     _number(gate.n_rows),
@@ -141,6 +142,10 @@ def _gate_section(gate: GateMetrics) -> str:
             [
                 [escape(name), _number(d.threshold), _percent(d.contamination), _percent(d.false_alarm_rate)]
                 for name, d in gate.detectors.items()
+            ]
+            + [
+                [f"check: {escape(name)}", "", "", _percent(rate)]
+                for name, rate in gate.check_false_alarm_rate.items()
             ],
         ),
     ]

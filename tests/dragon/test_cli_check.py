@@ -35,7 +35,7 @@ def test_spec_with_three_mistakes_exits_2_naming_all_three(tmp_path):
     assert result.returncode == 2
     message = " ".join(result.stderr.split())  # rich may wrap long lines
     assert "bad.toml" in message and "3 problem(s)" in message
-    assert "[models.oxidation_1] features: unknown tag 'ph'" in message
+    assert "[models.oxidation_1] features: unknown tag or derived feature 'ph'" in message
     assert "[tags.oxidation_ph] bounds: a setpoint needs bounds" in message
     assert "unknown model 'concentrator'" in message
     assert "Traceback" not in result.stderr

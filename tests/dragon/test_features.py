@@ -142,8 +142,39 @@ features = ["x", "nowhere"]
     assert "[derived.x] expression: unknown tag 'heaterr'" in problems
     assert "[derived.x] expression: unknown tag 'colder'" in problems
     assert any(p.startswith("[derived.feed]: 'feed' is already a tag") for p in problems)
-    assert "[models.other] features: 'x' is a derived feature; models read tags only" in problems
     assert "[detectors.unit] features: unknown tag or derived feature 'nowhere'" in problems
+
+
+def test_a_model_may_read_a_state_estimate_but_not_one_made_of_its_answer():
+    estimate = """
+[tags.steam]
+role = "measurement"
+valid = [0.0, 300.0]
+
+[tags.product]
+role = "measurement"
+valid = [0.0, 300.0]
+
+[derived.duty]
+expression = "feed / (steam - heater)"
+
+[models.product]
+target = "product"
+features = ["outlet", "duty"]
+"""
+    spec = spec_with(estimate.replace('features = ["heater", "feed"]', ""))
+    assert spec.model_derived_inputs == ["duty"]
+    assert {"steam", "heater", "feed"} <= set(spec.required_state_tags)
+    leaking = estimate.replace('"feed / (steam - heater)"', '"product / (steam - heater)"')
+    with pytest.raises(SpecError) as error:
+        spec_with(leaking)
+    assert error.value.problems == [
+        "[models.product] features: derived feature 'duty' reads product, which the model predicts (its own "
+        "target or one downstream of it); a model input may not contain its answer"
+    ]
+    upstream = PLANT.replace('features = ["heater", "feed"]', 'features = ["heater", "feed", "duty"]')
+    with pytest.raises(SpecError, match=r"\[models.outlet\] features: derived feature 'duty' reads product"):
+        parse_plant(upstream + leaking, "plant.toml")  # product is downstream of outlet
 
 
 def test_detectors_may_read_derived_features_and_their_tags_become_required():

@@ -72,7 +72,7 @@ def test_the_default_plant_has_two_isolation_forests_next_to_its_four_gams():
         (
             'features = ["heater", "feed"]',
             'features = ["heater", "feed_rate"]',
-            "[models.reactor] features: unknown tag 'feed_rate'",
+            "[models.reactor] features: unknown tag or derived feature 'feed_rate'",
         ),
         (
             'target = "conversion"',

@@ -116,3 +116,30 @@ def test_gate_refuses_a_detector_that_does_not_compile(bundle):
     broken[name] = type(detector)(name, detector.features[:-1], detector.forest, detector.threshold, 0.01)
     with pytest.raises(BundleError):
         Gate(broken, bundle.baselines)
+
+
+def test_a_state_estimate_input_is_held_at_its_current_value(history, make_states):
+    """A derived model input (here stage_2 reads a load estimate made of t1, a setpoint) describes the
+    plant, not the move: the chain evaluates it from the current state and holds it."""
+    from two_stage_plant import PLANT, calibration, fit_plant
+
+    from dragon.features import add_derived
+    from dragon.spec import parse_plant
+
+    text = PLANT.replace('features = ["m1", "o2", "feed"]', 'features = ["m1", "o2", "load"]')
+    spec = parse_plant(text + '\n[derived.load]\nexpression = "feed * t1 / 100"\n', "<estimate plant>")
+    assert spec.model_derived_inputs == ["load"] and "feed" in spec.required_state_tags
+    gams, _, _ = fit_plant(spec, add_derived(history, spec))
+    chain = CompiledChain(spec, gams, calibration(spec))
+    state = make_states(1)[0]
+    anchor = chain.anchor(state, {})
+    U = np.array([[state["t1"], state["o2"]], [state["t1"] + 2.0, state["o2"] - 0.3]])
+    ev = chain.evaluate(U, state, anchor)
+    m1 = gams["stage_1"].predict(np.column_stack([U[:, 0], U[:, 1], [state["feed"]] * 2]))
+    held = state["feed"] * state["t1"] / 100
+    m2 = gams["stage_2"].predict(np.column_stack([m1, U[:, 1], [held, held]]))
+    assert np.allclose(ev.values[:, 1], m2, atol=1e-9)
+    step = 1e-5  # the held input adds nothing to the gradient wrt t1
+    up = chain.evaluate(U[1:] + [step, 0.0], state, anchor).values[0, 1]
+    down = chain.evaluate(U[1:] - [step, 0.0], state, anchor).values[0, 1]
+    assert ev.gradient[1, 1, 0] == pytest.approx((up - down) / (2 * step), rel=1e-4, abs=1e-7)

@@ -60,3 +60,29 @@ def test_measurement_noise_is_the_high_frequency_sd_and_skips_held_values():
     assert measurement_noise(raw, spec, "feed_inhibitor") == pytest.approx(2.0, rel=0.2)  # fewer lab samples
     floor = measurement_noise(raw, spec, "ox1_level")  # a tag that never moves: never zero
     assert 0 < floor < 0.1
+
+
+def test_consistency_flags_a_measurement_beyond_sigma_sd_of_its_model(loaded_bundle, small_history):
+    """The recommender's check (measured target vs its model at the row's measured inputs), over rows."""
+    from training.calibration import consistency_flags
+
+    spec, calibration, gams = loaded_bundle.spec, loaded_bundle.calibration, loaded_bundle.gams
+    rows = pd.read_parquet(small_history)
+    rows = (
+        rows[rows["episode"].fillna("") == ""].iloc[::60].dropna(subset=spec.used_tags).reset_index(drop=True)
+    )
+    assert consistency_flags(spec, gams, calibration, rows).mean() < 0.1
+    sigma = spec.optimizer.consistency_sigma
+    at_model = rows.copy()
+    for name in spec.model_order:  # every measurement equal to its model's prediction, upstream first
+        model = spec.models[name]
+        at_model[model.target] = gams[name].predict(at_model[model.features].to_numpy(float))
+    assert not consistency_flags(spec, gams, calibration, at_model).any()
+    name = spec.model_order[-1]
+    target = spec.models[name].target
+    sd = calibration.consistency_sd(name, calibration.noise(target))
+    for shift, flagged in [(0.9, False), (1.1, True)]:
+        biased = at_model.assign(**{target: at_model[target] + shift * sigma * sd})
+        assert (consistency_flags(spec, gams, calibration, biased) == flagged).all()
+    off = spec.model_copy(update={"optimizer": spec.optimizer.model_copy(update={"consistency_sigma": 0.0})})
+    assert not consistency_flags(off, gams, calibration, biased).any()

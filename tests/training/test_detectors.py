@@ -177,3 +177,30 @@ def test_detector_on_a_derived_feature_scores_states_and_frames_alike():
     assert list(flagged) == [True, False]
     with pytest.raises(DataError, match="air_per_feed"):
         fit_detector(spec, train)  # the derived feature is not given
+
+
+def test_the_recommender_s_own_checks_block_in_the_gate_and_are_reported_alone(detectors):
+    frame = crafted_frame()
+    consistency = np.zeros(len(frame), dtype=bool)
+    consistency[2:4] = True  # two central normal rows: false alarms of the check alone
+    consistency[frame.index[frame["episode"] == "t1_sensor_stuck"][2:6]] = True  # 4 sensor-fault rows
+    gate = evaluate_gate(detectors, frame, {"consistency": consistency})
+    assert gate.false_alarm_rate == pytest.approx(4 / 100)  # the detectors' 2 and the check's 2
+    assert gate.recall_by_episode["t1_sensor_stuck"] == pytest.approx(6 / 8)
+    assert gate.check_false_alarm_rate == {"consistency": pytest.approx(2 / 100)}
+    assert gate.check_recall_by_episode["consistency"]["t1_sensor_stuck"] == pytest.approx(4 / 8)
+    assert gate.to_dict()["check_false_alarm_rate"]["consistency"] == pytest.approx(0.02)
+
+
+def test_a_setpoint_beyond_one_move_outside_its_bounds_is_beyond_reach():
+    from dragon.spec import load_plant
+    from training.detectors import setpoints_beyond_reach
+
+    spec = load_plant()
+    tag = spec.setpoints[0]
+    (low, high), move = spec.tags[tag].bounds, spec.tags[tag].max_move
+    rows = pd.DataFrame({t: [np.mean(spec.tags[t].bounds)] * 4 for t in spec.setpoints})
+    rows.loc[1, tag] = low - 0.5 * move  # outside, but one move brings it back
+    rows.loc[2, tag] = low - 1.5 * move
+    rows.loc[3, tag] = high + 1.5 * move
+    assert setpoints_beyond_reach(spec, rows).tolist() == [False, False, True, True]

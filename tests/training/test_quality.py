@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from dragon.calibration import Calibration, ModelCalibration
 from dragon.spec import load_plant
 from training.detectors import GateMetrics
 from training.evaluation import GamMetrics
@@ -35,8 +36,28 @@ def _plant(tmp_path, floors: str = FLOORS):
     return load_plant(path)
 
 
-def _metrics(r2: float, rmse: float = 1.0, persistence: float = 1.0, coverage: float = 0.95) -> GamMetrics:
-    return GamMetrics(rmse, rmse, r2, None, 100, coverage, rmse, 0.0, persistence)
+def _metrics(r2: float, rmse: float = 1.0, persistence: float = 1.0) -> GamMetrics:
+    # pygam's raw interval coverage (0.3) is not what the floor judges: the calibrated one is
+    return GamMetrics(rmse, rmse, r2, None, 100, 0.3, rmse, 0.0, persistence)
+
+
+def _calibration(spec, **coverage: float) -> Calibration:
+    """A calibration whose calibrated coverage is 0.95 for every model but those named."""
+    return Calibration(
+        models={
+            name: ModelCalibration(
+                interval_scale=1.0,
+                covariance_scale=1.0,
+                residual_autocorrelation=0.0,
+                state_residual_sd=1.0,
+                coverage_raw=0.3,
+                coverage_calibrated=coverage.get(name, 0.95),
+                holdout_rows=100,
+            )
+            for name in spec.models
+        },
+        measurement_noise={},
+    )
 
 
 def _gate(recall: float | None, false_alarms: float) -> GateMetrics:
@@ -46,14 +67,14 @@ def _gate(recall: float | None, false_alarms: float) -> GateMetrics:
 def test_a_figure_below_its_floor_fails_naming_model_figure_and_floor(tmp_path):
     spec = _plant(tmp_path)
     good = {name: _metrics(0.9) for name in spec.models}
-    assert judge_quality(spec, good, _gate(0.95, 0.01)).passed
+    assert judge_quality(spec, good, _gate(0.95, 0.01), _calibration(spec)).passed
 
-    bad = good | {"concentration": _metrics(-1.32), "oxidation_1": _metrics(0.9, rmse=2.0, coverage=0.5)}
-    verdict = judge_quality(spec, bad, _gate(0.5, 0.03))
+    bad = good | {"concentration": _metrics(-1.32), "oxidation_1": _metrics(0.9, rmse=2.0)}
+    verdict = judge_quality(spec, bad, _gate(0.5, 0.03), _calibration(spec, oxidation_1=0.5))
     assert not verdict.passed
     assert verdict.failures == [
         "oxidation_1: hold-out RMSE 2 is 2 x naive persistence's 1 > floor 1.5 x",
-        "oxidation_1: 95 % interval coverage 50.0% < floor 80%",
+        "oxidation_1: calibrated 95 % interval coverage 50.0% on the hold-out < floor 80%",
         "concentration: hold-out R² -1.32 < floor 0.2",
         "gate: recall 50.0% of process-episode rows < floor 90%",
         "gate: false alarms 3.00% of normal rows > floor 2.0%",
@@ -66,7 +87,7 @@ def test_a_model_s_own_floor_replaces_the_common_one_key_by_key(tmp_path):
     assert spec.quality.for_model("yield").coverage == 0.8
     metrics = {name: _metrics(0.9) for name in spec.models} | {"yield": _metrics(-0.3)}
     assert judge_quality(
-        spec, metrics, _gate(None, 0.0)
+        spec, metrics, _gate(None, 0.0), _calibration(spec)
     ).passed  # no episode in the hold-out: recall unjudged
 
 
