@@ -120,10 +120,10 @@ def _models_section(
 def _gate_section(gate: GateMetrics) -> str:
     parts = [
         "<h2>Anomaly gate (hold-out period)</h2>",
-        "<p>A row is blocked when any detector flags it or one of the recommender's own checks would block "
-        "it (sensor consistency, setpoints beyond reach). Recall is over the rows of the process episodes and "
-        "novel operation; the false-alarm rate is over normal rows. Rows still recovering from an episode "
-        "count in neither.</p>",
+        "<p>A row is blocked when any detector flags it or one of the recommender's own checks would "
+        "block it (sensor consistency, setpoints beyond reach). Recall is over the rows of the process "
+        "episodes and novel operation; the false-alarm rate is over normal rows. Rows still recovering from "
+        "an episode count in neither.</p>",
         _table(
             ["gate", "recall", "false-alarm rate", "rows", "normal rows", "recovering rows"],
             [
