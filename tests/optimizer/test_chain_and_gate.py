@@ -143,3 +143,6 @@ def test_a_state_estimate_input_is_held_at_its_current_value(history, make_state
     up = chain.evaluate(U[1:] + [step, 0.0], state, anchor).values[0, 1]
     down = chain.evaluate(U[1:] - [step, 0.0], state, anchor).values[0, 1]
     assert ev.gradient[1, 1, 0] == pytest.approx((up - down) / (2 * step), rel=1e-4, abs=1e-7)
+    from optimizer.anchor import estimate_anchors
+
+    assert set(estimate_anchors(chain, calibration(spec), state)) == {"stage_1", "stage_2"}  # both anchored
