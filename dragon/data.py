@@ -8,8 +8,11 @@ use and counts everything it touched in a `DataQualityReport`: nothing is
 dropped silently. `parse_state` validates a single plant state for
 recommendation and reports every problem of the state at once.
 
-Row numbers in reports count data rows from 1 in the order they were read
-(the CSV header is not a row).
+Every table (a history here, a batch input, a CSV request body) follows the same three
+rules, through `table_columns` and `ROW_NUMBERS`: rows are numbered from 1 in the order they
+were read (the CSV header is not a row); columns that are not tags of the plant (labels such
+as `episode`) are ignored and named once; a required tag without a column is one file-level
+error naming it, never an error on every row.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ HOLD_FACTOR = 1.5  # a run longer than 1.5 x the tag's typical hold is frozen, n
 HOLD_QUANTILE = 0.9  # "typical hold": this quantile of the tag's complete run lengths
 MIN_COMPLETE_RUNS = 3
 SUFFIXES = (".csv", ".parquet", ".pq")
+ROW_NUMBERS = "rows are numbered from 1 in file order (the CSV header is not a row)"
 
 
 @dataclass
@@ -57,6 +61,7 @@ class DataQualityReport:
     examples: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # {tag: {problem: [row, ...]}}
     dropped: dict[str, int] = field(default_factory=dict)  # {reason: rows}, each dropped row once
     warnings: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)  # not tags of the plant: carried, never checked
 
     @property
     def rows_dropped(self) -> int:
@@ -88,6 +93,7 @@ class DataQualityReport:
             "problems": {tag: dict(per) for tag, per in self.problems.items()},
             "examples": {tag: {p: list(r) for p, r in per.items()} for tag, per in self.examples.items()},
             "warnings": list(self.warnings),
+            "ignored_columns": list(self.ignored_columns),
         }
 
     def render(self):
@@ -113,7 +119,7 @@ class DataQualityReport:
                 "count",
                 "first rows",
                 title="problems per tag",
-                caption="rows are numbered from 1 in file order (the CSV header is not a row)",
+                caption=ROW_NUMBERS,
             )
             for tag, per in self.problems.items():
                 for problem, count in per.items():
@@ -122,6 +128,10 @@ class DataQualityReport:
             parts.append(problems)
         else:
             parts.append(Text("no data problems found", style="green"))
+        if self.ignored_columns:
+            parts.append(
+                Text(f"columns that are not tags of the plant (ignored): {', '.join(self.ignored_columns)}")
+            )
         parts.extend(Text(f"warning: {w}", style="yellow") for w in self.warnings)
         return Group(*parts)
 
@@ -195,13 +205,8 @@ def check_history(frame: pd.DataFrame, spec: PlantSpec, source: str) -> CheckedH
     if time_column not in frame.columns:
         raise DataError(f"{source}: no time column '{time_column}' (columns: {_preview(frame.columns)})")
     used = spec.used_tags
-    missing_used = [tag for tag in used if tag not in frame.columns]
-    if missing_used:
-        raise DataError(
-            f"{source}: {len(missing_used)} tag(s) that a model or detector uses have no column: "
-            f"{', '.join(missing_used)}"
-        )
-    report = DataQualityReport(source=source, rows_in=len(frame), rows_kept=0)
+    ignored = table_columns(frame.columns, spec, used, source=source, needed_by="a model or detector uses")
+    report = DataQualityReport(source=source, rows_in=len(frame), rows_kept=0, ignored_columns=ignored)
     missing_unused = [tag for tag in spec.tags if tag not in frame.columns]
     if missing_unused:
         report.warnings.append(
@@ -266,6 +271,22 @@ def check_history(frame: pd.DataFrame, spec: PlantSpec, source: str) -> CheckedH
             f"[training] min_rows is {spec.training.min_rows}. Top problems: {problems}"
         )
     return CheckedHistory(clean=clean, report=report)
+
+
+def table_columns(
+    columns: Any, spec: PlantSpec, required: list[str], *, source: str, needed_by: str
+) -> list[str]:
+    """The columns of a table that are not tags of the plant (nor its time column): the caller ignores
+    them and names them once. Raise one DataError naming every `required` tag without a column
+    (`needed_by` says why they are required, e.g. "a recommendation reads")."""
+    names = [str(column) for column in columns]
+    missing = [tag for tag in required if tag not in names]
+    if missing:
+        raise DataError(
+            f"{source}: {len(missing)} tag(s) that {needed_by} have no column: {', '.join(missing)} "
+            f"(columns: {_preview(pd.Index(names))})"
+        )
+    return [name for name in names if name not in spec.tags and name not in (spec.time_column, "timestamp")]
 
 
 def _check_tag(

@@ -34,8 +34,8 @@ class Answerer:
     def load(cls, bundle: Bundle, model_version: str) -> Answerer:
         return cls(bundle, Recommender(bundle, model_version=model_version), model_version)
 
-    def answer(self, records: Sequence[Record], first_index: int = 0) -> list[Answer]:
-        """Answers for `records`; `first_index` numbers them (a batch chunk's offset in its table)."""
+    def answer(self, records: Sequence[Record], first_index: int = 1) -> list[Answer]:
+        """Answers for `records`, numbered from `first_index` (1, or a batch chunk's first row)."""
         answers: list[Answer] = []
         spec = self.bundle.spec
         for position, record in enumerate(records):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import anyio
 from fastapi import FastAPI, Request
@@ -39,6 +39,8 @@ from optimizer.recommendation import Recommendation
 log = logging.getLogger("dragon.serve")
 
 VERSION_HEADER = "X-Model-Version"
+# Names the CSV columns that are not tags of the plant, which the answer ignored (dragon.data.table_columns).
+IGNORED_HEADER = "X-Ignored-Columns"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 # Recommendations run in threads so /ping stays responsive under load; a few per worker
 # are enough to overlap I/O, more only contend for the GIL.
@@ -52,6 +54,13 @@ class Worker:
     answerer: Answerer
     capture: CaptureWriter | None
     limiter: anyio.CapacityLimiter
+    ignored_columns: set[str] = field(default_factory=set)  # logged once each
+
+    def note_ignored(self, columns: list[str]) -> None:
+        new = [column for column in columns if column not in self.ignored_columns]
+        if new:
+            self.ignored_columns.update(new)
+            log.info("ignoring CSV column(s) that are not tags of the plant: %s", ", ".join(new))
 
     @property
     def model_version(self) -> str:
@@ -157,7 +166,14 @@ def create_app(config: ServeConfig | None = None, answerer: Answerer | None = No
         responses={
             200: {
                 "description": 'A recommendation for a {"state"} body; otherwise one entry per record, in '
-                'order (JSON: {"predictions": [...]}, JSON Lines: one line each, CSV: one row each)',
+                'order (JSON: {"predictions": [...]}, JSON Lines: one line each, CSV: one row each). '
+                f"CSV columns that are not tags of the plant are ignored and named in {IGNORED_HEADER}.",
+                "headers": {
+                    IGNORED_HEADER: {
+                        "description": "CSV columns ignored as not tags of the plant",
+                        "schema": {"type": "string"},
+                    }
+                },
                 "content": {payloads.JSONLINES: _TEXT_SCHEMA, payloads.CSV: _TEXT_SCHEMA},
             },
             **{
@@ -200,6 +216,9 @@ def create_app(config: ServeConfig | None = None, answerer: Answerer | None = No
                     results, single=payload.single, answer=answer_type, model_version=worker.model_version
                 )
                 response = answer(worker, encoded, 200, answer_type)
+                if payload.ignored_columns:
+                    response.headers[IGNORED_HEADER] = ", ".join(payload.ignored_columns)
+                    worker.note_ignored(payload.ignored_columns)
         if worker.capture:
             worker.capture.submit(
                 capture_event(

@@ -2,9 +2,11 @@
 
 The table is cut into chunks; each worker process loads and verifies the bundle
 once and answers chunks with the same `Answerer` the server uses. A bad row
-becomes an error row (status "error" and its problems) and never stops the run.
-Columns that are not tags of the plant are ignored (reported once); the time
-column is carried to the output so rows can be joined back.
+becomes an error row (status "error" and its problems) and never stops the run;
+a tag a recommendation needs without a column stops it before any work, as one
+error naming the column. Columns that are not tags of the plant are ignored
+(reported once); rows are numbered from 1 (`row`, as `dragon check` counts them)
+and the time column is carried to the output so rows can be joined back.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ def run_batch(
     import pandas as pd
 
     from dragon.bundle import load_bundle
+    from dragon.data import table_columns
     from inference.answering import bundle_fingerprint
     from inference.payloads import number_or_text
 
@@ -129,10 +132,14 @@ def run_batch(
     spec = loaded.spec
     model_version = model_version or bundle_fingerprint(loaded)
     table = read_table(input_path)
+    ignored = table_columns(
+        table.columns,
+        spec,
+        spec.required_state_tags,
+        source=str(input_path),
+        needed_by="a recommendation reads",
+    )
     tags = [column for column in table.columns if column in spec.tags]
-    ignored = [
-        str(c) for c in table.columns if c not in spec.tags and c not in (spec.time_column, "timestamp")
-    ]
     for tag in tags:
         if not pd.api.types.is_numeric_dtype(table[tag]):  # one text cell makes a CSV column text
             table[tag] = (
@@ -144,8 +151,8 @@ def run_batch(
     workers = max(1, min(workers or os.cpu_count() or 1, len(records) or 1))
     # Several chunks per worker keep every core busy to the end; a chunk is at most MAX_CHUNK_ROWS.
     chunk_rows = chunk_rows or max(1, min(MAX_CHUNK_ROWS, -(-len(records) // (workers * CHUNKS_PER_WORKER))))
-    chunks = [
-        _Chunk(start, records[start : start + chunk_rows]) for start in range(0, len(records), chunk_rows)
+    chunks = [  # rows are numbered from 1, as dragon.data.ROW_NUMBERS says
+        _Chunk(start + 1, records[start : start + chunk_rows]) for start in range(0, len(records), chunk_rows)
     ]
     done: dict[int, list[dict[str, Any]]] = {}
     for first_row, rows in _answered(chunks, workers, str(bundle), model_version):

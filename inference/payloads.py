@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dragon.data import table_columns
 from dragon.errors import DataError
 from dragon.spec import PlantSpec
 from inference.schemas import Answer, Predictions
@@ -61,6 +62,7 @@ class Payload:
     records: list[Record]
     single: bool  # a {"state": ...} body: answered with one object, bad input is a 400
     content_type: str
+    ignored_columns: list[str] = field(default_factory=list)  # CSV columns that are not tags of the plant
 
 
 def media_type(header: str | None) -> str:
@@ -119,7 +121,7 @@ def decode(body: bytes, content_type: str, spec: PlantSpec) -> Payload:
         return _decode_json(text)
     if content_type == JSONLINES:
         return Payload(_decode_json_lines(text), single=False, content_type=content_type)
-    return Payload(_decode_csv(text, spec), single=False, content_type=content_type)
+    return _decode_csv(text, spec)
 
 
 def _loads(text: str) -> Any:
@@ -190,7 +192,9 @@ def number_or_text(text: str) -> float | str:
         return text
 
 
-def _decode_csv(text: str, spec: PlantSpec) -> list[Record]:
+def _decode_csv(text: str, spec: PlantSpec) -> Payload:
+    """A CSV body, read as every table is (dragon.data.table_columns): columns that are not tags are
+    ignored, a required tag without a column refuses the body as a whole."""
     try:
         rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
     except csv.Error as error:
@@ -201,7 +205,7 @@ def _decode_csv(text: str, spec: PlantSpec) -> list[Record]:
     if all(isinstance(number_or_text(cell), float) for cell in first):
         # No header: SageMaker batch transform splits a file by lines, so only the first
         # mini-batch would carry it. Headerless rows hold the required tags in spec order.
-        header, data = spec.required_state_tags, rows
+        header, data, ignored = spec.required_state_tags, rows, []
         if len(first) != len(header):
             raise RequestRejected(
                 400,
@@ -210,34 +214,39 @@ def _decode_csv(text: str, spec: PlantSpec) -> list[Record]:
             )
     else:
         header, data = first, rows[1:]
-        _check_header(header, spec)
+        ignored = _check_header(header, spec)
     records = []
     for row in data:
         if len(row) != len(header):
             records.append(Record(None, [f"row has {len(row)} fields, the header has {len(header)}"]))
             continue
         records.append(
-            Record({tag: number_or_text(cell.strip()) for tag, cell in zip(header, row, strict=True)})
+            Record(
+                {
+                    name: number_or_text(cell.strip())
+                    for name, cell in zip(header, row, strict=True)
+                    if name not in ignored
+                }
+            )
         )
     if not records:
         raise RequestRejected(400, "CSV has a header row but no data rows")
-    return records
+    return Payload(records, single=False, content_type=CSV, ignored_columns=ignored)
 
 
-def _check_header(header: list[str], spec: PlantSpec) -> None:
-    problems = []
+def _check_header(header: list[str], spec: PlantSpec) -> list[str]:
+    """The header's columns that are not tags (to ignore), or a 400 naming duplicate or missing columns."""
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
-        problems.append(f"duplicate column(s): {', '.join(duplicates)}")
-    ignored = {spec.time_column, "timestamp"}
-    unknown = [name for name in header if name not in spec.tags and name not in ignored]
-    if unknown:
-        problems.append(f"unknown tag(s): {', '.join(unknown)} (not tags of plant '{spec.name}')")
-    missing = [tag for tag in spec.required_state_tags if tag not in header]
-    if missing:
-        problems.append(f"missing tag(s): {', '.join(missing)}")
-    if problems:
-        raise RequestRejected(400, "CSV header row does not match the plant's tags", problems)
+        raise RequestRejected(400, "CSV header row names a column twice", [", ".join(duplicates)])
+    try:
+        return table_columns(
+            header, spec, spec.required_state_tags, source="CSV header", needed_by="a recommendation reads"
+        )
+    except DataError as error:
+        raise RequestRejected(
+            400, "CSV header row lacks tags a recommendation reads", [error.message]
+        ) from None
 
 
 def problems_of(error: DataError) -> list[str]:

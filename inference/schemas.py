@@ -47,7 +47,9 @@ class RecordError(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: Literal["error"] = "error"
-    record: int = Field(description="0-based position of the record in the payload.")
+    record: int = Field(
+        description="Position of the record in the payload, counted from 1 (a CSV header is not a record)."
+    )
     errors: list[str] = Field(description="Every problem of the record, each naming its tag.")
 
 

@@ -59,9 +59,12 @@ def test_check_with_data_prints_the_quality_report(tmp_path):
         low, high = tag.bounds or tag.valid
         frame[name] = (low + high) / 2 + rng.normal(0, (high - low) / 100, n)
     frame.loc[10, "yield"] = 101.0  # valid [85, 100]
+    frame["episode"] = "normal"
     data = tmp_path / "history.csv"
     frame.to_csv(data, index=False)
     result = run_dragon("check", "--data", str(data), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "data quality" in result.stdout and "history.csv" in result.stdout
     assert "yield" in result.stdout and "outside valid range" in result.stdout and "399" in result.stdout
+    assert "| 11 " in result.stdout.replace("│", "|")  # the 11th data row: counted from 1, header not a row
+    assert result.stdout.count("episode") == 1 and "(ignored): episode" in result.stdout

@@ -60,6 +60,7 @@ def test_clean_history_passes_untouched(spec):
     report = checked.report
     assert report.rows_in == report.rows_kept == len(frame)
     assert report.problems == {} and report.dropped == {} and report.warnings == []
+    assert report.ignored_columns == ["episode", "step_test", "operator_note"]
     assert list(checked.clean.columns) == list(frame.columns)
     expected = frame.assign(timestamp=frame["timestamp"].astype("datetime64[ns, UTC]"))  # time in ns
     pd.testing.assert_frame_equal(checked.clean, expected)

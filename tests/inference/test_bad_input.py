@@ -155,20 +155,34 @@ def test_mixed_instances_answer_bad_records_in_place(client, good_states):
     assert len(predictions) == 5
     assert predictions[0]["status"] in ("recommended", "hold", "blocked")
     assert predictions[4]["status"] in ("recommended", "hold", "blocked")
-    for record in (1, 2, 3):
-        assert predictions[record]["status"] == "error"
-        assert predictions[record]["record"] == record
+    for position in (1, 2, 3):
+        assert predictions[position]["status"] == "error"
+        assert predictions[position]["record"] == position + 1  # records count from 1, as rows do
     assert any(tag in e for e in predictions[1]["errors"])
     assert any("ghost_tag" in e for e in predictions[3]["errors"])
 
 
-def test_csv_wrong_header_is_400(client, good_state):
-    header = ",".join(["not_a_tag", *sorted(good_state)[1:]])
-    row = ",".join(str(good_state[t]) for t in sorted(good_state))
+def test_csv_without_a_required_column_is_one_400_naming_it(client, good_state):
+    tags = sorted(good_state)
+    header = ",".join(["not_a_tag", *tags[1:]])
+    row = ",".join(["1.0", *(str(good_state[t]) for t in tags[1:])])
     response = client.post("/invocations", content=f"{header}\n{row}\n", headers={"Content-Type": "text/csv"})
     assert response.status_code == 400
     text = " ".join(response.json()["details"])
-    assert "not_a_tag" in text and sorted(good_state)[0] in text
+    assert tags[0] in text and "no column" in text
+
+
+def test_csv_extra_columns_are_ignored_and_named_in_a_header(client, good_state):
+    """A historian export carries labels (`episode`): answered as `dragon batch` answers it."""
+    tags = sorted(good_state)
+    header = ",".join([*tags, "episode", "operator_note"])
+    row = ",".join([*(str(good_state[t]) for t in tags), "vacuum_loss", "ok"])
+    response = client.post(
+        "/invocations", content=f"{header}\n{row}\n{row}\n", headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Ignored-Columns"] == "episode, operator_note"
+    assert all(p["status"] != "error" for p in response.json()["predictions"])
 
 
 def test_csv_ragged_and_bad_rows_are_per_record_errors(client, good_state):

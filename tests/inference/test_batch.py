@@ -43,11 +43,11 @@ def test_bad_rows_become_error_rows(table_with_bad_rows, trained_bundle, loaded_
     )
     out = pd.read_csv(tmp_path / "answers.csv", dtype={"model_version": str})
     assert summary.rows == len(out) == 12
-    assert list(out["row"]) == list(range(12))
+    assert list(out["row"]) == list(range(1, 13))  # counted from 1, as `dragon check` counts rows
     assert list(out.columns[:3]) == ["row", loaded_bundle.spec.time_column, "status"]
     errors = out[out["status"] == "error"]
-    assert list(errors["row"]) == [3, 7, 9]
-    assert "sensor fault" in errors.loc[errors["row"] == 7, "errors"].item()
+    assert list(errors["row"]) == [4, 8, 10]
+    assert "sensor fault" in errors.loc[errors["row"] == 8, "errors"].item()
     assert set(out.loc[out["status"] != "error", "status"]) <= {"recommended", "hold", "blocked"}
     assert (out["model_version"] == "3").all()
     assert summary.ignored_columns == ["operator_note"]
@@ -80,5 +80,22 @@ def test_dragon_batch_on_two_workers(table_with_bad_rows, trained_bundle, tmp_pa
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["rows"] == 12 and summary["statuses"]["error"] == 3 and summary["workers"] == 2
     out = pd.read_parquet(output)
-    assert list(out["row"]) == list(range(12))
+    assert list(out["row"]) == list(range(1, 13))
     assert out["model_version"].str.startswith("bundle-").all()
+
+
+def test_a_required_column_missing_is_one_file_level_error(
+    table_with_bad_rows, trained_bundle, loaded_bundle, tmp_path
+):
+    """Not one error row per row: the run stops before any work, exit 2, one line naming the column."""
+    missing = loaded_bundle.spec.required_state_tags[-1]
+    table = tmp_path / "no_column.csv"
+    pd.read_csv(table_with_bad_rows).drop(columns=[missing]).to_csv(table, index=False)
+    output = tmp_path / "answers.csv"
+    result = run_dragon(
+        "batch", "--input", str(table), "--output", str(output), "--bundle", str(trained_bundle), cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "no_column.csv" in message and missing in message and "no column" in message
+    assert "Traceback" not in result.stderr and not output.exists()
