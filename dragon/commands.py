@@ -28,10 +28,11 @@ PLANT_OPTION = typer.Option(None, "--plant", help="Plant spec TOML (default: the
 
 
 def models_list(plant: Path = PLANT_OPTION) -> None:
-    """List the registered versions of the plant with key metrics, aliases and tags."""
+    """List the registered versions of the plant: one line each, fit for an 80-column terminal."""
+    from rich import box
     from rich.table import Table
 
-    from dragon.registry import list_versions
+    from dragon.registry import APPROVAL_TAG, QUALITY_TAG, list_versions
     from dragon.settings import load_settings
     from dragon.spec import load_plant
 
@@ -40,22 +41,50 @@ def models_list(plant: Path = PLANT_OPTION) -> None:
     if not versions:
         console.print(f"no versions of '{spec.name}' yet: run `dragon train --data PATH`")
         return
-    table = Table(title=f"{spec.name}: registered versions")
-    for column in ("version", "aliases", *(f"R² {m}" for m in spec.model_order), "gate recall", "tags"):
-        table.add_column(column)
+    table = Table(
+        title=f"{spec.name}: registered versions",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        caption=(
+            f"R² min: the lowest hold-out R² of the {len(spec.models)} models; recall: share of labelled "
+            "abnormal rows the gate flags; false alarms: share of normal rows it flags; "
+            "approval '-': no approval gate; `dragon models show V` for every figure"
+        ),
+    )
+    for column, justify in VERSION_COLUMNS:
+        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")
     for info in versions:
         r2 = [info.metrics.get(f"models.{m}.r2") for m in spec.model_order]
-        recall = info.metrics.get("gate.recall")
+        known_r2 = [value for value in r2 if value is not None]
         table.add_row(
             info.version,
-            ", ".join(info.aliases),
-            *("-" if v is None else f"{v:.3f}" for v in r2),
-            "-" if recall is None else f"{recall:.2f}",
-            ", ".join(
-                f"{k}={v}" for k, v in sorted(info.tags.items()) if not k.startswith(("data.", "git."))
-            ),
+            ", ".join(info.aliases) or "-",
+            info.tags.get(APPROVAL_TAG, "-"),
+            info.tags.get(QUALITY_TAG, "-"),
+            ", ".join(info.deployed_envs) or "-",
+            f"{min(known_r2):.3f}" if known_r2 else "-",
+            _percent(info.metrics.get("gate.recall")),
+            _percent(info.metrics.get("gate.false_alarm_rate")),
         )
     console.print(table)
+
+
+# (header, alignment) of `models list`: short enough that one version is one line at 80 columns.
+VERSION_COLUMNS = (
+    ("version", "right"),
+    ("aliases", "left"),
+    ("approval", "left"),
+    ("quality", "left"),
+    ("deployed", "left"),
+    ("R² min", "right"),
+    ("recall", "right"),
+    ("false\nalarms", "right"),
+)
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.1f} %"
 
 
 def models_show(

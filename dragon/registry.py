@@ -35,8 +35,11 @@ QUALITY_FAILURES_TAG = "quality.failures"
 QUALITY_OVERRIDE_TAG = "quality.override"
 
 
+DEPLOYED_PREFIX = "deployed."  # + environment name: "true" while that environment serves the version
+
+
 def deployed_tag(env: str) -> str:
-    return f"deployed.{env}"
+    return f"{DEPLOYED_PREFIX}{env}"
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,9 @@ class ModelVersionInfo:
     @property
     def deployed_envs(self) -> list[str]:
         return sorted(
-            k.removeprefix("deployed.")
+            k.removeprefix(DEPLOYED_PREFIX)
             for k, v in self.tags.items()
-            if k.startswith("deployed.") and v == "true"
+            if k.startswith(DEPLOYED_PREFIX) and v == "true"
         )
 
 
