@@ -20,6 +20,7 @@ from dragon.data import table_columns
 from dragon.errors import DataError
 from dragon.spec import PlantSpec
 from inference.schemas import Answer, Predictions
+from optimizer.gate import describe_far_tag
 from optimizer.recommendation import Recommendation
 
 JSON = "application/json"
@@ -269,7 +270,7 @@ def flatten(answer: Answer) -> dict[str, Any]:
             for check in answer.constraints
         }
         data["explanation"]["far_tags"] = {
-            detector: "; ".join(f"{t.tag}={t.value:.6g} (z={t.z_score:+.1f})" for t in far)
+            detector: "; ".join(describe_far_tag(t) for t in far)
             for detector, far in answer.explanation.far_tags.items()
         }
     return _dotted(data)

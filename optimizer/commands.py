@@ -120,6 +120,8 @@ objective enough; blocked: a detector flags the state (score above threshold), n
 def _print_recommendation(result) -> None:
     from rich.table import Table
 
+    from optimizer.gate import describe_far_tag
+
     units = result.units
     colour = {"recommended": "green", "hold": "yellow", "blocked": "red"}[result.status]
     console.print(
@@ -194,7 +196,7 @@ def _print_recommendation(result) -> None:
         )
     console.print(gate)
     for detector, far in result.explanation.far_tags.items():
-        described = ", ".join(f"{t.tag} = {t.value:.4g} ({_direction(t.z_score)})" for t in far)
+        described = ", ".join(describe_far_tag(t) for t in far)
         console.print(f"  {detector} flags: furthest from training: {described}", highlight=False)
     if result.constraints:
         limits = Table("model", "unit", "limit", "bound", "margin", "status", title="constraints")
@@ -210,12 +212,6 @@ def _print_recommendation(result) -> None:
             )
         console.print(limits)
     console.print(LEGEND)
-
-
-def _direction(z_score: float) -> str:
-    """A training z-score in words."""
-    side = "above" if z_score > 0 else "below"
-    return f"{abs(z_score):.1f} sd {side} its training mean"
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:

@@ -14,7 +14,7 @@ flagged when score > threshold.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -119,7 +119,8 @@ def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class GateResult:
     verdicts: dict[str, DetectorVerdict]
-    far_tags: dict[str, list[FarTag]]  # flagged detector -> features furthest from training, worst first
+    far_tags: dict[str, list[FarTag]]  # flagged detector -> tags furthest from training, worst first
+    breaches: dict[str, list[str]] = field(default_factory=dict)  # detector -> envelope breaches in words
 
     @property
     def flagged(self) -> list[str]:
@@ -133,12 +134,11 @@ class GateResult:
         parts = []
         for name in self.flagged:
             v = self.verdicts[name]
-            far = ", ".join(
-                f"{t.tag}={t.value:.4g} (z={t.z_score:+.1f})" for t in self.far_tags.get(name, [])
-            )
+            far = ", ".join(describe_far_tag(t) for t in self.far_tags.get(name, []))
             why = f"score {v.score:.3f} vs threshold {v.threshold:.3f}"
             if v.outside_envelope:
-                why += f"; outside the training envelope: {', '.join(v.outside_envelope)}"
+                breaches = self.breaches.get(name, v.outside_envelope)
+                why += f"; outside the training envelope: {' and '.join(breaches)}"
             parts.append(f"detector '{name}' flags the state ({why}); furthest from training: {far or 'n/a'}")
         return "; ".join(parts)
 
@@ -187,32 +187,69 @@ class Gate:
         return flagged, {name: scores for name, (_, scores, _) in assessed.items()}
 
     def check(self, state: Mapping[str, float]) -> GateResult:
-        verdicts, far = {}, {}
+        verdicts, far, breaches = {}, {}, {}
         rows = {tag: np.array([value]) for tag, value in state.items()}
         for name, (X, scores, flagged) in self.assess(rows).items():
             detector = self.detectors[name]
-            breaches = detector.envelope_breaches(X[0])
             verdicts[name] = DetectorVerdict(
                 score=float(scores[0]),
                 threshold=detector.threshold,
                 anomalous=bool(flagged[0]),
-                outside_envelope=list(breaches),
+                outside_envelope=detector.envelope_breaches(X[0]),
             )
             if flagged[0]:
-                far[name] = self.far_tags(detector.features, X[0])
-        return GateResult(verdicts, far)
+                far[name] = self.far_tags(detector, state)
+                breaches[name] = [
+                    _breach_in_words(detector, X[0], feature) for feature in verdicts[name].outside_envelope
+                ]
+        return GateResult(verdicts, far, breaches)
 
-    def far_tags(self, features: list[str], row: np.ndarray, limit: int = FAR_TAGS) -> list[FarTag]:
-        """The features furthest from their training mean, in training standard deviations."""
+    def far_tags(self, detector: Detector, state: Mapping[str, float], limit: int = FAR_TAGS) -> list[FarTag]:
+        """The tags the detector reads (a derived feature through the tags it is computed from) furthest
+        from their training mean, in training standard deviations; each says which way it moves the
+        derived features it feeds."""
+        tags = dict.fromkeys(
+            t
+            for f in detector.features
+            for t in (detector.derived[f].inputs if f in detector.derived else (f,))
+        )
         found = []
-        for feature, value in zip(features, row, strict=True):
-            baseline = self._baselines.get(feature)
-            if baseline is None:
+        for tag in tags:
+            baseline = self._baselines.get(tag)
+            if baseline is None or tag not in state:
                 continue
-            std = _stat(baseline, "std", 0.0)
-            z = (value - _stat(baseline, "mean", 0.0)) / std if std > 0 else 0.0
-            found.append(FarTag(tag=feature, value=float(value), z_score=float(z)))
+            mean, std = _stat(baseline, "mean", 0.0), _stat(baseline, "std", 0.0)
+            value = float(state[tag])
+            moves = {}
+            for feature in detector.derived.values():
+                if tag in feature.inputs:
+                    # Compared with this tag at its training mean (the others as they are).
+                    change = feature.evaluate_state(state) - feature.evaluate_state({**state, tag: mean})
+                    if np.isfinite(change) and change != 0:
+                        moves[feature.name] = "raises" if change > 0 else "lowers"
+            z = (value - mean) / std if std > 0 else 0.0
+            found.append(FarTag(tag=tag, value=value, z_score=float(z), moves=moves))
         return sorted(found, key=lambda t: -abs(t.z_score))[:limit]
+
+
+def describe_far_tag(far: FarTag) -> str:
+    """'tag = value (1.8 sd above its training mean; lowers evaporator_ua)'."""
+    side = "above" if far.z_score > 0 else "below"
+    words = f"{abs(far.z_score):.1f} sd {side} its training mean"
+    if far.moves:
+        words += "; " + ", ".join(f"{how} {feature}" for feature, how in far.moves.items())
+    return f"{far.tag} = {far.value:.4g} ({words})"
+
+
+def _breach_in_words(detector: Detector, row: np.ndarray, feature: str) -> str:
+    """'evaporator_ua = 0.81, below its training range [0.9, 1.4] (computed from a, b, c)'."""
+    position = detector.features.index(feature)
+    value, low, high = row[position], detector.envelope_low[position], detector.envelope_high[position]
+    side = "below" if value < low else "above"
+    words = f"{feature} = {value:.4g}, {side} its training range [{low:.4g}, {high:.4g}]"
+    if feature in detector.derived:
+        words += f" (computed from {', '.join(detector.derived[feature].inputs)})"
+    return words
 
 
 def _stat(baseline: Any, key: str, default: float) -> float:

@@ -202,11 +202,19 @@ class DetectorVerdict(Contract):
 
 
 class FarTag(Contract):
-    """A detector feature and how far it sits from its training distribution."""
+    """A tag a flagged detector reads (directly or through a derived feature) and how far it sits from its
+    training distribution: a tag an operator can look at, never only a computed quantity."""
 
-    tag: str = Field(description="Tag or derived feature the detector reads.")
+    tag: str = Field(
+        description="Tag the detector reads, or a tag a derived feature it reads is computed from."
+    )
     value: Number = Field(description="Its value in the state, in its unit.")
     z_score: Number = Field(description="(value - training mean) / training sd, in standard deviations.")
+    moves: dict[str, Literal["raises", "lowers"]] = Field(
+        default_factory=dict,
+        description="Derived feature computed from this tag -> whether the tag's distance from its training "
+        "mean raises or lowers that feature (compared with the tag at its training mean).",
+    )
 
 
 class Explanation(Contract):

@@ -110,6 +110,35 @@ def test_gate_blocks_with_reason_and_far_tags(bundle, make_states):
     assert "m1" in result.reason() and "threshold" in result.reason()
 
 
+def test_a_block_on_a_derived_feature_names_the_tags_it_is_computed_from():
+    """An operator cannot act on 'air_per_feed': the answer names air and feed and which way each is off."""
+    import pandas as pd
+
+    from dragon.drift import compute_baselines
+    from dragon.features import compile_derived
+    from dragon.spec import DetectorSpec
+    from training.detectors import fit_detector
+
+    rng = np.random.default_rng(6)
+    feed = rng.uniform(150, 250, 1500)
+    train = pd.DataFrame({"feed": feed, "air": feed * 0.12 * (1 + rng.normal(0, 0.01, 1500))})
+    derived = {"air_per_feed": compile_derived("air_per_feed", "air / feed", ["feed", "air"])}
+    spec = DetectorSpec(name="air", features=["air_per_feed", "feed"], n_estimators=50)
+    gate = Gate(
+        {"air": fit_detector(spec, train, derived=derived)}, compute_baselines(train, ["feed", "air"])
+    )
+    result = gate.check({"feed": 230.0, "air": 20.0})  # each tag in its range, their ratio far below it
+    assert result.flagged == ["air"]
+    far = {t.tag: t for t in result.far_tags["air"]}
+    assert set(far) == {"air", "feed"}  # the tags, never only the computed feature
+    assert far["air"].moves == {"air_per_feed": "lowers"} and far["air"].z_score < 0
+    assert far["feed"].moves == {"air_per_feed": "lowers"} and far["feed"].z_score > 0
+    reason = result.reason()
+    assert "air_per_feed = 0.08696, below its training range" in reason
+    assert "(computed from air, feed)" in reason
+    assert "sd below its training mean; lowers air_per_feed" in reason
+
+
 def test_gate_refuses_a_detector_that_does_not_compile(bundle):
     broken = dict(bundle.detectors)
     name, detector = next(iter(broken.items()))
