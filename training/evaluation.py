@@ -6,7 +6,9 @@ the share of measured targets inside the 95 % prediction interval (about 0.95 fo
 
 Plots use matplotlib's object API on the Agg canvas (no pyplot state, no display), small and quick:
 one partial-dependence PNG per term (spline terms with their 95 % confidence band, tensor terms as a
-filled contour map) and one of hold-out residuals over time.
+filled contour map), each centred on zero over its plotted range (a GAM term's level is arbitrary: the
+intercept absorbs it, so only its shape, and how much it moves the target, mean anything), and one of
+hold-out residuals over time.
 """
 
 from __future__ import annotations
@@ -184,7 +186,7 @@ def plot_partial_dependence(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    effect = f"effect on {_label(model.target, units)}"
+    effect = f"effect on {_label(model.target, units)}, centred"
     paths = []
     for index, term in enumerate(gam.terms):
         if term.isintercept:
@@ -195,13 +197,12 @@ def plot_partial_dependence(
         if term.istensor:
             grid = gam.generate_X_grid(term=index, n=MESH_POINTS, meshgrid=True)
             surface = gam.partial_dependence(term=index, X=grid, meshgrid=True)
+            surface = surface - np.mean(surface)
             filled = axes.contourf(grid[0], grid[1], surface, levels=14, cmap="RdBu_r")
             figure.colorbar(filled, ax=axes, label=effect)
             axes.set_ylabel(_label(tags[1], units))
         else:
-            grid = gam.generate_X_grid(term=index, n=GRID_POINTS)
-            line, band = gam.partial_dependence(term=index, X=grid, width=INTERVAL_WIDTH)
-            x = grid[:, term.feature]
+            x, line, band = centred_term(gam, index)
             axes.fill_between(x, band[:, 0], band[:, 1], color="tab:blue", alpha=0.25, label="95 % band")
             axes.plot(x, line, color="tab:blue")
             axes.set_ylabel(effect)
@@ -210,6 +211,15 @@ def plot_partial_dependence(
         axes.set_title(f"{name}: {' × '.join(tags)}", fontsize="medium")
         paths.append(_save(figure, out / f"{name}-pd-{'-x-'.join(tags)}.png"))
     return paths
+
+
+def centred_term(gam, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, effect, 95 % band (n, 2)) of spline term `index` over its fitted range, centred so that the
+    mean effect over the range is zero."""
+    grid = gam.generate_X_grid(term=index, n=GRID_POINTS)
+    line, band = gam.partial_dependence(term=index, X=grid, width=INTERVAL_WIDTH)
+    level = np.mean(line)
+    return grid[:, gam.terms[index].feature], line - level, band - level
 
 
 def _time_axis(holdout: pd.DataFrame) -> tuple[np.ndarray | pd.Series, str]:

@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 
 from training.detectors import GateMetrics
-from training.evaluation import GamMetrics
+from training.evaluation import INTERVAL_WIDTH, GamMetrics
 from training.gam_fit import GamFit
 
 REPORT_FILE = "training_report.html"
@@ -59,6 +59,20 @@ def _image(path: Path, out_dir: Path) -> str:
     return f'<img src="{escape(relative)}" alt="{escape(path.stem)}"{wide}>'
 
 
+COVERAGE_TOLERANCE = 0.05  # |coverage - nominal| beyond this is flagged
+EXTRAPOLATION_LIMIT = 0.05  # a larger share of hold-out rows outside the fitted range is flagged
+
+
+def model_flags(metrics: GamMetrics) -> list[str]:
+    """Why a model's hold-out figures deserve a second look, in words (empty: none)."""
+    flags = []
+    if abs(metrics.interval_coverage - INTERVAL_WIDTH) > COVERAGE_TOLERANCE:
+        flags.append(f"coverage {metrics.interval_coverage:.0%}, nominal {INTERVAL_WIDTH:.0%}")
+    if metrics.extrapolated_share > EXTRAPOLATION_LIMIT:
+        flags.append(f"{metrics.extrapolated_share:.0%} of rows extrapolated")
+    return flags
+
+
 def _models_section(
     gam_metrics: Mapping[str, GamMetrics],
     gam_fits: Mapping[str, GamFit],
@@ -74,6 +88,7 @@ def _models_section(
         "95 % interval coverage",
         "hold-out rows",
         "outside the fitted range",
+        "flag",
     ]
     rows = [
         [
@@ -85,10 +100,18 @@ def _models_section(
             _percent(m.interval_coverage),
             _number(m.n_rows),
             _percent(m.extrapolated_share),
+            "; ".join(model_flags(m)) or "-",
         ]
         for name, m in gam_metrics.items()
     ]
     parts = ["<h2>Models (hold-out period)</h2>", _table(header, rows)]
+    parts.append(
+        f"<p>flag: interval coverage more than {COVERAGE_TOLERANCE:.0%} from the nominal "
+        f"{INTERVAL_WIDTH:.0%} (the intervals are too narrow or too wide on new data), or more than "
+        f"{EXTRAPOLATION_LIMIT:.0%} of hold-out rows outside the fitted range (the figures there measure "
+        "extrapolation). Partial-dependence plots are centred: each term's mean effect over its range is "
+        "zero.</p>"
+    )
     parts.append(
         "<p>Basis: the spec's n_splines is the largest basis; on a short history it is lowered until there "
         "are 3 training rows per coefficient, and the smoothing penalties (chosen by blocked "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -13,9 +14,9 @@ from pygam import LinearGAM, s, te
 from dragon.errors import DataError
 from dragon.spec import DetectorSpec, GamModel
 from training.detectors import evaluate_gate, fit_detector
-from training.evaluation import evaluate_gam, plot_partial_dependence, plot_residuals
+from training.evaluation import centred_term, evaluate_gam, plot_partial_dependence, plot_residuals
 from training.gam_fit import fit_gam
-from training.report import write_training_report
+from training.report import model_flags, write_training_report
 
 MODEL = GamModel(
     name="reactor",
@@ -123,6 +124,21 @@ def test_one_partial_dependence_png_per_term_and_a_residual_plot(gam, tmp_path):
     )
     for path in [*paths, residuals]:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_partial_dependence_is_centred_and_keeps_its_shape(gam):
+    x, line, band = centred_term(gam, 0)
+    raw = gam.partial_dependence(term=0, X=gam.generate_X_grid(term=0, n=len(x)))
+    assert abs(np.mean(line)) < 1e-9 and np.ptp(line) > 0
+    assert np.allclose(np.diff(line), np.diff(raw))  # only the level moved
+    assert np.all(band[:, 0] <= line) and np.all(line <= band[:, 1])
+
+
+def test_report_flags_coverage_or_extrapolation_far_from_nominal(gam):
+    honest = evaluate_gam("reactor", MODEL, gam, history(600, seed=3), None, MODEL.features)
+    assert model_flags(honest) == []
+    narrow = dataclasses.replace(honest, interval_coverage=0.81, extrapolated_share=0.2)
+    assert model_flags(narrow) == ["coverage 81%, nominal 95%", "20% of rows extrapolated"]
 
 
 def test_report_names_every_model_and_links_existing_images(gam, tmp_path):
