@@ -95,9 +95,9 @@ def _free_port() -> int:
 def _bundle(args: argparse.Namespace) -> tuple[Path, str | None]:
     if args.bundle:
         return Path(args.bundle), None
-    from inference.server import registry_bundle
+    from dragon.registry import plant_bundle
 
-    return registry_bundle(args.version, None)
+    return plant_bundle(None, args.version)
 
 
 def _states(spec, work: Path, days: float) -> list[dict]:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from dragon.commands import models_app
+from dragon.options import json_flag
 
 console = Console()
 pipeline_app = typer.Typer(help="Run the training or deployment workflow.", no_args_is_help=True)
@@ -223,7 +224,7 @@ def monitor(
     plant: Path = PLANT_OPTION,
     capture: bool = typer.Option(False, "--capture", help="--input is the endpoint's data capture."),
     actuals: Path = typer.Option(None, "--actuals", help="History holding the measured targets of captures."),
-    as_json: bool = typer.Option(False, "--json", help="Print the drift report as one JSON object."),
+    as_json: bool = json_flag("the drift report as one object"),
     retrain_data: Path = typer.Option(None, "--retrain-data", help="On a violation, retrain on this now."),
 ) -> None:
     """Drift and model error of a window against a version's baselines; a violation triggers retraining."""

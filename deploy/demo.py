@@ -129,25 +129,60 @@ def ask_endpoint(url: str, states: pd.DataFrame) -> list[dict]:
     return body["predictions"] if isinstance(body, dict) and "predictions" in body else body
 
 
+def _unit(spec, model: str) -> str:
+    return spec.tags[spec.models[model].target].unit
+
+
+def _fixed_limits(spec) -> list[tuple[str, str, float]]:
+    """(target tag, "max" | "min", limit) of every constraint with a fixed limit (not "current")."""
+    return [
+        (spec.models[c.model].target, side, float(limit))
+        for c in spec.constraints
+        for side, limit in (("max", c.max), ("min", c.min))
+        if isinstance(limit, int | float)
+    ]
+
+
+def _side(check: dict) -> tuple[str, float]:
+    return ("max", check["max"]) if check.get("max") is not None else ("min", check["min"])
+
+
+def _limit_words(side: str, limit: float, unit: str) -> str:
+    return f"{'≤' if side == 'max' else '≥'} {limit:g} {unit}".rstrip()
+
+
 def show_answers(answers: list[dict], count: int = 3) -> None:
+    from dragon.spec import load_plant
+
+    spec = load_plant()
+    objective_unit = _unit(spec, spec.objective.model)
     for answer in answers[:count]:
         objective = answer.get("objective") or {}
-        bound = next((c for c in answer.get("constraints", []) if c.get("model") == "concentration"), {})
+        checks = [
+            f"{c['model']} bound {c['bound']:.2f} {_limit_words(*_side(c), _unit(spec, c['model']))}"
+            for c in answer.get("constraints", [])
+            if c["model"] in spec.models
+        ]
         console.print(
-            f"  [bold]{answer['status']}[/] version {answer.get('model_version')}: yield "
+            f"  [bold]{answer['status']}[/] version {answer.get('model_version')}: {spec.objective.model} "
             f"{objective.get('current', float('nan')):.2f} → "
-            f"{objective.get('recommended', float('nan')):.2f}, "
-            f"concentration bound {bound.get('bound', float('nan')):.2f} ≤ {bound.get('max', '-')}"
-            + (f" — {answer['reason']}" if answer.get("reason") else "")
+            f"{objective.get('recommended', float('nan')):.2f} {objective_unit}"
+            + (f", {checks[0]}" if checks else "")
+            + (f" — {answer['reason']}" if answer.get("reason") else ""),
+            highlight=False,
         )
 
 
 def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
-    """True yield gain of each recommendation versus the move-limited oracle's."""
+    """True objective gain of each recommendation versus the move-limited oracle's; a recommendation whose
+    true outcome breaks a limit of the plant spec gains nothing and counts as a violation."""
     from dragon.simulator import Oracle
     from dragon.spec import load_plant
 
     spec, oracle = load_plant(), Oracle()
+    objective = spec.models[spec.objective.model].target
+    unit = spec.tags[objective].unit
+    limits = _fixed_limits(spec)
     inputs = [*spec.setpoints, *spec.disturbances]
     gains, best, violations = [], [], 0
     for answer, (_, row) in zip(answers, states.iterrows(), strict=True):
@@ -160,24 +195,30 @@ def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
             continue
         current = oracle.evaluate({s: state[s] for s in spec.setpoints}, state, hidden)
         proposed = oracle.evaluate(answer["setpoints"], state, hidden)
-        violated = proposed["concentrated_chp"] > 85.0
+        violated = any(
+            proposed[tag] > limit if side == "max" else proposed[tag] < limit
+            for tag, side, limit in limits
+            if tag in proposed
+        )
         violations += int(violated)
-        gains.append(0.0 if violated else proposed["yield"] - current["yield"])
+        gains.append(0.0 if violated else proposed[objective] - current[objective])
     captured = float(np.sum(gains) / np.sum(best)) if np.sum(best) > 0 else float("nan")
     table = Table(
         "states",
         "recommended",
-        "true gain (mean)",
-        "oracle gain (mean)",
+        f"true gain (mean, {unit})",
+        f"oracle gain (mean, {unit})",
         "captured",
-        "threshold violations",
+        "limit violations",
         title="recommendations scored by the simulator's truth",
+        caption="limits: "
+        + ", ".join(f"{tag} {_limit_words(side, limit, spec.tags[tag].unit)}" for tag, side, limit in limits),
     )
     table.add_row(
         str(len(answers)),
         str(sum(a["status"] == "recommended" for a in answers)),
-        f"{np.mean(gains):+.3f} %",
-        f"{np.mean(best):+.3f} %",
+        f"{np.mean(gains):+.3f}",
+        f"{np.mean(best):+.3f}",
         f"{captured:.0%}",
         str(violations),
     )
@@ -188,12 +229,12 @@ def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
 def run_short_trial(settings: Settings, plant, *, seed: int) -> None:
     """A short `dragon trial` of the champion on the plant's simulator (a seed training never saw)."""
     from dragon.bundle import load_bundle
-    from dragon.registry import get_version, resolve_bundle
+    from dragon.registry import resolve_bundle
     from inference.trial import TrialSettings, run_trial, score_trial
     from inference.trial_report import figure_rows, write_trial_page
 
-    version = get_version(settings, plant.name).version
-    bundle = load_bundle(resolve_bundle(plant.name, version, settings))
+    path, version = resolve_bundle(settings, plant.name, None)
+    bundle = load_bundle(path)
     run = run_trial(plant, bundle, version, TrialSettings(days=TRIAL_DAYS, every_hours=2.0, seed=seed))
     summary = score_trial(run)
     page = write_trial_page(run, summary, settings.home / "trials" / f"demo-v{version}" / "trial.html")

@@ -407,10 +407,10 @@ def monitor_window(
     triggers, retrain on this history at once through the local training workflow."""
     from dragon.bundle import load_bundle
     from dragon.drift import analyse_drift
-    from dragon.registry import get_version, resolve_bundle
+    from dragon.registry import resolve_bundle
 
-    info = get_version(settings, plant_name, version)
-    bundle = load_bundle(resolve_bundle(plant_name, info.version, settings))
+    path, version = resolve_bundle(settings, plant_name, version)
+    bundle = load_bundle(path)
     spec = bundle.spec
     if capture:
         if isinstance(window, pd.DataFrame):
@@ -438,13 +438,13 @@ def monitor_window(
     reason = _reason(report, quality)
     source = "capture" if capture else ("frame" if isinstance(window, pd.DataFrame) else str(window))
     artifacts = _write_artifacts(
-        settings, bundle, frame, report, quality, violations, reason, info.version, source
+        settings, bundle, frame, report, quality, violations, reason, version, source
     )
-    run_id = _log_run(settings, plant_name, info.version, report, quality, violations, artifacts, source)
+    run_id = _log_run(settings, plant_name, version, report, quality, violations, artifacts, source)
     triggered, retraining = False, None
     if violations:
         data_uri = str(retrain_data or ("" if capture or isinstance(window, pd.DataFrame) else window))
-        triggered = trigger_retraining(settings, plant_name, info.version, reason, data_uri=data_uri)
+        triggered = trigger_retraining(settings, plant_name, version, reason, data_uri=data_uri)
         if triggered and retrain_data is not None:
             retraining = _retrain_now(settings, Path(retrain_data))
     return MonitoringResult(
@@ -455,7 +455,7 @@ def monitor_window(
         triggered,
         reason,
         artifacts,
-        info.version,
+        version,
         run_id,
         retraining,
     )
@@ -504,7 +504,8 @@ def _write_artifacts(
 ) -> Path:
     from rich.console import Console
 
-    from dragon.drift import constraint_violations, plot_drift
+    from dragon.drift_plots import plot_drift
+    from dragon.model_monitor import constraint_violations
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder = settings.home / "monitoring" / stamp
@@ -524,7 +525,7 @@ def _write_artifacts(
     console = Console(record=True, width=120, file=io.StringIO())
     console.print(render_monitoring(report, quality, reason))
     (folder / "report.txt").write_text(console.export_text())
-    plot_drift(bundle.baselines, frame, report, folder)
+    plot_drift(bundle.baselines, frame, report, folder, {tag: t.unit for tag, t in bundle.spec.tags.items()})
     return folder
 
 
@@ -581,7 +582,7 @@ def render_monitoring(report: DriftReport, quality: QualityReport | None, reason
     from rich.table import Table
     from rich.text import Text
 
-    from dragon.drift import render_drift_report
+    from dragon.drift_report import render_drift_report
 
     parts = [render_drift_report(report)]
     if quality is not None:

@@ -23,7 +23,6 @@ from dragon.errors import RegistryError
 from dragon.settings import Settings, load_settings
 from dragon.spec import load_plant
 
-APPROVAL_PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 PROMOTION_TAG = "promotion"
 FAILURE_TAG = "last_failure"
 MODEL_DATA_URL_TAG = "model_data_url"
@@ -183,9 +182,9 @@ def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOu
     version = result["version"]
     below_floor = not result.get("quality", {}).get("passed", True)
     if below_floor:  # registered as rejected: quality (dragon/registry.py), never approved automatically
-        approval = REJECTED
+        approval = registry.REJECTED
     else:
-        approval = APPROVAL_PENDING if inp.approval_required else APPROVED
+        approval = registry.PENDING if inp.approval_required else registry.APPROVED
         registry.set_tag(settings, inp.plant_name, version, registry.APPROVAL_TAG, approval)
     promote = (True if inp.promotion is None else bool(inp.promotion.get("promote"))) and not below_floor
     if inp.promotion is not None:
@@ -212,10 +211,12 @@ class ApprovalInput(_Step):
 
 def set_approval(inp: ApprovalInput, settings: Settings | None = None) -> RegisterOutput:
     settings = settings or load_settings()
-    if inp.decision not in (APPROVED, REJECTED):
-        raise RegistryError(f"approval decision must be '{APPROVED}' or '{REJECTED}', not '{inp.decision}'")
+    if inp.decision not in (registry.APPROVED, registry.REJECTED):
+        raise RegistryError(
+            f"approval decision must be '{registry.APPROVED}' or '{registry.REJECTED}', not '{inp.decision}'"
+        )
     info = registry.get_version(settings, inp.plant_name, inp.version)
-    if inp.decision == APPROVED and info.quality_rejected:
+    if inp.decision == registry.APPROVED and info.quality_rejected:
         raise RegistryError(
             f"version {inp.version} of '{inp.plant_name}' is rejected: quality "
             f"({info.tags.get(registry.QUALITY_FAILURES_TAG, '')}); it cannot be approved. "
@@ -225,7 +226,7 @@ def set_approval(inp: ApprovalInput, settings: Settings | None = None) -> Regist
     registry.set_tag(settings, inp.plant_name, inp.version, registry.APPROVAL_TAG, inp.decision)
     if inp.reason:
         registry.set_tag(settings, inp.plant_name, inp.version, registry.APPROVAL_REASON_TAG, inp.reason)
-    return RegisterOutput(inp.version, inp.plant_name, inp.decision, inp.decision == APPROVED)
+    return RegisterOutput(inp.version, inp.plant_name, inp.decision, inp.decision == registry.APPROVED)
 
 
 # --- deploy and undeploy bookkeeping -----------------------------------------------------------------
@@ -262,8 +263,8 @@ def resolve_version(inp: ResolveInput, settings: Settings | None = None) -> Reso
             settings, inp.plant_name, info.version, registry.QUALITY_OVERRIDE_TAG, json.dumps(override)[:5000]
         )
         return ResolveOutput(info.version, bundle_uri(info), info.source)
-    approval = info.tags.get(registry.APPROVAL_TAG, APPROVED)
-    if approval != APPROVED:
+    approval = info.tags.get(registry.APPROVAL_TAG, registry.APPROVED)
+    if approval != registry.APPROVED:
         raise RegistryError(
             f"version {info.version} of '{inp.plant_name}' is {approval}, not approved: "
             f"approve it first (dragon models approve {info.version})"

@@ -133,6 +133,13 @@ class Bundle:
     calibration: Calibration
     _extracted: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
+    @property
+    def fingerprint(self) -> str:
+        """The version of an unregistered bundle: its manifest's hash names its exact content."""
+        from dragon.provenance import file_sha256
+
+        return "bundle-" + file_sha256(self.path / "manifest.json")[:12]
+
 
 def _write_json(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +160,8 @@ def write_bundle(
     """Write a complete bundle into `directory` (created; must be empty) and return it."""
     from skops.io import dump
 
-    from dragon.drift import model_monitor_constraints, model_monitor_statistics
     from dragon.gam_arrays import save_gam
+    from dragon.model_monitor import model_monitor_constraints, model_monitor_statistics
 
     root = Path(directory)
     if root.exists() and any(root.iterdir()):

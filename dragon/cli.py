@@ -23,6 +23,8 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from dragon.errors import DragonError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow logs its store's table creation and migrations at INFO: a user should see the story only.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 app = typer.Typer(
     name="dragon",

@@ -1,5 +1,8 @@
 """Drift statistics: training baselines and the comparison of a window of data against them.
 
+(Their Model Monitor file shapes: dragon/model_monitor.py; the report for people:
+dragon/drift_report.py; the plots: dragon/drift_plots.py.)
+
 A baseline freezes, per feature, what training saw: completeness, moments, range and
 quantile bins. A window (captured requests, or any table of plant states) is judged
 against it per feature with
@@ -47,9 +50,7 @@ drift; a setpoint outside the range training saw means the models extrapolate, w
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,7 +134,7 @@ class FeatureBaseline:
             raise DataError(f"baseline of '{raw.get('tag', '?')}': missing or bad key ({error})") from None
 
 
-def _numeric_column(frame: pd.DataFrame, tag: str) -> np.ndarray:
+def numeric_column(frame: pd.DataFrame, tag: str) -> np.ndarray:
     """The column as floats; anything unreadable (text, None, inf) becomes NaN = missing."""
     values = pd.to_numeric(frame[tag], errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
     values[~np.isfinite(values)] = np.nan
@@ -166,7 +167,7 @@ def compute_baselines(
     span = time_span_hours(frame, time_column)
     baselines = {}
     for tag in tags:
-        values = _numeric_column(frame, tag)
+        values = numeric_column(frame, tag)
         present = values[~np.isnan(values)]
         if present.size == 0:
             raise DataError(f"training data column '{tag}' has no numeric value: cannot compute its baseline")
@@ -465,7 +466,7 @@ def analyse_drift(
         range_only = bool(tags and tag in tags and tags[tag].role == "setpoint")
         feature = _feature_drift(
             baseline,
-            _numeric_column(window, tag),
+            numeric_column(window, tag),
             settings,
             valid,
             range_only=range_only,
@@ -486,181 +487,3 @@ def _verdict(features: dict[str, FeatureDrift], violations: list[Violation]) -> 
     if alerting:
         parts.append(f"drift in {', '.join(alerting)}")
     return "drift: " + "; ".join(parts)
-
-
-# --- SageMaker Model Monitor shapes --------------------------------------------------------------
-
-
-def model_monitor_statistics(baselines: dict[str, FeatureBaseline]) -> dict[str, Any]:
-    """The baselines as Model Monitor's statistics.json. The distribution is given as buckets
-    (our quantile bins, outer edges closed at the observed min and max); no KLL sketch, which
-    Model Monitor documents as optional for bring-your-own containers."""
-    features = []
-    for tag, baseline in baselines.items():
-        edges = [baseline.min, *baseline.bin_edges[1:-1], baseline.max]
-        num_missing = round(baseline.n / baseline.completeness) - baseline.n if baseline.completeness else 0
-        features.append(
-            {
-                "name": tag,
-                "inferred_type": "Fractional",
-                "numerical_statistics": {
-                    "common": {"num_present": baseline.n, "num_missing": int(num_missing)},
-                    "mean": baseline.mean,
-                    "sum": baseline.mean * baseline.n,
-                    "std_dev": baseline.std,
-                    "min": baseline.min,
-                    "max": baseline.max,
-                    "distribution": {
-                        "kll": {
-                            "buckets": [
-                                {
-                                    "lower_bound": lower,
-                                    "upper_bound": upper,
-                                    "count": round(share * baseline.n),
-                                }
-                                for lower, upper, share in zip(
-                                    edges[:-1], edges[1:], baseline.bin_fractions, strict=True
-                                )
-                            ]
-                        }
-                    },
-                },
-            }
-        )
-    item_count = max(
-        (
-            f["numerical_statistics"]["common"]["num_present"]
-            + f["numerical_statistics"]["common"]["num_missing"]
-            for f in features
-        ),
-        default=0,
-    )
-    return {"version": 0, "dataset": {"item_count": item_count}, "features": features}
-
-
-def model_monitor_constraints(
-    baselines: dict[str, FeatureBaseline], settings: DriftSettings
-) -> dict[str, Any]:
-    """The baselines as Model Monitor's constraints.json; its distribution comparison (a KS-like
-    distance against `comparison_threshold`) takes our ks_alert."""
-    return {
-        "version": 0,
-        "features": [
-            {
-                "name": tag,
-                "inferred_type": "Fractional",
-                "completeness": max(0.0, baseline.completeness - COMPLETENESS_TOLERANCE),
-                "num_constraints": {"is_non_negative": baseline.min >= 0.0},
-            }
-            for tag, baseline in baselines.items()
-        ],
-        "monitoring_config": {
-            "evaluate_constraints": "Enabled",
-            "emit_metrics": "Enabled",
-            "datatype_check_threshold": 1.0,
-            "domain_content_threshold": 1.0,
-            "distribution_constraints": {
-                "perform_comparison": "Enabled",
-                "comparison_threshold": settings.ks_alert,
-                "comparison_method": "Robust",
-            },
-        },
-    }
-
-
-def constraint_violations(violations: Iterable[Violation]) -> dict[str, Any]:
-    """Violations as Model Monitor's constraint_violations.json."""
-    return {
-        "violations": [
-            {"feature_name": v.feature, "constraint_check_type": v.kind, "description": v.description}
-            for v in violations
-        ]
-    }
-
-
-# --- human output ----------------------------------------------------------------------------------
-
-_STATUS_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red", "insufficient": "dim"}
-
-
-def render_drift_report(report: DriftReport):
-    """A rich renderable: the verdict, one row per feature, then the violations."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    def number(value: float | None, digits: int = 3) -> str:
-        return "–" if value is None else f"{value:.{digits}f}"
-
-    table = Table(title=f"Drift over {report.window_rows} rows", title_justify="left")
-    columns = ("feature", "PSI", "KS", "shift (sd)", "complete", "out of range", "status", "because")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("feature", "status", "because") else "right")
-    for tag, feature in report.features.items():
-        style = _STATUS_STYLE.get(feature.status, "")
-        table.add_row(
-            tag,
-            number(feature.psi),
-            number(feature.ks),
-            "–" if feature.shift is None else f"{feature.shift:+.2f}",
-            f"{feature.completeness:.1%}",
-            f"{feature.out_of_range:.1%}",
-            Text(feature.status, style=style),
-            feature.basis,
-        )
-    verdict = Text(report.verdict, style="bold red" if report.drift else "bold green")
-    parts = [verdict, table]
-    for violation in report.violations:
-        parts.append(Text(f"  {violation.kind}  {violation.feature}: {violation.description}", style="red"))
-    return Group(*parts)
-
-
-def plot_drift(
-    baselines: dict[str, FeatureBaseline], window: pd.DataFrame, report: DriftReport, out_dir: str | Path
-) -> list[Path]:
-    """One PNG per drifting (alert or warn) feature: bin fractions (what PSI sees) and the
-    CDFs (what KS sees) of training and window."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for tag, feature in report.features.items():
-        if feature.status not in ("alert", "warn") or tag not in window.columns:
-            continue
-        baseline = baselines[tag]
-        values = _numeric_column(window, tag)
-        values = values[~np.isnan(values)]
-        labels = _bin_labels(baseline)
-        positions = np.arange(len(labels))
-        figure, (bars, cdf) = plt.subplots(1, 2, figsize=(11, 4))
-        bars.bar(positions - 0.2, baseline.bin_fractions, width=0.4, label="training")
-        bars.bar(positions + 0.2, feature.window_fractions, width=0.4, label="window")
-        bars.set_xticks(positions, labels, rotation=45, ha="right", fontsize=7)
-        bars.set_ylabel("share of rows")
-        bars.set_title(f"{tag}: PSI {feature.psi:.3f} ({feature.status})")
-        bars.legend()
-        interior = np.asarray(baseline.bin_edges[1:-1])
-        cdf.plot(interior, baseline.edge_cdf, "o-", label="training (at bin edges)")
-        cdf.plot(np.sort(values), np.arange(1, values.size + 1) / values.size, label="window ECDF")
-        cdf.set_title(f"KS {feature.ks:.3f}")
-        cdf.set_xlabel(tag)
-        cdf.legend()
-        figure.tight_layout()
-        path = out / f"drift_{tag}.png"
-        figure.savefig(path, dpi=90)
-        plt.close(figure)
-        paths.append(path)
-    return paths
-
-
-def _bin_labels(baseline: FeatureBaseline) -> list[str]:
-    edges = baseline.bin_edges
-    last = len(edges) - 2
-    return [
-        f"<{edges[1]:.4g}" if i == 0 else (f"≥{edges[i]:.4g}" if i == last else f"{edges[i]:.4g}")
-        for i in range(len(edges) - 1)
-    ]

@@ -23,9 +23,9 @@ from dragon.errors import RegistryError
 from dragon.settings import Settings
 
 CHAMPION = "champion"
-APPROVAL_TAG = "approval"
+APPROVAL_TAG = "approval"  # its values: PENDING, APPROVED, REJECTED (REJECTED also for QUALITY_TAG)
 APPROVAL_REASON_TAG = "approval.reason"
-REJECTED = "rejected"
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 BUNDLE_ARTIFACT = "bundle"
 # The training's verdict on the plant's [quality] floors: "passed" or "rejected" (the failing figures in
 # QUALITY_FAILURES_TAG). A rejected version is never champion; a forced deployment logs its reason in
@@ -238,13 +238,22 @@ def get_version(settings: Settings, plant_name: str, version_or_alias: str | Non
     return _info(client, found)
 
 
-def resolve_bundle(plant_name: str, version_or_alias: str | None, settings: Settings) -> Path:
-    """The local bundle directory of a registered version."""
+def resolve_bundle(settings: Settings, plant_name: str, version_or_alias: str | None) -> tuple[Path, str]:
+    """(local bundle directory, version number) of a registered version or alias (default: champion):
+    the one place a version becomes its bundle."""
     info = get_version(settings, plant_name, version_or_alias)
     path = local_path(info.source)
     if not path.is_dir():
         raise RegistryError(f"version {info.version} of '{plant_name}': its bundle {path} is missing")
-    return path
+    return path, info.version
+
+
+def plant_bundle(plant: Path | None, version_or_alias: str | None) -> tuple[Path, str]:
+    """`resolve_bundle` for a command's --plant PATH (default: the shipped plant) and --version V."""
+    from dragon.settings import load_settings
+    from dragon.spec import load_plant
+
+    return resolve_bundle(load_settings(), load_plant(plant).name, version_or_alias)
 
 
 def list_versions(settings: Settings, plant_name: str) -> list[ModelVersionInfo]:

@@ -12,14 +12,12 @@ import tomllib
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dragon.errors import SpecError
-
-if TYPE_CHECKING:
-    from dragon.features import DerivedFeature
+from dragon.features import DerivedFeature, ExpressionError, compile_derived
 
 Role = Literal["setpoint", "disturbance", "measurement"]
 Shape = Literal["monotonic_inc", "monotonic_dec", "convex", "concave"]
@@ -300,8 +298,6 @@ class PlantSpec(_Strict):
     @cached_property
     def derived_features(self) -> dict[str, DerivedFeature]:
         """The `[derived.*]` expressions, checked and compiled once (dragon/features.py)."""
-        from dragon.features import compile_derived
-
         return {name: compile_derived(name, d.expression, self.tags) for name, d in self.derived.items()}
 
     def _tags_read(self, features) -> set[str]:
@@ -439,8 +435,6 @@ def _schema_problems(error: ValidationError) -> list[str]:
 
 def _semantic_problems(spec: PlantSpec) -> list[str]:
     """Cross-table checks pydantic cannot express; every problem, not the first."""
-    from dragon.features import ExpressionError, compile_derived
-
     problems: list[str] = []
     tags = spec.tags
 

@@ -13,15 +13,9 @@ from dataclasses import dataclass
 from dragon.bundle import Bundle
 from dragon.data import parse_state, parse_window
 from dragon.errors import DataError
-from dragon.provenance import file_sha256
 from inference.payloads import Record, problems_of
 from inference.schemas import Answer, RecordError
 from optimizer.recommender import Recommender
-
-
-def bundle_fingerprint(bundle: Bundle) -> str:
-    """The version of an unregistered bundle: its manifest hash names its exact content."""
-    return "bundle-" + file_sha256(bundle.path / "manifest.json")[:12]
 
 
 @dataclass

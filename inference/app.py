@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 
 from dragon.bundle import Bundle, load_bundle
 from inference import payloads
-from inference.answering import Answerer, bundle_fingerprint
+from inference.answering import Answerer
 from inference.capture import CaptureCounts, CaptureWriter, capture_event
 from inference.config import ServeConfig
 from inference.payloads import RequestRejected
@@ -70,7 +70,7 @@ class Worker:
 def load_answerer(config: ServeConfig) -> Answerer:
     """Load and verify the bundle and compile its recommender; raises BundleError if it does not verify."""
     bundle = load_bundle(config.bundle)
-    return Answerer.load(bundle, config.model_version or bundle_fingerprint(bundle))
+    return Answerer.load(bundle, config.model_version or bundle.fingerprint)
 
 
 def _start_worker(config: ServeConfig, answerer: Answerer | None) -> Worker:

@@ -123,14 +123,13 @@ def run_batch(
 
     from dragon.bundle import load_bundle
     from dragon.data import table_columns
-    from inference.answering import bundle_fingerprint
     from inference.payloads import number_or_text
 
     output_suffix = _suffix(output_path, "output")
     started = time.perf_counter()
     loaded = load_bundle(bundle)  # verifies before any worker starts: a bad bundle fails once, clearly
     spec = loaded.spec
-    model_version = model_version or bundle_fingerprint(loaded)
+    model_version = model_version or loaded.fingerprint
     table = read_table(input_path)
     ignored = table_columns(
         table.columns,

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from dragon.errors import DragonError
+from dragon.options import json_flag
 
 console = Console(stderr=True)
 
@@ -34,9 +35,9 @@ def _bundle_and_version(
         raise DragonError("give --bundle or --version, not both")
     if bundle is not None:
         return bundle, None
-    from inference.server import registry_bundle
+    from dragon.registry import plant_bundle
 
-    return registry_bundle(version, plant)
+    return plant_bundle(plant, version)
 
 
 def serve(
@@ -71,7 +72,7 @@ def batch(
     bundle: Path = BUNDLE_OPTION,
     plant: Path = PLANT_OPTION,
     workers: int = typer.Option(None, "--workers", min=1, help="Worker processes (default: cores)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+    as_json: bool = json_flag("one object with the output path, rows per status, seconds and workers"),
 ) -> None:
     """Recommend for every row of a table; a bad row becomes an error row, never stops the run."""
     import json
@@ -127,7 +128,7 @@ def trial(
     out: Path = typer.Option(
         None, "--out", help="Folder for the HTML page (default DRAGON_HOME/trials/...)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
+    as_json: bool = json_flag("the trial's figures as one object on one line"),
 ) -> None:
     """Closed-loop trial on the plant's simulator: the version against the operators and the oracle."""
 
@@ -135,17 +136,18 @@ def trial(
     from rich.table import Table
 
     from dragon.bundle import load_bundle
+    from dragon.registry import plant_bundle
     from dragon.settings import load_settings
     from dragon.simulator.protocol import load_simulator
     from dragon.spec import load_plant
-    from inference.server import one_thread_per_worker, registry_bundle
+    from inference.server import one_thread_per_worker
     from inference.trial import check_settings, run_trial, score_trial
     from inference.trial_report import figure_rows, write_trial_page
 
     one_thread_per_worker()
     spec = load_plant(plant)
     settings = check_settings(days, every, seed, load_simulator(spec))
-    path, model_version = registry_bundle(version, plant)
+    path, model_version = plant_bundle(plant, version)
     bundle = load_bundle(path)
     with Progress(
         TextColumn("closed loop"),

@@ -46,18 +46,6 @@ def container_bundle() -> Path:
     return Path(os.environ.get("SM_MODEL_DIR") or CONTAINER_MODEL_DIR)
 
 
-def registry_bundle(version: str | None, plant: Path | None) -> tuple[Path, str]:
-    """The bundle directory and version number of a registered version (default: champion)."""
-    from dragon.registry import get_version, resolve_bundle
-    from dragon.settings import load_settings
-    from dragon.spec import load_plant
-
-    settings = load_settings()
-    spec = load_plant(plant)
-    info = get_version(settings, spec.name, version)
-    return resolve_bundle(spec.name, info.version, settings), info.version
-
-
 def build_config(
     bundle: Path, *, model_version: str | None, workers: int, capture: Path | None
 ) -> ServeConfig:

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from dragon.options import json_flag
+
 console = Console()
 
 STATE_OPTION = typer.Option(
@@ -19,7 +21,7 @@ STATE_OPTION = typer.Option(
 VERSION_OPTION = typer.Option(None, "--version", help="Registered version or alias (default: champion).")
 BUNDLE_OPTION = typer.Option(None, "--bundle", help="Bundle directory or model.tar.gz (not with --version).")
 PLANT_OPTION = typer.Option(None, "--plant", help="Plant spec TOML for --version (default: shipped plant).")
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of tables.")
+JSON_OPTION = json_flag("the whole answer, every field of the HTTP contract")
 
 
 def register(app: typer.Typer) -> None:
@@ -75,16 +77,11 @@ def load_model(version: str | None, bundle: Path | None, plant: Path | None):
         if version is not None:
             raise DragonError("give --version or --bundle, not both")
         loaded = load_bundle(bundle)
-        return loaded, loaded.path.name if loaded._extracted is None else Path(bundle).name
-    from dragon.registry import get_version, resolve_bundle
-    from dragon.settings import load_settings
-    from dragon.spec import load_plant
+        return loaded, loaded.fingerprint  # as `dragon serve --bundle` names an unregistered bundle
+    from dragon.registry import plant_bundle
 
-    spec = load_plant(plant)
-    settings = load_settings()
-    wanted = version or "champion"
-    info = get_version(settings, spec.name, wanted)
-    return load_bundle(resolve_bundle(spec.name, info.version, settings)), str(info.version)
+    path, model_version = plant_bundle(plant, version)
+    return load_bundle(path), model_version
 
 
 def recommend(

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from dragon.options import json_flag
+
 console = Console(stderr=True)
 
 
@@ -18,7 +20,7 @@ def register(app: typer.Typer) -> None:
 def train(
     data: list[Path] = typer.Option(..., "--data", help="History file(s), CSV or Parquet."),
     plant: Path = typer.Option(None, "--plant", help="Plant spec TOML (default: the shipped plant)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+    as_json: bool = json_flag("one object with the version, per-model metrics, fit seconds and report path"),
 ) -> None:
     """Train the plant's GAMs and anomaly detectors and register them as one version."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

@@ -34,3 +34,11 @@ def test_no_command_prints_the_help_and_exits_2(tmp_path):
     result = run_dragon(cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "recommend" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "recommend", "whatif", "batch", "trial", "monitor"])
+def test_json_flags_say_what_they_print_and_take_no_value(tmp_path, command):
+    result = run_dragon(command, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    help_text = " ".join(result.stdout.replace("│", " ").split())
+    assert "--json Print JSON on stdout instead of tables (for scripts):" in help_text

@@ -16,13 +16,11 @@ from dragon.drift import (
     FeatureBaseline,
     analyse_drift,
     compute_baselines,
-    constraint_violations,
-    model_monitor_constraints,
-    model_monitor_statistics,
-    plot_drift,
-    render_drift_report,
 )
+from dragon.drift_plots import plot_drift
+from dragon.drift_report import render_drift_report
 from dragon.errors import DataError
+from dragon.model_monitor import constraint_violations, model_monitor_constraints, model_monitor_statistics
 from dragon.spec import DriftSettings, Tag
 
 TAGS = ["temperature", "pressure", "setpoint"]
@@ -151,7 +149,7 @@ def test_missing_training_column_is_a_data_error():
         compute_baselines(plant_rows(100, seed=0).drop(columns=["pressure"]), TAGS)
 
 
-def test_report_renders_and_plots_one_png_per_drifting_feature(baselines, tmp_path):
+def test_report_renders_and_plots_one_png_per_drifting_feature(baselines, tmp_path, monkeypatch):
     from rich.console import Console
 
     window = plant_rows(500, seed=9, shift=1.0)
@@ -160,9 +158,15 @@ def test_report_renders_and_plots_one_png_per_drifting_feature(baselines, tmp_pa
     console.print(render_drift_report(report))
     text = console.export_text()
     assert "temperature" in text and "alert" in text and report.verdict in text
-    paths = plot_drift(baselines, window, report, tmp_path)
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep each figure to read its axes
+    paths = plot_drift(baselines, window, report, tmp_path, {"temperature": "degC"})
     assert [p.name for p in paths] == ["drift_temperature.png"]
     assert paths[0].stat().st_size > 1000
+    bins, cdf = figures[0].axes
+    assert cdf.get_xlabel() == "temperature (degC)" and "temperature (degC)" in bins.get_xlabel()
 
 
 def test_effective_sample_size_sees_regimes_not_rows():
