@@ -90,7 +90,7 @@ def response_errors(spec: PlantSpec, gams: dict, state: dict[str, np.ndarray]) -
     optimizer sees: the plant measured at the current (settled) state, every input but the moved setpoint
     held there, measured inputs such as the steam temperature and derived state estimates included."""
     before = steady_state(state)
-    current = add_derived({**state, **before}, spec, spec.model_derived_inputs)
+    current = add_derived({**state, **before}, spec.derived_features, spec.model_derived_inputs)
     predicted_before = predict_chain(spec, gams, current)
     rows = {}
     for setpoint, step in MOVES.items():

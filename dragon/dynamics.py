@@ -84,7 +84,7 @@ def add_lagged_inputs(frame: pd.DataFrame, spec: PlantSpec, step_minutes: float)
         if all(tag in frame for tag in spec.derived_features[name].inputs)
     ]
     if derived:
-        frame = add_derived(frame, spec, derived)
+        frame = add_derived(frame, spec.derived_features, derived)
     lagged = {}
     for name in spec.model_order:
         for feature, hours in input_lags(spec, name).items():

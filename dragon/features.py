@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -179,6 +179,35 @@ def compile_derived(name: str, expression: str, known_tags: Iterable[str]) -> De
         raise ExpressionError(problems)
     code = compile(ast.fix_missing_locations(_RenameFunctions().visit(tree)), f"<derived {name}>", "eval")
     return DerivedFeature(name, expression, tuple(tags), code)
+
+
+Frame = TypeVar("Frame")
+
+
+def add_derived(
+    data: Frame, derived: Mapping[str, DerivedFeature], names: Iterable[str] | None = None
+) -> Frame:
+    """`data` with the `derived` features (a spec's `derived_features`; or only `names`) added, as the
+    same type. A DataFrame gets new columns (a copy); a mapping gets a new dict: {tag: float} is
+    evaluated as one state, {tag: array} column-wise. A missing input tag raises DataError naming the
+    feature. (It takes the compiled features, not the spec, so that the spec may import this module.)
+    """
+    import pandas as pd
+
+    from dragon.errors import DataError
+
+    wanted = [derived[n] for n in (derived if names is None else names)]
+    for feature in wanted:
+        missing = [t for t in feature.inputs if t not in data]
+        if missing:
+            raise DataError(
+                f"derived feature '{feature.name}' needs tag(s) {', '.join(missing)}, which the data lacks"
+            )
+    if isinstance(data, pd.DataFrame):
+        return data.assign(**{f.name: f.evaluate_columns(data) for f in wanted})
+    if _is_state(data):
+        return {**data, **{f.name: f.evaluate_state(data) for f in wanted}}
+    return {**data, **{f.name: f.evaluate_columns(data) for f in wanted}}
 
 
 def _is_state(data: Mapping[str, Any]) -> bool:

@@ -404,8 +404,6 @@ def _downstream_targets(models: dict[str, GamModel], name: str) -> set[str]:
 def _derived_input_problems(spec: PlantSpec, name: str, feature: str) -> list[str]:
     """A derived model input is a state estimate: it may not read what the model predicts, its own target or
     the target of a model downstream of it (that would hand the model its answer)."""
-    from dragon.features import ExpressionError, compile_derived
-
     try:
         inputs = compile_derived(feature, spec.derived[feature].expression, spec.tags).inputs
     except ExpressionError:

@@ -158,7 +158,7 @@ def test_a_state_estimate_input_is_held_at_its_current_value(history, make_state
     text = PLANT.replace('features = ["m1", "o2", "feed"]', 'features = ["m1", "o2", "load"]')
     spec = parse_plant(text + '\n[derived.load]\nexpression = "feed * t1 / 100"\n', "<estimate plant>")
     assert spec.model_derived_inputs == ["load"] and "feed" in spec.required_state_tags
-    gams, _, _ = fit_plant(spec, add_derived(history, spec))
+    gams, _, _ = fit_plant(spec, add_derived(history, spec.derived_features))
     chain = CompiledChain(spec, gams, calibration(spec))
     state = make_states(1)[0]
     anchor = chain.anchor(state, {})
