@@ -97,7 +97,19 @@ def show_data_quality(path: Path) -> None:
 
 
 def show_training(summary: dict, version: str) -> None:
-    table = Table("model", "R² hold-out", "R² vs truth", "RMSE", "rows", "fit s", title=f"version {version}")
+    from dragon.spec import load_plant
+
+    spec = load_plant()
+    table = Table(
+        "model",
+        "R² hold-out",
+        "R² vs truth",
+        "RMSE (hold-out)",
+        "unit",
+        "training rows",
+        "fit s",
+        title=f"version {version}",
+    )
     for name, metrics in summary["models"].items():
         truth_r2 = metrics.get("r2_truth")
         table.add_row(
@@ -105,6 +117,7 @@ def show_training(summary: dict, version: str) -> None:
             f"{metrics['r2']:.3f}",
             "-" if truth_r2 is None else f"{truth_r2:.3f}",
             f"{metrics['rmse']:.3f}",
+            _unit(spec, name),
             str(metrics["n_rows"]),
             f"{metrics['fit_seconds']:.2f}",
         )
