@@ -124,6 +124,7 @@ class ModelQuality:
     training_rmse: float
     ratio: float | None  # rmse / training_rmse
     status: str  # ok | degraded | insufficient
+    unit: str = ""  # the target tag's unit (both RMSEs are in it)
 
     def to_dict(self) -> dict[str, Any]:
         def rounded(value: float | None) -> float | None:
@@ -199,6 +200,7 @@ def model_quality(
     models = {}
     for name in spec.model_order:
         target = spec.models[name].target
+        unit = spec.tags[target].unit
         training_rmse = _training_rmse(bundle, name, source)
         predicted, measured = _predictions(bundle, name, scored), _column(scored, target)
         kept = np.isfinite(predicted) & np.isfinite(measured)
@@ -213,13 +215,15 @@ def model_quality(
         if residual.size < QUALITY_MIN_ROWS or not math.isfinite(training_rmse) or training_rmse <= 0:
             rmse = float(np.sqrt(np.mean(residual**2))) if residual.size else None
             models[name] = ModelQuality(
-                name, target, int(residual.size), rmse, training_rmse, None, "insufficient"
+                name, target, int(residual.size), rmse, training_rmse, None, "insufficient", unit
             )
             continue
         rmse = float(np.sqrt(np.mean(residual**2)))
         ratio = rmse / training_rmse
         status = "degraded" if ratio > 1.0 + tolerance else "ok"
-        models[name] = ModelQuality(name, target, int(residual.size), rmse, training_rmse, ratio, status)
+        models[name] = ModelQuality(
+            name, target, int(residual.size), rmse, training_rmse, ratio, status, unit
+        )
     return QualityReport(models, tolerance, source)
 
 
@@ -587,13 +591,16 @@ def render_monitoring(report: DriftReport, quality: QualityReport | None, reason
     parts = [render_drift_report(report)]
     if quality is not None:
         table = Table(title=f"Model error against training ({quality.source})", title_justify="left")
-        for column in ("model", "target", "rows", "RMSE", "training RMSE", "ratio", "status"):
-            table.add_column(column, justify="left" if column in ("model", "target", "status") else "right")
+        for column in ("model", "target", "unit", "rows", "RMSE", "training RMSE", "ratio", "status"):
+            table.add_column(
+                column, justify="left" if column in ("model", "target", "unit", "status") else "right"
+            )
         for name, item in quality.models.items():
             style = {"ok": "green", "degraded": "bold red"}.get(item.status, "dim")
             table.add_row(
                 name,
                 item.target,
+                item.unit,
                 str(item.rows),
                 _show(item.rmse),
                 _show(item.training_rmse),

@@ -49,14 +49,14 @@ def plot_drift(
         bars.set_xlabel(f"{axis_label}, training bins")
         bars.set_ylabel("share of rows")
         bars.set_title(f"{tag}: PSI {feature.psi:.3f} ({feature.status})")
-        bars.legend()
+        bars.legend(loc="upper right")
         interior = np.asarray(baseline.bin_edges[1:-1])
         cdf.plot(interior, baseline.edge_cdf, "o-", label="training (at bin edges)")
         cdf.plot(np.sort(values), np.arange(1, values.size + 1) / values.size, label="window ECDF")
         cdf.set_title(f"KS {feature.ks:.3f}")
         cdf.set_xlabel(axis_label)
         cdf.set_ylabel("share of rows at or below")
-        cdf.legend()
+        cdf.legend(loc="lower right")  # "best" searches every point of a large window
         figure.tight_layout()
         path = out / f"drift_{tag}.png"
         figure.savefig(path, dpi=90)
