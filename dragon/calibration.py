@@ -53,6 +53,12 @@ class Calibration(BaseModel):
         description="tag -> sd of its high-frequency measurement noise, in the tag's unit"
     )
 
+    repeat_share: dict[str, float] = Field(
+        default_factory=dict,
+        description="tag -> share of consecutive raw readings that repeat the one before (a live sensor "
+        "near 0, a lab sample held between analyses near 1): which tags a stuck-sensor check may judge",
+    )
+
     def noise(self, tag: str) -> float:
         return self.measurement_noise[tag]
 

@@ -170,6 +170,18 @@ class AnchorEstimate(Contract):
         return self.value - self.predicted
 
 
+class StuckSensor(Contract):
+    """A live sensor whose readings stopped changing over the recent window (optimizer/sensors.py)."""
+
+    tag: str = Field(description="The tag.")
+    value: Number = Field(description="The value it repeats, in the tag's unit.")
+    readings: int = Field(description="Identical readings in a row up to the state, the state's included.")
+    hours: Number | None = Field(description="Since when, in h before the state (null without times).")
+    training_repeat_share: Number = Field(
+        description="How often its readings repeated the one before in training, as a share (0-1)."
+    )
+
+
 class ConsistencyCheck(Contract):
     """A measured model target against its model's prediction at the current state."""
 
@@ -284,6 +296,10 @@ class Recommendation(Contract):
     anchors: dict[str, AnchorEstimate] = Field(
         default_factory=dict,
         description="Model -> the anchor its predictions start from (empty when blocked before anchoring).",
+    )
+    stuck_sensors: list[StuckSensor] = Field(
+        default_factory=list,
+        description="Live sensors repeating one reading over the recent window: the answer is blocked.",
     )
     consistency: list[ConsistencyCheck] = Field(
         default_factory=list,

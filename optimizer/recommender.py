@@ -8,6 +8,8 @@ flags, a setpoint too far outside its bounds or any numerical failure becomes a 
    window shows setpoints moved since its start (in closed loop, the advisor's own moves walking the
    plant out of the territory its detectors know): then a recovery move steps them back toward their
    earlier values, within the move limits, when that brings the state closer to known territory.
+   Before it, a live sensor repeating one reading over the recent window blocks ("stuck sensor",
+   optimizer/sensors.py).
 2. Anchors: every model whose target the state carries is anchored on a de-noised estimate of it
    (the bias measured - model over the recent window, lag-compensated so that a move that has not
    settled is followed rather than taken for model error, or the single reading with the tag's
@@ -59,7 +61,9 @@ from optimizer.recommendation import (
     PredictedValue,
     Recommendation,
     Status,
+    StuckSensor,
 )
+from optimizer.sensors import stuck_sensors
 from optimizer.territory import distance_outside, leaves_territory
 
 SEED = 0
@@ -108,6 +112,9 @@ class Recommender:
             missing = [tag for tag in self.spec.required_state_tags if tag not in state]
             if missing:
                 return self._blocked(current, f"the state lacks tag(s) {', '.join(missing)}", {})
+            stuck = stuck_sensors(self.spec, self.bundle.calibration, state, window)
+            if stuck:
+                return self._stuck(current, stuck)
             gate = self.gate.check(state)
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
@@ -222,6 +229,19 @@ class Recommender:
             explanation=Explanation(far_tags=far_tags or {}),
             pinned=pinned,
         )
+
+    def _stuck(self, current: dict[str, float], stuck: list[StuckSensor]) -> Recommendation:
+        parts = []
+        for sensor in stuck:
+            since = f" ({sensor.hours:.2g} h)" if sensor.hours is not None else ""
+            value = _quantity(sensor.value, self.spec.tags[sensor.tag].unit)
+            parts.append(
+                f"{sensor.tag} repeats {value} over its last {sensor.readings} readings{since}, where in "
+                f"training {sensor.training_repeat_share:.1%} of its readings repeated"
+            )
+        reason = f"stuck sensor: {'; '.join(parts)}: check the sensor before trusting a move"
+        answer = self._blocked(current, reason, {})
+        return answer.model_copy(update={"stuck_sensors": stuck})
 
     def _pin(self, state: Mapping[str, float], window, gate: GateResult) -> tuple[ChainAnchor, _Pinned]:
         """Anchor the chain on the state (and window) and check each measured target against its model."""

@@ -10,6 +10,8 @@
 * Measurement noise per tag: the robust sd (1.4826·MAD) of first differences of the raw history
   over √2; held values (lab samples between analyses) are skipped, since a zero difference there
   is the hold, not the noise.
+* Repeat share per tag: how often a raw reading repeats the one before; a tag that rarely repeats is a
+  live sensor, whose exact repeats over a window mean it is stuck (optimizer/sensors.py).
 """
 
 from __future__ import annotations
@@ -35,8 +37,13 @@ def calibrate(
     """The calibration of fitted `gams` (train and hold-out as training/transforms.py selects them,
     `raw` the history as read, for the measurement noise)."""
     models = {name: _calibrate_model(spec, name, gams[name], train, holdout) for name in spec.model_order}
-    noise = {tag: measurement_noise(raw, spec, tag) for tag in spec.tags if tag in raw}
-    return Calibration(confidence=CONFIDENCE, models=models, measurement_noise=noise)
+    tags = [tag for tag in spec.tags if tag in raw]
+    return Calibration(
+        confidence=CONFIDENCE,
+        models=models,
+        measurement_noise={tag: measurement_noise(raw, spec, tag) for tag in tags},
+        repeat_share={tag: repeat_share(raw, tag) for tag in tags},
+    )
 
 
 def _calibrate_model(
@@ -107,6 +114,13 @@ def cross_conformal_coverage(standardised: np.ndarray, blocks: int = CALIBRATION
         others = np.setdiff1d(np.arange(len(standardised)), part)
         inside += int(np.sum(standardised[part] <= z * conformal_scale(standardised[others])))
     return inside / max(len(standardised), 1)
+
+
+def repeat_share(raw: pd.DataFrame, tag: str) -> float:
+    """The share of `tag`'s consecutive readings that repeat the one before (optimizer/sensors.py)."""
+    steps = np.diff(pd.to_numeric(raw[tag], errors="coerce").to_numpy(float))
+    steps = steps[np.isfinite(steps)]
+    return float(np.mean(steps == 0.0)) if len(steps) else 1.0
 
 
 def measurement_noise(raw: pd.DataFrame, spec: PlantSpec, tag: str) -> float:

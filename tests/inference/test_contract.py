@@ -107,3 +107,35 @@ def test_openapi_schema_documents_the_routes(client, server):
     assert {"/ping", "/execution-parameters", "/invocations"} <= set(schema["paths"])
     request_types = schema["paths"]["/invocations"]["post"]["requestBody"]["content"]
     assert {"application/json", "application/jsonlines", "text/csv"} <= set(request_types)
+
+
+def _timed_rows(small_history, spec) -> list[dict]:
+    """The history's complete rows as a historian client sends them (ISO times), oldest first."""
+    import pandas as pd
+
+    frame = pd.read_parquet(small_history)
+    tags = [tag for tag in spec.tags if tag in frame]
+    rows = frame[[spec.time_column, *tags]].dropna()
+    return [
+        {spec.time_column: row[spec.time_column].isoformat(), **{tag: float(row[tag]) for tag in tags}}
+        for _, row in rows.iterrows()
+    ]
+
+
+def test_a_state_with_its_recent_window_is_anchored_on_the_window(client, small_history, loaded_bundle):
+    rows = _timed_rows(small_history, loaded_bundle.spec)
+    for end in range(len(rows) // 2, len(rows), 97):  # a state the detectors pass (not in an episode)
+        window = rows[end - 19 : end]
+        response = client.post("/invocations", json={"state": rows[end], "recent": window})
+        assert response.status_code == 200, response.text
+        recommendation = Recommendation.model_validate(response.json())
+        if recommendation.status != "blocked":
+            break
+    assert recommendation.status != "blocked", recommendation.reason
+    assert recommendation.anchors and all(
+        a.method.startswith("window mean") and a.rows > 1 for a in recommendation.anchors.values()
+    )
+    # the same window unsorted: one 400 naming the row
+    shuffled = client.post("/invocations", json={"state": rows[end], "recent": window[::-1]})
+    assert shuffled.status_code == 400, shuffled.text
+    assert "recent[1]" in shuffled.text and "not after the row before it" in shuffled.text

@@ -94,3 +94,20 @@ def test_setpoints_walked_out_of_territory_get_a_recovery_move(mini_reactor, min
     # the same state with a window in which nothing moved: not ours to undo, a bare block
     still = recommender.recommend(parsed, parse_window(recent[-5:], state, mini_reactor))
     assert still.status == "blocked" and still.setpoints is None
+
+
+def test_a_stuck_sensor_is_blocked_naming_the_tag(mini_reactor, mini_reactor_bundle):
+    """A live sensor (its training readings never repeat) frozen over the last readings: nothing else
+    looks wrong in one state, the window shows it."""
+    recommender = Recommender(load_bundle(mini_reactor_bundle), model_version="mini")
+    assert recommender.bundle.calibration.repeat_share["reactor_temp"] < 0.01
+    _, measured, _ = _operated(mini_reactor, seed=5)
+    state, recent = historian_request(mini_reactor, measured)
+    parsed, window = parse_state(state, mini_reactor), parse_window(recent, state, mini_reactor)
+    assert not recommender.recommend(parsed, window).stuck_sensors
+    frozen = [dict(row, reactor_temp=state["reactor_temp"]) for row in recent[-9:]]
+    answer = recommender.recommend(parsed, parse_window(recent[:-9] + frozen, state, mini_reactor))
+    assert answer.status == "blocked" and answer.reason.startswith("stuck sensor: reactor_temp repeats")
+    assert [(s.tag, s.readings) for s in answer.stuck_sensors] == [("reactor_temp", 10)]
+    sample_hours = load_simulator(mini_reactor).sample_minutes / 60.0
+    assert answer.stuck_sensors[0].hours == pytest.approx(9 * sample_hours)  # frozen since 9 samples ago
