@@ -10,6 +10,7 @@ from optimizer.recommender import Recommender
 
 KEYS = {
     "anchors",
+    "stuck_sensors",
     "consistency",
     "status",
     "reason",
