@@ -7,13 +7,18 @@ train_bundle) with the hold-out period set to exactly that unseen future, so tha
   * R² against the simulator's noise-free targets is over the normal rows of the unseen month;
   * the gate (every detector of the plant) is scored on it: recall per episode type, recall over the
     process episodes and novel operation, over the sensor faults, and false alarms on normal rows;
+  * the gate is every block of a recommendation: the detectors, the sensor consistency check and
+    setpoints beyond reach (training/detectors.py: evaluate_gate); each check's false alarms are printed;
   * the move-response error is bench/move_response.py's (scaled MAE of the chain's predicted change
-    against the true steady-state change for single setpoint moves, on steady states of the future).
+    against the true steady-state change for single setpoint moves, on steady states of the future,
+    every input but the moved setpoint held at the current state, as the optimizer holds it).
 Then `--short-days` (default 21) day histories of the same seeds are trained as they are (the last 20 %
 is their hold-out): does a three-week history train, and with which R² against truth.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/robustness.py                 # seeds 0-7: about 20 min
     OMP_NUM_THREADS=1 .venv/bin/python bench/robustness.py --seeds 0 1     # while developing
+    .venv/bin/python bench/robustness.py --skip-days 60 --days 150 --short-days 0   # spring -> June
+    .venv/bin/python bench/robustness.py --plant variant.toml    # a variant of the default plant's spec
 
 Printed: one line per seed, the median and worst per model, gate recall per episode type (worst over
 the seeds) and the training seconds. The last line is one JSON object: seeds, r2_truth_median and
