@@ -75,14 +75,17 @@ class DerivedSpec(_Strict):
     description: str = ""
 
 
+Margin = Annotated[float, Field(ge=0.0)]  # an envelope margin, in spreads of the normal range
+
+
 class DetectorSpec(_Strict):
     """An Isolation Forest over tags and/or derived features, plus a per-feature range envelope.
 
     The envelope per feature is [q_low - m*(q_high - q_low), q_high + m*(q_high - q_low)] with q_low/q_high
     the `envelope_quantile` / 1 - `envelope_quantile` quantiles of the normal training rows and m =
-    `envelope_margin` (or the feature's entry in `envelope_margins`); a row outside it is flagged even where
-    the forest's score saturates. A per-feature margin lets one detector watch a sharp indicator (a heat-
-    transfer estimate) closely while its other features keep the wide default.
+    `envelope_margin` (or the feature's entry in `envelope_margins`, one m or [below, above]); a row outside
+    it is flagged even where the forest's score saturates. A per-feature margin lets one detector watch a
+    sharp indicator (a heat-transfer estimate) closely while its other features keep the wide default.
     """
 
     name: str = ""
@@ -92,10 +95,14 @@ class DetectorSpec(_Strict):
     envelope: bool = True
     envelope_quantile: float = Field(default=0.001, ge=0.0, lt=0.5)
     envelope_margin: float = Field(default=0.5, ge=0.0)
-    envelope_margins: dict[str, Annotated[float, Field(ge=0.0)]] = {}
+    # one margin for both sides, or [below, above]: a heat-transfer estimate is watched closely below
+    # (fouling) and loosely above (a cleaning makes it higher than the training saw, which is no fault)
+    envelope_margins: dict[str, Margin | tuple[Margin, Margin]] = {}
 
-    def margin_of(self, feature: str) -> float:
-        return self.envelope_margins.get(feature, self.envelope_margin)
+    def margin_of(self, feature: str) -> tuple[float, float]:
+        """(below, above) margin of `feature`'s envelope, in spreads."""
+        margin = self.envelope_margins.get(feature, self.envelope_margin)
+        return (margin, margin) if isinstance(margin, float | int) else tuple(margin)
 
 
 class Objective(_Strict):

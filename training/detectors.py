@@ -146,11 +146,13 @@ def _feature_matrix(
 
 
 def envelope(X: np.ndarray, quantile: float, margin: float | np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-column [q_lo - margin*(q_hi - q_lo), q_hi + margin*(q_hi - q_lo)] of the rows of X (`margin`: one
-    for all columns or one per column)."""
+    """Per-column [q_lo - below*(q_hi - q_lo), q_hi + above*(q_hi - q_lo)] of the rows of X (`margin`: one for
+    all columns and sides, one per column, or (columns, 2) as below/above per column)."""
     q_low, q_high = np.quantile(X, [quantile, 1.0 - quantile], axis=0)
     width = q_high - q_low
-    return (q_low - margin * width).tolist(), (q_high + margin * width).tolist()
+    margin = np.asarray(margin, dtype=float)
+    below, above = (margin[:, 0], margin[:, 1]) if margin.ndim == 2 else (margin, margin)
+    return (q_low - below * width).tolist(), (q_high + above * width).tolist()
 
 
 def _forest(n_estimators: int, seed: int) -> IsolationForest:

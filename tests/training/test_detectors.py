@@ -204,3 +204,24 @@ def test_a_setpoint_beyond_one_move_outside_its_bounds_is_beyond_reach():
     rows.loc[2, tag] = low - 1.5 * move
     rows.loc[3, tag] = high + 1.5 * move
     assert setpoints_beyond_reach(spec, rows).tolist() == [False, False, True, True]
+
+
+def test_a_feature_s_margins_may_differ_below_and_above():
+    train = normal_rows(2000, seed=1)
+
+    def fitted(margin):
+        return fit_detector(
+            DetectorSpec(name="a", features=FEATURES_A, n_estimators=20, envelope_margins={"a1": margin}),
+            train,
+        )
+
+    symmetric, asymmetric = fitted(0.1), fitted((0.1, 1.0))
+    assert asymmetric.envelope_low[0] == symmetric.envelope_low[0]
+    assert asymmetric.envelope_high[0] > symmetric.envelope_high[0] + 0.5  # a spread is about 6 sd here
+    assert asymmetric.envelope_high[1:] == symmetric.envelope_high[1:]
+    assert DetectorSpec(name="a", features=FEATURES_A, envelope_margins={"a1": [0.1, 1.0]}).margin_of(
+        "a1"
+    ) == (
+        0.1,
+        1.0,
+    )
