@@ -251,7 +251,14 @@ def _predictions(bundle: Bundle, name: str, scored: pd.DataFrame) -> np.ndarray:
     features = model_inputs(bundle.spec, name)
     if not all(column in scored for column in features):
         features = bundle.spec.models[name].features
-    X = np.column_stack([_column(scored, tag) for tag in features]).reshape(len(scored), len(features))
+    derived = bundle.spec.derived_features  # a state estimate the model reads, from its tags
+    columns = [
+        derived[tag].evaluate_columns({t: _column(scored, t) for t in derived[tag].inputs})
+        if tag in derived and tag not in scored
+        else _column(scored, tag)
+        for tag in features
+    ]
+    X = np.column_stack(columns).reshape(len(scored), len(features))
     complete = np.isfinite(X).all(axis=1)
     predicted = _column(scored, f"{PREDICTED}{name}")  # the served value, where inputs are missing
     if complete.any():

@@ -9,6 +9,7 @@ import pytest
 
 from dragon.bundle import archive_bundle, load_bundle, verify_bundle
 from dragon.errors import BundleError
+from dragon.features import add_derived
 
 
 @pytest.fixture()
@@ -59,6 +60,7 @@ def test_not_a_bundle_is_refused(tmp_path):
 def test_model_tar_gz_round_trip_predicts_identically(trained_bundle, loaded_bundle, tmp_path):
     archived = load_bundle(archive_bundle(trained_bundle, tmp_path / "model.tar.gz"))
     for name, gam in loaded_bundle.gams.items():
-        features = loaded_bundle.spec.models[name].features
-        X = np.array([[loaded_bundle.baselines[f].mean for f in features]])
+        spec = loaded_bundle.spec
+        state = add_derived({t: b.mean for t, b in loaded_bundle.baselines.items()}, spec.derived_features)
+        X = np.array([[state[f] for f in spec.models[name].features]])
         assert archived.gams[name].predict(X) == pytest.approx(gam.predict(X), rel=1e-12)

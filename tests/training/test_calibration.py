@@ -64,6 +64,7 @@ def test_measurement_noise_is_the_high_frequency_sd_and_skips_held_values():
 
 def test_consistency_flags_a_measurement_beyond_sigma_sd_of_its_model(loaded_bundle, small_history):
     """The recommender's check (measured target vs its model at the row's measured inputs), over rows."""
+    from dragon.features import add_derived
     from training.calibration import consistency_flags
 
     spec, calibration, gams = loaded_bundle.spec, loaded_bundle.calibration, loaded_bundle.gams
@@ -71,6 +72,7 @@ def test_consistency_flags_a_measurement_beyond_sigma_sd_of_its_model(loaded_bun
     rows = (
         rows[rows["episode"].fillna("") == ""].iloc[::60].dropna(subset=spec.used_tags).reset_index(drop=True)
     )
+    rows = add_derived(rows, spec.derived_features, spec.model_derived_inputs)  # the models' state estimates
     assert consistency_flags(spec, gams, calibration, rows).mean() < 0.1
     sigma = spec.optimizer.consistency_sigma
     at_model = rows.copy()
