@@ -365,18 +365,6 @@ class AwsBackend:
         answer = self.sagemaker.describe_training_job(TrainingJobName=job_name)
         return answer["TrainingJobStatus"], answer.get("FailureReason")
 
-    def endpoint_status(self, name: str) -> str | None:
-        """The endpoint's status, or None when there is no such endpoint."""
-        found = self.sagemaker.list_endpoints(NameContains=name, MaxResults=100)["Endpoints"]
-        if not any(e["EndpointName"] == name for e in found):
-            return None
-        return self.sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
-
-    def update_endpoint(self, name: str, endpoint_config_name: str) -> str:
-        return self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=endpoint_config_name)[
-            "EndpointArn"
-        ]
-
     def model_package_tags(self, model_package_arn: str) -> dict[str, str]:
         tags: dict[str, str] = {}
         kwargs: dict[str, Any] = {"ResourceArn": model_package_arn}

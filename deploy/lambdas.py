@@ -80,3 +80,38 @@ def untag_deployment_handler(event: dict[str, Any], context: Any = None) -> dict
 
 def record_failure_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return to_payload(steps.record_failure(parse_input(steps.FailureInput, event)))
+
+
+def endpoint_stack_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """`action=deploy|status|delete` on the plant's endpoint stack (deploy/endpoint_stack.py)."""
+    import boto3
+
+    from deploy import endpoint_stack
+
+    actions = {
+        "deploy": endpoint_stack.deploy_stack,
+        "status": endpoint_stack.stack_state,
+        "delete": endpoint_stack.delete_stack,
+    }
+    action = event.get("action")
+    if action not in actions:
+        raise DragonError(f"endpoint stack event: action must be one of {sorted(actions)}, got {action!r}")
+    request = parse_input(endpoint_stack.StackRequest, event)
+    return actions[action](request, boto3.client("cloudformation")).to_dict()
+
+
+def deployment_lock_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """`action=acquire|release` of the plant and environment's deployment lock (deploy/deployment_lock.py)."""
+    import boto3
+
+    from deploy import deployment_lock
+
+    request = parse_input(deployment_lock.LockRequest, event)
+    action = event.get("action")
+    if action == "acquire":
+        return deployment_lock.acquire(
+            request, boto3.client("dynamodb"), boto3.client("stepfunctions")
+        ).to_dict()
+    if action == "release":
+        return deployment_lock.release(request, boto3.client("dynamodb")).to_dict()
+    raise DragonError(f"deployment lock event: action must be 'acquire' or 'release', got {action!r}")

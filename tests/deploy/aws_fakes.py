@@ -1,5 +1,6 @@
 """AWS fakes for the deploy tests: the moto harness that runs our state machines with the project's real
-Lambda handlers in-process, and SageMaker fakes for what moto does not model (failures, UpdateEndpoint)."""
+Lambda handlers in-process, and SageMaker and CloudFormation fakes for what moto does not model (failures,
+rollbacks, the resource names a template gives)."""
 
 from __future__ import annotations
 
@@ -33,13 +34,18 @@ FUNCTIONS = {
     "TagDeploymentFunctionArn": ("dragon-tag", "tag_deployment_handler"),
     "UntagDeploymentFunctionArn": ("dragon-untag", "untag_deployment_handler"),
     "RecordFailureFunctionArn": ("dragon-record-failure", "record_failure_handler"),
+    "EndpointStackFunctionArn": ("dragon-endpoint-stack", "endpoint_stack_handler"),
+    "DeploymentLockFunctionArn": ("dragon-lock", "deployment_lock_handler"),
 }
+LOCK_TABLE = "dragon-deployment-locks"
+STACK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dragon-endpoint-stack"
 
 
 def substitutions() -> dict[str, str]:
     """What the CloudFormation stack substitutes into the definitions."""
     subs = {key: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}" for key, (name, _) in FUNCTIONS.items()}
     subs.update(TrainingImage=IMAGE, InferenceImage=IMAGE, SageMakerRoleArn=ROLE, ArtifactBucket=BUCKET)
+    subs.update(DeploymentLockTable=LOCK_TABLE, EndpointStackRoleArn=STACK_ROLE)
     subs.update(DeploymentStateMachineArn=state_machine_arn("deployment"))
     return subs
 
@@ -61,8 +67,8 @@ class SageMakerFake:
     """How the fake SageMaker behaves for the next resources created (moto completes everything)."""
 
     training_outcome: str = "Completed"  # or Failed
-    endpoint_outcome: str = "InService"  # or Failed
-    update_outcome: str = "InService"  # or RolledBack: the endpoint keeps its old config
+    endpoint_outcome: str = "InService"  # or Failed: the endpoint stack's creation rolls back
+    update_outcome: str = "InService"  # or RolledBack: the endpoint stack's update rolls back
     model_tar: bytes = b""
     created_training_jobs: list[str] = field(default_factory=list)
 
@@ -159,10 +165,9 @@ def lambda_invoke(self, function_name, qualifier, body, headers, response_header
 
 
 def install_sagemaker_fakes(monkeypatch, fake: SageMakerFake) -> None:
-    from moto.sagemaker import models, responses
+    from moto.sagemaker import models
 
     original_job_init = models.FakeTrainingJob.__init__
-    original_endpoint_init = models.FakeEndpoint.__init__
 
     def training_job_init(job, *args, **kwargs):
         original_job_init(job, *args, **kwargs)
@@ -178,21 +183,6 @@ def install_sagemaker_fakes(monkeypatch, fake: SageMakerFake) -> None:
             job.training_job_status = job.secondary_status = fake.training_outcome
             job.failure_reason = "AlgorithmError: out of memory in the fake"
 
-    def endpoint_init(endpoint, *args, **kwargs):
-        original_endpoint_init(endpoint, *args, **kwargs)
-        if fake.endpoint_outcome == "Failed":
-            endpoint.endpoint_status = "Failed"
-            endpoint.failure_reason = "capacity error in the fake"
-
-    def update_endpoint(response):
-        """moto lacks UpdateEndpoint: switch the config, or keep the old one (a rolled back update)."""
-        endpoint = response.sagemaker_backend.endpoints[response._get_param("EndpointName")]
-        if fake.update_outcome == "InService":
-            endpoint.endpoint_config_name = response._get_param("EndpointConfigName")
-        else:
-            endpoint.failure_reason = "update rolled back in the fake"
-        return responses.ActionResult({"EndpointArn": endpoint.arn})
-
     original_describe = models.SageMakerModelBackend.describe_training_job
 
     def describe_training_job(backend, name):
@@ -203,9 +193,7 @@ def install_sagemaker_fakes(monkeypatch, fake: SageMakerFake) -> None:
         return answer
 
     monkeypatch.setattr(models.FakeTrainingJob, "__init__", training_job_init)
-    monkeypatch.setattr(models.FakeEndpoint, "__init__", endpoint_init)
     monkeypatch.setattr(models.SageMakerModelBackend, "describe_training_job", describe_training_job)
-    monkeypatch.setattr(responses.SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
 
 
 def install_sfn_integration_fix(monkeypatch) -> None:
@@ -236,3 +224,65 @@ def install_sfn_integration_fix(monkeypatch) -> None:
 
     monkeypatch.setattr(sfn.StateTaskServiceSfn, "_normalise_parameters", parameters)
     monkeypatch.setattr(sfn.StateTaskServiceSfn, "_normalise_response", response)
+
+
+def install_cloudformation_fakes(monkeypatch, fake: SageMakerFake) -> None:
+    """moto's CloudFormation creates SageMaker resources under generated names and never fails or rolls
+    back. As AWS does: the names the template gives (ModelName, EndpointConfigName, EndpointName); a
+    failed endpoint rolls the creation back (ROLLBACK_COMPLETE, nothing left) or the update back
+    (UPDATE_ROLLBACK_COMPLETE, the old resources serve on); a resource that will not delete leaves the
+    stack DELETE_FAILED, with the reason among the stack's events."""
+    from moto.cloudformation import models as cfn
+    from moto.sagemaker import models as sm
+
+    for cls, name in (
+        (sm.Model, "ModelName"),
+        (sm.FakeEndpointConfig, "EndpointConfigName"),
+        (sm.FakeEndpoint, "EndpointName"),
+    ):
+        monkeypatch.setattr(cls, "cloudformation_name_type", staticmethod(lambda name=name: name))
+
+    def has_endpoint(stack) -> bool:
+        resources = stack.template_dict.get("Resources", {}).values()
+        return any(r.get("Type") == "AWS::SageMaker::Endpoint" for r in resources)
+
+    original_create, original_update = cfn.Stack.create_resources, cfn.Stack.update
+    original_delete = cfn.CloudFormationBackend.delete_stack
+
+    def create_resources(stack):
+        if fake.endpoint_outcome != "Failed" or not has_endpoint(stack):
+            return original_create(stack)
+        stack._add_stack_event("CREATE_FAILED", resource_status_reason="Endpoint: capacity error in the fake")
+        stack._add_stack_event("ROLLBACK_COMPLETE")
+        stack.status = "ROLLBACK_COMPLETE"
+
+    def update(stack, template, role_arn=None, parameters=None, tags=None):
+        if fake.update_outcome == "InService" or not has_endpoint(stack):
+            original_update(stack, template, role_arn, parameters, tags)
+            # moto modifies only what names a changed parameter; CloudFormation also updates the Endpoint
+            # whose EndpointConfigName (a GetAtt of the replaced config) changed.
+            resources = stack.resource_map._parsed_resources.values()
+            configs = [r for r in resources if isinstance(r, sm.FakeEndpointConfig)]
+            for endpoint in (r for r in resources if isinstance(r, sm.FakeEndpoint)):
+                endpoint.endpoint_config_name = configs[0].endpoint_config_name
+            return
+        stack._add_stack_event("UPDATE_IN_PROGRESS", resource_status_reason="User Initiated")
+        stack._add_stack_event(
+            "UPDATE_FAILED", resource_status_reason="Endpoint: update rolled back in the fake"
+        )
+        stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
+        stack.status = "UPDATE_ROLLBACK_COMPLETE"
+
+    def delete_stack(backend, name_or_stack_id):
+        stacks = [s for s in backend.stacks.values() if name_or_stack_id in (s.name, s.stack_id)]
+        try:
+            original_delete(backend, name_or_stack_id)
+        except Exception as error:
+            for stack in stacks:
+                backend.stacks[stack.stack_id] = stack
+                stack._add_stack_event("DELETE_FAILED", resource_status_reason=f"Endpoint: {error}")
+                stack.status = "DELETE_FAILED"
+
+    monkeypatch.setattr(cfn.Stack, "create_resources", create_resources)
+    monkeypatch.setattr(cfn.Stack, "update", update)
+    monkeypatch.setattr(cfn.CloudFormationBackend, "delete_stack", delete_stack)

@@ -1,5 +1,5 @@
 """The boto3 adapters: against moto where it models the API, botocore's Stubber where it falls short
-(tags on versioned model-package ARNs, UpdateEndpoint, a stack's outputs)."""
+(tags on versioned model-package ARNs, a stack's outputs)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from aws_fakes import ACCOUNT, BUCKET, REGION, STATEMACHINES
 from botocore.stub import Stubber
 
-from deploy.aws import AwsBackend, StackOutputs, endpoint_name
+from deploy.aws import AwsBackend, StackOutputs
 from dragon.errors import DragonError
 
 PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/yet-dragon/3"
@@ -115,27 +115,6 @@ def test_training_job_request_matches_the_state_machine(moto_backend):
     assert moto_backend.training_job_status("dragon-train-1") == ("Completed", None)
 
 
-def test_endpoint_status_is_none_without_an_endpoint(moto_backend):
-    sm = moto_backend.sagemaker
-    sm.create_model(
-        ModelName="m",
-        ExecutionRoleArn=moto_backend.stack.sagemaker_role_arn,
-        PrimaryContainer={"Image": "img:1"},
-    )
-    variant = {
-        "VariantName": "AllTraffic",
-        "ModelName": "m",
-        "InitialInstanceCount": 1,
-        "InstanceType": "ml.m5.large",
-    }
-    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[variant])
-    name = endpoint_name("yet-dragon", "dev")
-    sm.create_endpoint(EndpointName=f"{name}-shadow", EndpointConfigName="c")
-    assert moto_backend.endpoint_status(name) is None, "a longer name containing ours is not ours"
-    sm.create_endpoint(EndpointName=name, EndpointConfigName="c")
-    assert moto_backend.endpoint_status(name) == "InService"
-
-
 def test_put_event(moto_backend):
     event_id = moto_backend.put_event("yet-dragon.monitoring", "Drift Detected", {"plant_name": "p"})
     assert event_id
@@ -181,23 +160,6 @@ def test_model_package_tags_with_stubber():
         assert backend.model_package_tags(PACKAGE_ARN) == {"deployed.dev": "true", "approval": "approved"}
         backend.remove_model_package_tags(PACKAGE_ARN, ["deployed.dev"])
     stubber.assert_no_pending_responses()
-
-
-def test_update_endpoint_with_stubber():
-    """moto does not implement UpdateEndpoint."""
-    client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/yet-dragon-dev"
-    stubber = Stubber(client)
-    stubber.add_response(
-        "update_endpoint",
-        {"EndpointArn": arn},
-        {"EndpointName": "yet-dragon-dev", "EndpointConfigName": "c2"},
-    )
-    stubber.add_client_error("update_endpoint", "ValidationException", "Could not find endpoint")
-    with stubber:
-        assert AwsBackend(sagemaker=client).update_endpoint("yet-dragon-dev", "c2") == arn
-        with pytest.raises(client.exceptions.ClientError):
-            AwsBackend(sagemaker=client).update_endpoint("yet-dragon-dev", "c3")
 
 
 def test_from_stack_reads_the_outputs(aws_env):

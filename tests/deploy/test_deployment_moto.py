@@ -1,10 +1,14 @@
 """The deployment and undeploy state machines under moto, from a version registered directly (no training
-run): the failure paths (endpoint Failed, update rolled back, endpoint that will not delete) and batch mode,
-with the registry's deployed.<env> tags checked after each."""
+run): the endpoint as a CloudFormation stack, the failure paths (creation failed, update rolled back, endpoint
+that will not delete), the deployment lock and batch mode, with the registry's deployed.<env> tags checked
+after each."""
 
 from __future__ import annotations
 
-from aws_fakes import BUCKET, PLANT, deployed_envs, deployment_input, register_directly
+import time
+
+import boto3
+from aws_fakes import BUCKET, LOCK_TABLE, PLANT, REGION, deployed_envs, deployment_input, register_directly
 
 from deploy import steps
 from dragon.registry import deployed_version, get_version
@@ -72,3 +76,75 @@ def test_undeploy_keeps_the_tag_while_the_endpoint_still_serves(harness, monkeyp
     run = harness.run("undeploy", {"plant_name": PLANT, "env": "dev"})
     assert run["status"] == "FAILED" and "busy" in run["cause"]
     assert deployed_envs() == {version: ["dev"]}, "the endpoint still serves: its tag stays"
+
+
+def test_the_endpoint_is_a_stack_and_a_new_version_replaces_its_model_and_config(harness):
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    first = register_directly(harness)
+    assert harness.run("deployment", deployment_input(first))["status"] == "SUCCEEDED"
+    second = register_directly(harness, "bundles/second/model.tar.gz")
+    assert harness.run("deployment", deployment_input(second))["status"] == "SUCCEEDED"
+
+    (stack,) = cfn.describe_stacks(StackName=f"{PLANT}-dev-endpoint")["Stacks"]
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert parameters["ModelVersion"] == second
+    assert parameters["ModelDataUrl"] == f"s3://{BUCKET}/bundles/second/model.tar.gz"
+    models = [m["ModelName"] for m in harness.sagemaker.list_models()["Models"]]
+    configs = [c["EndpointConfigName"] for c in harness.sagemaker.list_endpoint_configs()["EndpointConfigs"]]
+    assert len(models) == 1 and models[0].startswith(f"{PLANT}-dev-v{second}-"), "the old model went"
+    assert configs == models, "the old endpoint config went"
+    endpoint = harness.sagemaker.describe_endpoint(EndpointName=f"{PLANT}-dev")
+    assert endpoint["EndpointConfigName"] == configs[0]
+    capture = harness.sagemaker.describe_endpoint_config(EndpointConfigName=configs[0])["DataCaptureConfig"]
+    assert capture["EnableCapture"] and capture["DestinationS3Uri"] == f"s3://{BUCKET}/capture/{PLANT}/dev"
+    assert deployed_envs() == {first: [], second: ["dev"]}
+
+    assert harness.run("undeploy", {"plant_name": PLANT, "env": "dev"})["status"] == "SUCCEEDED"
+    assert [
+        s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
+    ] == []
+    assert harness.sagemaker.list_models()["Models"] == []
+    assert harness.sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+    assert deployed_envs() == {first: [], second: []}
+
+
+def test_a_failed_first_deployment_leaves_nothing_and_the_next_one_starts_afresh(harness):
+    version = register_directly(harness)
+    harness.fake.endpoint_outcome = "Failed"
+    assert harness.run("deployment", deployment_input(version))["status"] == "FAILED"
+    harness.fake.endpoint_outcome = "InService"
+    run = harness.run("deployment", deployment_input(version))
+    assert run["status"] == "SUCCEEDED", run
+    assert deployed_envs() == {version: ["dev"]}
+
+
+def test_a_deployment_of_an_environment_being_deployed_is_refused(harness):
+    """Another execution holds the plant and environment's lock: this one fails at once, naming it, and
+    leaves the tags alone; once the holder has ended (stopped: it never released), the next one goes."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    first = register_directly(harness)
+    assert harness.run("deployment", deployment_input(first))["status"] == "SUCCEEDED"
+    second = register_directly(harness, "bundles/second/model.tar.gz")
+    parked = harness.start("deployment", deployment_input(second, poll_seconds=600))
+    wait_until_held(dynamodb, parked)
+
+    refused = harness.run("deployment", deployment_input(second))
+    assert refused["status"] == "FAILED" and refused["error"] == "DeploymentLocked", refused
+    assert parked in refused["cause"]
+    assert deployed_envs() == {first: ["dev"], second: []}
+    assert "DeploymentLocked" in get_version(load_settings(), PLANT, second).tags["last_failure.dev"]
+
+    harness.sfn.stop_execution(executionArn=parked)
+    taken_over = harness.run("deployment", deployment_input(second))
+    assert taken_over["status"] == "SUCCEEDED", taken_over
+    assert deployed_envs() == {first: [], second: ["dev"]}
+
+
+def wait_until_held(dynamodb, execution_arn: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        item = dynamodb.get_item(TableName=LOCK_TABLE, Key={"lock_key": {"S": f"{PLANT}/dev"}}).get("Item")
+        if item and item["execution_arn"]["S"] == execution_arn:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{execution_arn} never took the lock")

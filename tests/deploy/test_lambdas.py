@@ -37,3 +37,20 @@ def test_record_failure_handler_returns_json(registry_home):
         {"plant_name": "yet-dragon", "env": "dev", "error": "E", "cause": "c"}
     )
     assert json.loads(json.dumps(out))["deployed_version"] is None
+
+
+@pytest.mark.parametrize(
+    "handler", [lambdas.endpoint_stack_handler, lambdas.deployment_lock_handler], ids=lambda h: h.__name__
+)
+def test_stack_and_lock_handlers_refuse_an_unknown_action(handler, aws_env):
+    event = {"plant_name": "p", "env": "dev", "lock_table": "t", "execution_arn": "arn", "action": "maybe"}
+    with pytest.raises(DragonError, match="action must be"):
+        handler(event)
+
+
+def test_a_version_without_an_s3_model_is_not_deployed():
+    from deploy.endpoint_stack import EndpointStackError, StackRequest, deploy_stack
+
+    request = StackRequest("p", "dev", "3", model_data_url="/tmp/bundle")
+    with pytest.raises(EndpointStackError, match="model_data_url must be an s3:// model.tar.gz"):
+        deploy_stack(request, cloudformation=None)

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from aws_fakes import FUNCTIONS
 from statelint.linter import Linter
 
+from deploy.endpoint_stack import TEMPLATE_PATH as ENDPOINT_TEMPLATE_PATH
 from deploy.stack import TEMPLATE_PATH, render_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +73,8 @@ def test_every_task_retries_and_catches(path):
 
 
 def test_deployment_tags_only_on_the_success_path():
-    """The one state that sets deployed.<env> is reachable only from an InService endpoint on our config."""
+    """The one state that sets deployed.<env> is reachable only from an endpoint stack that completed this
+    deployment (deploy/endpoint_stack.py: `deployed` = *_COMPLETE with this run's DeploymentId)."""
     definition = json.loads((ROOT / "deploy" / "statemachines" / "deployment.asl.json").read_text())
     pointing = [
         name
@@ -79,7 +82,7 @@ def test_deployment_tags_only_on_the_success_path():
         if state.get("Next") == "TagDeployment"
         or any(c.get("Next") == "TagDeployment" for c in state.get("Choices", []) + state.get("Catch", []))
     ]
-    assert pointing == ["EndpointReady"]
+    assert pointing == ["StackReady"]
 
 
 def test_template_carries_the_current_definitions_and_patterns():
@@ -87,10 +90,9 @@ def test_template_carries_the_current_definitions_and_patterns():
     assert render_stack(text) == text, "run `python -m deploy.stack` to refresh deploy/templates/stack.yaml"
 
 
-def test_cfn_lint_is_clean():
-    result = subprocess.run(
-        [tool("cfn-lint"), str(TEMPLATE_PATH)], capture_output=True, text=True, check=False
-    )
+@pytest.mark.parametrize("template", [TEMPLATE_PATH, ENDPOINT_TEMPLATE_PATH], ids=lambda p: p.stem)
+def test_cfn_lint_is_clean(template):
+    result = subprocess.run([tool("cfn-lint"), str(template)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -150,7 +152,10 @@ def test_lambda_functions_run_the_image_with_an_existing_handler():
         for name, resource in loads(TEMPLATE_PATH.read_text())["Resources"].items()
         if resource["Type"] == "AWS::Lambda::Function"
     }
-    assert len(functions) == 8
+    # Exactly the functions the state machines call (the moto harness provides the same ones).
+    assert sorted(f["ImageConfig"]["Command"][0] for f in functions.values()) == sorted(
+        f"deploy.lambdas.{handler}" for _, handler in FUNCTIONS.values()
+    )
     for name, props in functions.items():
         assert props["PackageType"] == "Image" and "Handler" not in props and "Runtime" not in props, name
         assert props["ImageConfig"]["EntryPoint"] == ["python", "-m", "awslambdaric"], name

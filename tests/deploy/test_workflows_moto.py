@@ -1,8 +1,9 @@
 """The three state machines executed under moto, with the real Lambda handlers and the real registry.
 
-moto runs the ASL (Step Functions execution on); Lambda tasks call deploy.lambdas in-process; SageMaker
-is moto's, plus the fakes in conftest.py for failures and UpdateEndpoint. After every run, success or
-failure, the registry must tell the truth: deployed.<env> only on the version that serves <env>.
+moto runs the ASL (Step Functions execution on); Lambda tasks call deploy.lambdas in-process; SageMaker and
+CloudFormation are moto's, plus the fakes in aws_fakes.py for failures and what moto's CloudFormation lacks.
+After every run, success or failure, the registry must tell the truth: deployed.<env> only on the version that
+serves <env>.
 """
 
 from __future__ import annotations
