@@ -33,10 +33,19 @@ MODEL_VERSION_REGISTERED_PATTERN: dict[str, Any] = {
     "detail-type": [MODEL_VERSION_REGISTERED],
 }
 
+#: Stands for the stack's own plant in a rule's pattern: deploy/stack.py writes it as `!Ref PlantName`, so
+#: that two projects' stacks on one event bus each start only their own plant's workflows.
+STACK_PLANT = "${PlantName}"
+
 #: Rule name in the template -> pattern (stack.py renders these into deploy/templates/stack.yaml).
 RULE_PATTERNS: dict[str, dict[str, Any]] = {
-    "DriftDetectedRule": DRIFT_DETECTED_PATTERN,
+    "DriftDetectedRule": {**DRIFT_DETECTED_PATTERN, "detail": {"plant_name": [STACK_PLANT]}},
 }
+
+
+def for_plant(pattern: dict[str, Any], plant_name: str) -> dict[str, Any]:
+    """A rule's pattern as the stack of `plant_name` holds it."""
+    return json.loads(json.dumps(pattern).replace(json.dumps(STACK_PLANT), json.dumps(plant_name)))
 
 
 def emit_event(

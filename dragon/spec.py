@@ -8,6 +8,7 @@ tags and another model chain goes through the same code.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cached_property
 from importlib import resources
@@ -234,10 +235,29 @@ class QualityFloors(ModelFloors):
         return common.model_copy(update={k: getattr(own, k) for k in own.model_fields_set}) if own else common
 
 
+#: On AWS every resource of a project is named after its plant (endpoint, models, training jobs, stacks, the
+#: ECR repository, S3 prefixes): SageMaker allows letters, digits and hyphens, ECR and S3 only lowercase ones,
+#: and 40 characters leave room for `-<env>-v<version>-<deployment id>` within SageMaker's 63.
+PLANT_NAME_PATTERN = re.compile(r"^[a-z0-9](-*[a-z0-9])*$")
+PLANT_NAME_MAX = 40
+
+
 class PlantInfo(_Strict):
     name: str
     time_column: str = "timestamp"
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _aws_name(cls, name: str) -> str:
+        if len(name) <= PLANT_NAME_MAX and PLANT_NAME_PATTERN.match(name):
+            return name
+        suggestion = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:PLANT_NAME_MAX] or "my-plant"
+        raise ValueError(
+            f"{name!r} breaks AWS naming (SageMaker, S3 and ECR names carry it): lowercase letters, digits "
+            f"and hyphens, starting and ending with a letter or digit, at most {PLANT_NAME_MAX} characters, "
+            f"e.g. {suggestion!r}"
+        )
 
 
 class PlantSpec(_Strict):

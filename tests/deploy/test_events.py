@@ -55,8 +55,8 @@ def model_package(status: str) -> dict:
     )
 
 
-def drift() -> dict:
-    event = sagemaker_event(events.DRIFT_DETECTED, {"plant_name": "yet-dragon", "data_uri": "s3://b/recent/"})
+def drift(plant_name: str = "yet-dragon") -> dict:
+    event = sagemaker_event(events.DRIFT_DETECTED, {"plant_name": plant_name, "data_uri": "s3://b/recent/"})
     return {**event, "source": events.SOURCE_MONITORING}
 
 
@@ -67,12 +67,13 @@ SAMPLES = {
     "our job completed": (training_job("dragon-train-0f3c", "Completed"), None),
     "package approved": (model_package("Approved"), None),
     "drift alarm": (drift(), "DriftDetectedRule"),
+    "another plant's drift alarm": (drift("other-plant"), None),
 }
 
 
 @pytest.fixture()
 def eventbridge(aws_env):
-    """A rule per pattern, each delivering to its own SQS queue."""
+    """A rule per pattern, as the stack of the plant yet-dragon holds it, each delivering to its own queue."""
     import boto3
     from moto import mock_aws
 
@@ -85,7 +86,9 @@ def eventbridge(aws_env):
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
-            bridge.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+            bridge.put_rule(
+                Name=rule, EventPattern=json.dumps(events.for_plant(pattern, "yet-dragon")), State="ENABLED"
+            )
             bridge.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": arn}])
             queues[rule] = url
         yield bridge, sqs, queues
@@ -117,7 +120,11 @@ def test_eventbridge_routes_each_sample_to_its_rule_only(eventbridge, sample):
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_local_matcher_agrees_with_eventbridge(sample):
     event, expected_rule = SAMPLES[sample]
-    matched = {rule for rule, pattern in events.RULE_PATTERNS.items() if events.matches(pattern, event)}
+    matched = {
+        rule
+        for rule, pattern in events.RULE_PATTERNS.items()
+        if events.matches(events.for_plant(pattern, "yet-dragon"), event)
+    }
     assert matched == ({expected_rule} if expected_rule else set())
 
 
@@ -127,8 +134,11 @@ def test_input_transformers_read_fields_the_events_carry():
     resources = loads(TEMPLATE_PATH.read_text())["Resources"]
     samples = {rule: event for event, rule in SAMPLES.values() if rule}
     for rule, event in samples.items():
-        # The template's pattern is the one in deploy/events.py (rendered by deploy/stack.py).
-        assert resources[rule]["Properties"]["EventPattern"] == events.RULE_PATTERNS[rule]
+        # The template's pattern is the one in deploy/events.py (rendered by deploy/stack.py), for its plant.
+        pattern = json.dumps(events.RULE_PATTERNS[rule])
+        stack_plant = json.dumps({"Ref": "PlantName"})
+        expected = json.loads(pattern.replace(json.dumps(events.STACK_PLANT), stack_plant))
+        assert resources[rule]["Properties"]["EventPattern"] == expected
         transformer = resources[rule]["Properties"]["Targets"][0]["InputTransformer"]
         for name, path in transformer["InputPathsMap"].items():
             value = event

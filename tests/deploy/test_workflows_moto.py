@@ -44,7 +44,7 @@ def test_three_trainings_in_a_row_each_against_the_deployed_champion(harness, da
         output = json.loads(trained["output"])
         version = output["registration"]["version"]
         versions.append(version)
-        assert output["training"]["job_name"].startswith("dragon-train-")
+        assert output["training"]["job_name"].startswith(f"{PLANT}-train-")
         evaluation = output["evaluation"]
         assert evaluation["promote"] is True, evaluation
         if round == 0:
