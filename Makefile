@@ -9,7 +9,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test bench lint lock clean
+.PHONY: setup demo test bench lint lock image clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ lint: setup
 lock: setup
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+# The SageMaker/Lambda container (needs Docker; README, Deploy on AWS): the commit and repository baked in.
+image:
+	docker build --build-arg GIT_COMMIT=$$(git rev-parse HEAD) \
+	  --build-arg GIT_REPOSITORY=$$(git remote get-url origin 2>/dev/null || echo unknown) \
+	  -t yet-dragon:$$(git rev-parse --short HEAD) .
 
 clean:
 	rm -rf $(VENV) .dragon .pytest_cache

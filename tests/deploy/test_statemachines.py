@@ -4,6 +4,7 @@ Dockerfile; and the rules the linters cannot know (retries, catches, no JSONata,
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -130,7 +131,10 @@ def test_hadolint_is_clean():
 
 def test_dockerfile_contract():
     text = (ROOT / "Dockerfile").read_text()
-    assert "sagemaker-scikit-learn:1.4-2-py312-cpu-py3" in text
+    # One Python across the lock, the venv and the image (the lock was resolved with this venv's Python).
+    python = re.search(r"^ARG PYTHON_VERSION=(\S+)$", text, re.MULTILINE)
+    assert python and python[1] == f"{sys.version_info.major}.{sys.version_info.minor}", python
+    assert "FROM ${BASE_REGISTRY}/python:${PYTHON_VERSION}-" in text, "the registry is a build argument"
     assert "com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in text
     assert "pip install --no-cache-dir -r requirements.lock" in text
     assert "DRAGON_GIT_COMMIT=${GIT_COMMIT}" in text and "DRAGON_GIT_REPOSITORY=${GIT_REPOSITORY}" in text
