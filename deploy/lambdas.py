@@ -115,3 +115,13 @@ def deployment_lock_handler(event: dict[str, Any], context: Any = None) -> dict[
     if action == "release":
         return deployment_lock.release(request, boto3.client("dynamodb")).to_dict()
     raise DragonError(f"deployment lock event: action must be 'acquire' or 'release', got {action!r}")
+
+
+def batch_output_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """After a transform job: a CSV with one header beside each JSON Lines output (deploy/batch_output.py)."""
+    import boto3
+
+    from deploy import batch_output
+
+    request = parse_input(batch_output.BatchOutputRequest, event)
+    return batch_output.assemble_csv(request, boto3.client("s3")).to_dict()

@@ -36,6 +36,7 @@ FUNCTIONS = {
     "RecordFailureFunctionArn": ("dragon-record-failure", "record_failure_handler"),
     "EndpointStackFunctionArn": ("dragon-endpoint-stack", "endpoint_stack_handler"),
     "DeploymentLockFunctionArn": ("dragon-lock", "deployment_lock_handler"),
+    "BatchOutputFunctionArn": ("dragon-batch-output", "batch_output_handler"),
 }
 LOCK_TABLE = "dragon-deployment-locks"
 STACK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dragon-endpoint-stack"
@@ -193,6 +194,14 @@ def install_sagemaker_fakes(monkeypatch, fake: SageMakerFake) -> None:
         return answer
 
     monkeypatch.setattr(models.FakeTrainingJob, "__init__", training_job_init)
+
+    original_transform_init = models.FakeTransformJob.__init__
+
+    def transform_job_init(job, *args, **kwargs):
+        original_transform_init(job, *args, **kwargs)
+        run_transform(job.transform_input, job.transform_output, fake.model_tar)
+
+    monkeypatch.setattr(models.FakeTransformJob, "__init__", transform_job_init)
     monkeypatch.setattr(models.SageMakerModelBackend, "describe_training_job", describe_training_job)
 
 
@@ -286,3 +295,41 @@ def install_cloudformation_fakes(monkeypatch, fake: SageMakerFake) -> None:
     monkeypatch.setattr(cfn.Stack, "create_resources", create_resources)
     monkeypatch.setattr(cfn.Stack, "update", update)
     monkeypatch.setattr(cfn.CloudFormationBackend, "delete_stack", delete_stack)
+
+
+#: Lines per mini-batch in the fake transform job (SageMaker's split by Line, MultiRecord).
+MINI_BATCH_LINES = 2
+
+
+def run_transform(transform_input: dict, transform_output: dict, model_tar: bytes) -> None:
+    """What a transform job does with the container: split every input object by lines into mini-batches
+    (only the first one carries the CSV header), answer each with the project's real answering code in
+    the job's Accept type, and concatenate the answers into <S3OutputPath>/<input name>.out."""
+    import io
+    import tarfile
+
+    import boto3
+
+    from dragon.bundle import load_bundle
+    from inference.answering import Answerer
+    from inference.payloads import decode, encode
+
+    s3 = boto3.client("s3", region_name=REGION)
+    source = transform_input["DataSource"]["S3DataSource"]["S3Uri"].removeprefix("s3://")
+    bucket, prefix = source.split("/", 1)
+    target = transform_output["S3OutputPath"].removeprefix("s3://").rstrip("/")
+    out_bucket, _, out_prefix = target.partition("/")
+    with tempfile.TemporaryDirectory() as scratch:
+        with tarfile.open(fileobj=io.BytesIO(model_tar), mode="r:gz") as tar:
+            tar.extractall(scratch, filter="data")
+        answerer = Answerer.load(load_bundle(Path(scratch)), "1")
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+        lines = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode().splitlines()
+        output = b""
+        for start in range(0, len(lines), MINI_BATCH_LINES):
+            body = "\n".join(lines[start : start + MINI_BATCH_LINES]).encode()
+            records = decode(body, "text/csv", answerer.bundle.spec).records
+            answers = answerer.answer(records, first_index=start)
+            output += encode(answers, single=False, answer=transform_output["Accept"], model_version="1")
+        name = item["Key"].rsplit("/", 1)[-1]
+        s3.put_object(Bucket=out_bucket, Key=f"{out_prefix}/{name}.out".lstrip("/"), Body=output)

@@ -5,6 +5,9 @@ after each."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import time
 
 import boto3
@@ -37,8 +40,14 @@ def test_rolled_back_update_keeps_the_serving_version_tagged(harness):
     assert "EndpointUpdateRolledBack" in get_version(load_settings(), PLANT, second).tags["last_failure.dev"]
 
 
-def test_batch_mode_runs_a_transform_job_and_tags_nothing(harness):
+def test_batch_mode_writes_one_csv_with_one_header_and_tags_nothing(harness, small_history, small_plant):
+    """The fake transform job splits the input into mini-batches of 2 lines and answers each with the real
+    answering code, as SageMaker does: the CSV beside its output has one header and a row per state."""
+    import pandas as pd
+
     version = register_directly(harness)
+    states = pd.read_parquet(small_history)[small_plant.required_state_tags].iloc[::500].head(5)
+    harness.s3.put_object(Bucket=BUCKET, Key="batch/in/states.csv", Body=states.to_csv(index=False).encode())
     run = harness.run(
         "deployment",
         deployment_input(
@@ -49,8 +58,18 @@ def test_batch_mode_runs_a_transform_job_and_tags_nothing(harness):
         ),
     )
     assert run["status"] == "SUCCEEDED", run
+    assert json.loads(run["output"])["batch_output"] == {
+        "csv": [f"s3://{BUCKET}/out/states.csv"],
+        "rows": 5,
+    }
+    text = harness.s3.get_object(Bucket=BUCKET, Key="out/states.csv")["Body"].read().decode()
+    table = list(csv.reader(io.StringIO(text)))
+    header, rows = table[0], table[1:]
+    assert len(rows) == 5 and "status" in header and header not in rows, "one header, five answers"
+    assert all(len(row) == len(header) for row in rows)
     jobs = harness.sagemaker.list_transform_jobs()["TransformJobSummaries"]
     assert [j["TransformJobStatus"] for j in jobs] == ["Completed"]
+    assert harness.sagemaker.list_models()["Models"] == [], "the batch run's model is deleted after it"
     assert harness.sagemaker.list_endpoints()["Endpoints"] == []
     assert deployed_envs() == {version: []}
 

@@ -54,3 +54,14 @@ def test_a_version_without_an_s3_model_is_not_deployed():
     request = StackRequest("p", "dev", "3", model_data_url="/tmp/bundle")
     with pytest.raises(EndpointStackError, match="model_data_url must be an s3:// model.tar.gz"):
         deploy_stack(request, cloudformation=None)
+
+
+def test_batch_output_names_a_line_that_is_not_an_answer():
+    from deploy.batch_output import answers_csv
+    from dragon.errors import DataError
+
+    good = '{"status": "error", "record": 0, "errors": ["ph: missing"]}'
+    text, rows = answers_csv(good + "\n" + good.replace('"record": 0', '"record": 1') + "\n", "x.out")
+    assert rows == 2 and text.count("status,record,errors") == 1
+    with pytest.raises(DataError, match="s3://b/out/x.out: line 2 is not an answer"):
+        answers_csv(good + "\nnot json\n", "s3://b/out/x.out")
