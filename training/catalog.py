@@ -4,15 +4,25 @@ Every run records the git commit and a dirty flag, the whole-file data sha256, t
 lock sha256, the plant spec, parameters, metrics, the data and training reports
 and plots. The bundle is built in a scratch folder first; only a complete,
 verified bundle becomes a registry version, so a failed or killed training leaves
-no half version behind (its run is marked FAILED, or stays unfinished if killed).
+no half version behind. A failed run is marked FAILED on the way out (SIGTERM, as
+SageMaker and `kill` send it, too); a run whose process was killed outright
+(SIGKILL, a lost Lambda) is marked FAILED by the next training of the plant, and
+the scratch folders of dead trainings are removed then.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import signal
+import socket
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dragon.bundle import load_bundle
@@ -35,6 +45,73 @@ def _metric_items(summary: dict) -> dict[str, float]:
 
     walk("", summary)
     return flat
+
+
+#: Run tags naming the process that records the run: how the next training tells an abandoned run.
+PID_TAG, HOST_TAG = "dragon.pid", "dragon.host"
+#: A run still RUNNING after this long from another host is abandoned: recording takes minutes at most.
+ABANDONED_AFTER_S = 3600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_abandoned_runs(client, experiment: str) -> list[str]:
+    """Mark FAILED the plant's runs left RUNNING by a process that is gone: on this host, one whose pid
+    no longer lives; elsewhere (a Lambda, another machine), one started over ABANDONED_AFTER_S ago."""
+    from mlflow.entities import ViewType
+
+    now_ms, host, failed = time.time() * 1000, socket.gethostname(), []
+    runs = client.search_runs(
+        [experiment], filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ACTIVE_ONLY
+    )
+    for run in runs:
+        tags = run.data.tags
+        if tags.get(HOST_TAG) == host and tags.get(PID_TAG, "").isdigit():
+            abandoned = not _alive(int(tags[PID_TAG])) and int(tags[PID_TAG]) != os.getpid()
+        else:
+            abandoned = now_ms - run.info.start_time > ABANDONED_AFTER_S * 1000
+        if abandoned:
+            client.set_tag(run.info.run_id, "failure", "abandoned: its process ended before the run did")
+            client.set_terminated(run.info.run_id, status="FAILED")
+            failed.append(run.info.run_id)
+    return failed
+
+
+@contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (SageMaker's StopTrainingJob, `kill`) ends the process through SystemExit, so that `finally`
+    and `except BaseException` run: the run is marked FAILED and scratch folders are removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def scratch_folder(settings: Settings) -> tempfile.TemporaryDirectory:
+    """A scratch folder named after this process, after removing those of trainings that died (SIGKILL)."""
+    root = settings.home / "scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in root.glob("train-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.TemporaryDirectory(dir=root, prefix=f"train-{os.getpid()}-")
 
 
 def record_training(
@@ -61,7 +138,10 @@ def record_training(
         if key in bundle.metrics
     }
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    run_id = client.create_run(experiment_id(settings, spec.name), run_name=f"train-{spec.name}").info.run_id
+    experiment = experiment_id(settings, spec.name)
+    fail_abandoned_runs(client, experiment)
+    owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    run_id = client.create_run(experiment, run_name=f"train-{spec.name}", tags=owner).info.run_id
     provenance = manifest.provenance
     try:
         tags = {
@@ -115,9 +195,7 @@ def train_and_register(
     data_files: list[Path], spec: PlantSpec, settings: Settings, *, progress: ProgressCallback | None = None
 ) -> dict:
     """Run the whole training in-process and register the bundle."""
-    scratch_root = settings.home / "scratch"
-    scratch_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
+    with terminate_as_exit(), scratch_folder(settings) as scratch:
         bundle_dir, report_dir = Path(scratch) / "bundle", Path(scratch) / "report"
         kwargs = {"progress": progress} if progress else {}
         outcome = train_bundle(data_files, spec, bundle_dir, report_dir, **kwargs)
