@@ -33,19 +33,34 @@ MODEL_VERSION_REGISTERED_PATTERN: dict[str, Any] = {
     "detail-type": [MODEL_VERSION_REGISTERED],
 }
 
-#: Stands for the stack's own plant in a rule's pattern: deploy/stack.py writes it as `!Ref PlantName`, so
-#: that two projects' stacks on one event bus each start only their own plant's workflows.
+#: Stand for the stack's own plant and endpoint in a rule's pattern: deploy/stack.py writes them as
+#: CloudFormation expressions (STACK_VALUES), so that two projects' stacks on one event bus each react only
+#: to their own plant and endpoint.
 STACK_PLANT = "${PlantName}"
+STACK_ENDPOINT = "${PlantName}-${Environment}"
+STACK_VALUES = {STACK_PLANT: "!Ref PlantName", STACK_ENDPOINT: '!Sub "${PlantName}-${Environment}"'}
+
+#: The endpoint was deleted, by the undeploy workflow or outside it (console, CLI, a failed creation's
+#: rollback): the undeploy workflow then makes the registry agree (deployed.<env> removed).
+ENDPOINT_DELETED_PATTERN: dict[str, Any] = {
+    "source": [SOURCE_SAGEMAKER],
+    "detail-type": ["SageMaker Endpoint State Change"],
+    "detail": {"EndpointName": [STACK_ENDPOINT], "EndpointStatus": ["DELETING", "Deleting"]},
+}
 
 #: Rule name in the template -> pattern (stack.py renders these into deploy/templates/stack.yaml).
 RULE_PATTERNS: dict[str, dict[str, Any]] = {
     "DriftDetectedRule": {**DRIFT_DETECTED_PATTERN, "detail": {"plant_name": [STACK_PLANT]}},
+    "EndpointDeletedRule": ENDPOINT_DELETED_PATTERN,
 }
 
 
-def for_plant(pattern: dict[str, Any], plant_name: str) -> dict[str, Any]:
-    """A rule's pattern as the stack of `plant_name` holds it."""
-    return json.loads(json.dumps(pattern).replace(json.dumps(STACK_PLANT), json.dumps(plant_name)))
+def for_plant(pattern: dict[str, Any], plant_name: str, env: str = "dev") -> dict[str, Any]:
+    """A rule's pattern as the stack of `plant_name` in `env` holds it."""
+    text = json.dumps(pattern)
+    for placeholder, value in ((STACK_ENDPOINT, f"{plant_name}-{env}"), (STACK_PLANT, plant_name)):
+        text = text.replace(json.dumps(placeholder), json.dumps(value))
+    return json.loads(text)
 
 
 def emit_event(

@@ -1,8 +1,8 @@
 """Keep deploy/templates/stack.yaml in step with its sources.
 
 The state machine definitions (deploy/statemachines/*.asl.json) and the EventBridge patterns
-(deploy/events.py, where the stack's plant is `events.STACK_PLANT`, written `!Ref PlantName`) live in one
-place each; the template carries copies between
+(deploy/events.py, where the stack's own plant and endpoint are placeholders, written here as
+CloudFormation expressions) live in one place each; the template carries copies between
 `# BEGIN GENERATED <source>` and `# END GENERATED` markers, inline so that cfn-lint checks the state
 machines too (rule E3601). `python -m deploy.stack` rewrites the copies; a test fails while they differ.
 """
@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from deploy.events import RULE_PATTERNS, STACK_PLANT
+from deploy.events import RULE_PATTERNS, STACK_VALUES
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 TEMPLATE_PATH = DEPLOY_DIR / "templates" / "stack.yaml"
@@ -34,9 +34,9 @@ def source_document(source: str) -> dict:
 def render_stack(text: str) -> str:
     def fill(match: re.Match[str]) -> str:
         indent, source = match["indent"], match["source"]
-        body = json.dumps(source_document(source), indent=2).replace(
-            json.dumps(STACK_PLANT), "!Ref PlantName"
-        )
+        body = json.dumps(source_document(source), indent=2)
+        for placeholder, expression in STACK_VALUES.items():
+            body = body.replace(json.dumps(placeholder), expression)
         lines = [f"{indent}# BEGIN GENERATED {source}", *(indent + line for line in body.splitlines())]
         return "\n".join([*lines, f"{indent}# END GENERATED"])
 

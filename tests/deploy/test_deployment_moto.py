@@ -167,3 +167,20 @@ def wait_until_held(dynamodb, execution_arn: str, timeout: float = 60.0) -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"{execution_arn} never took the lock")
+
+
+def test_an_endpoint_deletion_event_during_a_deployment_leaves_it_to_the_lock_holder(harness):
+    """The deletion rule starts undeploy with trigger=endpoint-deleted; while a deployment holds the lock
+    (its own rolled back creation deletes the endpoint), that run owns the tag: nothing fails or moves."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    first = register_directly(harness)
+    assert harness.run("deployment", deployment_input(first))["status"] == "SUCCEEDED"
+    second = register_directly(harness, "bundles/second/model.tar.gz")
+    parked = harness.start("deployment", deployment_input(second, poll_seconds=600))
+    wait_until_held(dynamodb, parked)
+    event_started = {"plant_name": PLANT, "env": "dev", "trigger": "endpoint-deleted"}
+    assert harness.run("undeploy", event_started)["status"] == "SUCCEEDED"
+    manual = harness.run("undeploy", {"plant_name": PLANT, "env": "dev"})
+    assert manual["status"] == "FAILED" and manual["error"] == "DeploymentLocked"
+    assert deployed_envs() == {first: ["dev"], second: []}
+    harness.sfn.stop_execution(executionArn=parked)

@@ -55,6 +55,13 @@ def model_package(status: str) -> dict:
     )
 
 
+def endpoint(name: str, status: str) -> dict:
+    return sagemaker_event(
+        "SageMaker Endpoint State Change",
+        {"EndpointName": name, "EndpointStatus": status, "EndpointConfigName": f"{name}-v3-0a1b2c3d"},
+    )
+
+
 def drift(plant_name: str = "yet-dragon") -> dict:
     event = sagemaker_event(events.DRIFT_DETECTED, {"plant_name": plant_name, "data_uri": "s3://b/recent/"})
     return {**event, "source": events.SOURCE_MONITORING}
@@ -68,6 +75,10 @@ SAMPLES = {
     "package approved": (model_package("Approved"), None),
     "drift alarm": (drift(), "DriftDetectedRule"),
     "another plant's drift alarm": (drift("other-plant"), None),
+    "our endpoint deleted": (endpoint("yet-dragon-dev", "DELETING"), "EndpointDeletedRule"),
+    "our endpoint in service": (endpoint("yet-dragon-dev", "IN_SERVICE"), None),
+    "our prod endpoint deleted": (endpoint("yet-dragon-prod", "DELETING"), None),
+    "another plant's endpoint deleted": (endpoint("other-plant-dev", "DELETING"), None),
 }
 
 
@@ -136,10 +147,15 @@ def test_input_transformers_read_fields_the_events_carry():
     for rule, event in samples.items():
         # The template's pattern is the one in deploy/events.py (rendered by deploy/stack.py), for its plant.
         pattern = json.dumps(events.RULE_PATTERNS[rule])
-        stack_plant = json.dumps({"Ref": "PlantName"})
-        expected = json.loads(pattern.replace(json.dumps(events.STACK_PLANT), stack_plant))
-        assert resources[rule]["Properties"]["EventPattern"] == expected
-        transformer = resources[rule]["Properties"]["Targets"][0]["InputTransformer"]
+        for placeholder, expression in {
+            events.STACK_ENDPOINT: {"Fn::Sub": "${PlantName}-${Environment}"},
+            events.STACK_PLANT: {"Ref": "PlantName"},
+        }.items():
+            pattern = pattern.replace(json.dumps(placeholder), json.dumps(expression))
+        assert resources[rule]["Properties"]["EventPattern"] == json.loads(pattern)
+        transformer = resources[rule]["Properties"]["Targets"][0].get(
+            "InputTransformer", {"InputPathsMap": {}}
+        )
         for name, path in transformer["InputPathsMap"].items():
             value = event
             for part in path.removeprefix("$.").split("."):

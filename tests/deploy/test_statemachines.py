@@ -166,3 +166,22 @@ def test_lambda_functions_run_the_image_with_an_existing_handler():
         (handler,) = props["ImageConfig"]["Command"]
         assert callable(getattr(lambdas, handler.removeprefix("deploy.lambdas."))), name
     assert "awslambdaric==" in (ROOT / "Dockerfile").read_text()
+
+
+def test_every_workflow_logs_its_errors_and_its_failures_reach_the_topic():
+    from cfnlint.decode.cfn_yaml import loads
+
+    resources = loads(TEMPLATE_PATH.read_text())["Resources"]
+    machines = sorted(n for n, r in resources.items() if r["Type"] == "AWS::StepFunctions::StateMachine")
+    assert len(machines) == 3
+    for name in machines:
+        logging = resources[name]["Properties"]["LoggingConfiguration"]
+        assert logging["Level"] == "ERROR", name
+        log_group = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+        assert log_group == {"Fn::GetAtt": ["WorkflowLogGroup", "Arn"]}, name
+    rule = resources["WorkflowFailedRule"]["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert sorted(m["Ref"] for m in pattern["detail"]["stateMachineArn"]) == machines
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Ref": "FailureTopic"}]
