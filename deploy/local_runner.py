@@ -83,18 +83,21 @@ def run_training_pipeline(
     (default: of `data`) so the new and the deployed version are judged on the same rows."""
     spec = load_plant(plant)
     steps.transform(steps.TransformInput(str(data), str(plant) if plant else None))
-    settings.home.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=settings.home, prefix="opt-ml-") as workdir:
-        model_dir, summary = _training_job(data, plant, Path(workdir))
-        evaluation = steps.evaluate_challenger(
-            steps.EvaluateInput(spec.name, str(model_dir), env, holdout_uri=str(holdout or data)), settings
-        )
-        registered = steps.register(
-            steps.RegisterInput(
-                str(model_dir), spec.name, approval_required=approval_required, promotion=evaluation.to_dict()
-            ),
-            settings,
-        )
+    # The job's folder outlives it, as a SageMaker job's model.tar.gz does in S3: the version is registered
+    # with this model dir as its model_data_url, which later comparisons and deployments read.
+    jobs = settings.home / "training-jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(dir=jobs, prefix="job-"))
+    model_dir, summary = _training_job(data, plant, workdir)
+    evaluation = steps.evaluate_challenger(
+        steps.EvaluateInput(spec.name, str(model_dir), env, holdout_uri=str(holdout or data)), settings
+    )
+    registered = steps.register(
+        steps.RegisterInput(
+            str(model_dir), spec.name, approval_required=approval_required, promotion=evaluation.to_dict()
+        ),
+        settings,
+    )
     emit_event(
         settings,
         REGISTERED_EVENT,
