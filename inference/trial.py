@@ -180,10 +180,8 @@ def historian_request(spec: PlantSpec, measured: list[pd.DataFrame]) -> tuple[di
     thin = int(np.ceil((len(rows) - 1) / MAX_WINDOW_ROWS)) or 1
     rows = rows.iloc[::-1].iloc[::thin].iloc[::-1]
     tags = [tag for tag in spec.tags if tag in rows]
-    records = [
-        {column: time.isoformat(), **{tag: float(row[tag]) for tag in tags}}
-        for time, (_, row) in zip(rows[column], rows.iterrows(), strict=True)
-    ]
+    table = rows[tags].astype(float).assign(**{column: rows[column].map(pd.Timestamp.isoformat)})
+    records = table[[column, *tags]].to_dict("records")
     return records[-1], records[:-1]
 
 

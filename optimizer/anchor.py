@@ -98,7 +98,7 @@ def estimate_anchors(
             method=method,
             rows=len(readings),
             history_hours=float(hours[0]) if hours is not None else 0.0,
-            unsettled_change=float(gam.predict(now)[0] - gam.predict(X[-1:])[0]),
+            unsettled_change=float((rows_now @ gam.coef)[0]),
         )
     return anchors
 

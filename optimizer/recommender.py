@@ -157,7 +157,8 @@ class Recommender:
         step = np.clip(np.where(moved, earlier - u0, 0.0), -max_move, max_move)
         rows = np.array([within_limits(spec, u0 + fraction * step, u0) for fraction in RECOVERY_FRACTIONS])
         ev = problem.evaluate(rows)
-        distance = distance_outside(self.gate, self._candidate_rows(problem, rows, ev))
+        candidates = self._candidate_rows(problem, rows, ev)
+        distance = distance_outside(self.gate, candidates)
         now = distance_outside(self.gate, self._candidate_rows(problem, u0[None, :], problem.current))[0]
         margins, _, _ = problem.margins(ev)
         closer = (distance < now) & np.all(np.isfinite(ev.values), axis=1)
@@ -172,7 +173,7 @@ class Recommender:
             f"recovery: {gate.reason()}; {tags} moved {since}, this move takes them back toward their values "
             f"then (distance outside the detectors' territory {now:.3g} -> {distance[best]:.3g})"
         )
-        _, scores = self.gate.screen(self._candidate_rows(problem, rows, ev))
+        _, scores = self.gate.screen(candidates)
         anomaly = {name: float(values[best]) for name, values in scores.items()}
         return self._recommended(problem, pinned, rows[best], reason, anomaly)
 
