@@ -5,6 +5,7 @@ whose holder has ended (stopped, timed out: no release ran) is taken over."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from aws_fakes import ACCOUNT, REGION
@@ -65,5 +66,11 @@ def test_a_lock_whose_holder_ended_is_taken_over(clients):
     holder = running_execution(sfn)
     assert acquire(LockRequest(TABLE, "plant-a", "dev", holder), dynamodb, sfn).held
     sfn.stop_execution(executionArn=holder)  # stopped: its Catch and release never ran
+    # moto runs the execution in a thread that may still be writing its status: wait for the stop to show
+    for _ in range(100):
+        if sfn.describe_execution(executionArn=holder)["status"] != "RUNNING":
+            break
+        sfn.stop_execution(executionArn=holder)
+        time.sleep(0.05)
     state = acquire(LockRequest(TABLE, "plant-a", "dev", "arn:next"), dynamodb, sfn)
     assert state.held and state.holder == "arn:next" and holder in state.message
