@@ -37,8 +37,13 @@ MODEL_VERSION_REGISTERED_PATTERN: dict[str, Any] = {
 #: CloudFormation expressions (STACK_VALUES), so that two projects' stacks on one event bus each react only
 #: to their own plant and endpoint.
 STACK_PLANT = "${PlantName}"
+STACK_ENV = "${Environment}"
 STACK_ENDPOINT = "${PlantName}-${Environment}"
-STACK_VALUES = {STACK_PLANT: "!Ref PlantName", STACK_ENDPOINT: '!Sub "${PlantName}-${Environment}"'}
+STACK_VALUES = {
+    STACK_PLANT: "!Ref PlantName",
+    STACK_ENV: "!Ref Environment",
+    STACK_ENDPOINT: '!Sub "${PlantName}-${Environment}"',
+}
 
 #: The endpoint was deleted, by the undeploy workflow or outside it (console, CLI, a failed creation's
 #: rollback): the undeploy workflow then makes the registry agree (deployed.<env> removed).
@@ -50,7 +55,10 @@ ENDPOINT_DELETED_PATTERN: dict[str, Any] = {
 
 #: Rule name in the template -> pattern (stack.py renders these into deploy/templates/stack.yaml).
 RULE_PATTERNS: dict[str, dict[str, Any]] = {
-    "DriftDetectedRule": {**DRIFT_DETECTED_PATTERN, "detail": {"plant_name": [STACK_PLANT]}},
+    "DriftDetectedRule": {
+        **DRIFT_DETECTED_PATTERN,
+        "detail": {"plant_name": [STACK_PLANT], "env": [STACK_ENV]},
+    },
     "EndpointDeletedRule": ENDPOINT_DELETED_PATTERN,
 }
 
@@ -58,7 +66,11 @@ RULE_PATTERNS: dict[str, dict[str, Any]] = {
 def for_plant(pattern: dict[str, Any], plant_name: str, env: str = "dev") -> dict[str, Any]:
     """A rule's pattern as the stack of `plant_name` in `env` holds it."""
     text = json.dumps(pattern)
-    for placeholder, value in ((STACK_ENDPOINT, f"{plant_name}-{env}"), (STACK_PLANT, plant_name)):
+    for placeholder, value in (
+        (STACK_ENDPOINT, f"{plant_name}-{env}"),
+        (STACK_PLANT, plant_name),
+        (STACK_ENV, env),
+    ):
         text = text.replace(json.dumps(placeholder), json.dumps(value))
     return json.loads(text)
 
@@ -84,6 +96,41 @@ def emit_event(
     partial.write_text(json.dumps(envelope, indent=2, default=str))
     os.replace(partial, path)
     return path
+
+
+def drift_detail(
+    plant_name: str, version: str, reason: str, data_uri: str = "", env: str = ""
+) -> dict[str, Any]:
+    """The "Drift Detected" event's detail, locally and on EventBridge (the stack's rule matches plant and
+    environment, and hands data_uri to the training it starts)."""
+    detail = {"plant_name": plant_name, "version": version, "reason": reason, "data_uri": data_uri}
+    return {**detail, "env": env} if env else detail
+
+
+def publish_drift(
+    plant_name: str, env: str, version: str, reason: str, *, data_uri: str = "", events_client: Any = None
+) -> bool:
+    """Put "Drift Detected" on the account's default event bus (the monitor container on AWS). The
+    cool-down is the training workflow's (deploy/retrain_cooldown.py): it holds however many monitors,
+    schedules or people ask for a training."""
+    import boto3
+
+    client = events_client or boto3.client("events")
+    answer = client.put_events(
+        Entries=[
+            {
+                "Source": SOURCE_MONITORING,
+                "DetailType": DRIFT_DETECTED,
+                "Detail": json.dumps(drift_detail(plant_name, version, reason[:2000], data_uri, env)),
+            }
+        ]
+    )
+    if answer.get("FailedEntryCount"):
+        entry = answer["Entries"][0]
+        raise RuntimeError(
+            f"EventBridge refused the drift event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+        )
+    return True
 
 
 def pending_events(settings: Settings, pattern: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -125,3 +125,14 @@ def batch_output_handler(event: dict[str, Any], context: Any = None) -> dict[str
 
     request = parse_input(batch_output.BatchOutputRequest, event)
     return batch_output.assemble_csv(request, boto3.client("s3")).to_dict()
+
+
+def retrain_cooldown_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The training workflow's first step: record its start, or stop a drift-triggered one within the
+    cool-down (deploy/retrain_cooldown.py)."""
+    import boto3
+
+    from deploy import retrain_cooldown
+
+    request = parse_input(retrain_cooldown.CooldownRequest, event)
+    return retrain_cooldown.claim(request, boto3.client("dynamodb")).to_dict()

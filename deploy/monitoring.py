@@ -21,10 +21,11 @@ import io
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -340,7 +341,7 @@ def trigger_retraining(
 
     The last trigger per plant lives in DRAGON_HOME/monitoring/last_trigger.json, checked and
     written under a file lock so that concurrent monitoring runs trigger once."""
-    from deploy.events import DRIFT_DETECTED, SOURCE_MONITORING, emit_event
+    from deploy.events import DRIFT_DETECTED, SOURCE_MONITORING, drift_detail, emit_event
 
     folder = settings.home / "monitoring"
     folder.mkdir(parents=True, exist_ok=True)
@@ -360,12 +361,7 @@ def trigger_retraining(
         emit_event(
             settings,
             DRIFT_DETECTED,
-            {
-                "plant_name": plant_name,
-                "version": version,
-                "reason": reason,
-                "data_uri": data_uri,
-            },
+            drift_detail(plant_name, version, reason, data_uri),
             source=SOURCE_MONITORING,
         )
         triggers[plant_name] = {"time": now.isoformat(), "version": version, "reason": reason}
@@ -400,6 +396,28 @@ class MonitoringResult:
         return payload
 
 
+class Trigger(Protocol):
+    """What a violation calls: emit "Drift Detected" (once per cool-down locally); True if it did."""
+
+    def __call__(
+        self, settings: Settings, plant_name: str, version: str, reason: str, *, data_uri: str = ""
+    ) -> bool: ...
+
+
+def version_bundle(
+    settings: Settings, plant_name: str, version: str | None, scratch: Path
+) -> tuple[Bundle, str]:
+    """A registered version's bundle (default: champion), read where every process can read it: the
+    model.tar.gz it was registered from (S3 on AWS, by its model_data_url), else the registry's copy."""
+    from deploy.steps import bundle_uri
+    from deploy.storage import fetch_bundle
+    from dragon.bundle import load_bundle
+    from dragon.registry import get_version
+
+    info = get_version(settings, plant_name, version)
+    return load_bundle(fetch_bundle(bundle_uri(info), scratch)), info.version
+
+
 def monitor_window(
     settings: Settings,
     plant_name: str,
@@ -409,25 +427,32 @@ def monitor_window(
     capture: bool = False,
     actuals: Path | pd.DataFrame | None = None,
     retrain_data: Path | None = None,
+    period: tuple[datetime, datetime] | None = None,
+    trigger: Trigger | None = None,
+    data_uri: str = "",
 ) -> MonitoringResult:
     """Judge a window against a registered version (default: champion), record it, and trigger.
 
     `window`: a history table (path or frame) or, with `capture=True`, a data-capture folder.
     `actuals`: measured targets arriving later (a history) to score captured predictions;
     without it, the targets in the window itself are used. `retrain_data`: when the run
-    triggers, retrain on this history at once through the local training workflow."""
-    from dragon.bundle import load_bundle
+    triggers, retrain on this history at once through the local training workflow.
+    `period` (start, end): only captured states served in it (a Model Monitor job's window;
+    SageMaker may hand over more hours than the window). `trigger`: what a violation calls
+    (default: the local event folder with its cool-down; the monitor container publishes to
+    EventBridge), naming `data_uri` as the history to retrain on."""
     from dragon.drift import analyse_drift
-    from dragon.registry import resolve_bundle
 
-    path, version = resolve_bundle(settings, plant_name, version)
-    bundle = load_bundle(path)
+    with tempfile.TemporaryDirectory(prefix="dragon-monitor-") as scratch:
+        bundle, version = version_bundle(settings, plant_name, version, Path(scratch))
     spec = bundle.spec
     if capture:
         if isinstance(window, pd.DataFrame):
             states = window
         else:
             states = read_capture(Path(window), spec)
+        if period is not None:
+            states = _served_in(states, *period)
         # Without --actuals, the targets the captured states carry are scored at their own time.
         served = states.drop(columns=[spec.time_column], errors="ignore")
         measured = served.rename(columns={INFERENCE_TIME: spec.time_column}) if actuals is None else None
@@ -454,8 +479,10 @@ def monitor_window(
     run_id = _log_run(settings, plant_name, version, report, quality, violations, artifacts, source)
     triggered, retraining = False, None
     if violations:
-        data_uri = str(retrain_data or ("" if capture or isinstance(window, pd.DataFrame) else window))
-        triggered = trigger_retraining(settings, plant_name, version, reason, data_uri=data_uri)
+        data_uri = data_uri or str(
+            retrain_data or ("" if capture or isinstance(window, pd.DataFrame) else window)
+        )
+        triggered = (trigger or trigger_retraining)(settings, plant_name, version, reason, data_uri=data_uri)
         if triggered and retrain_data is not None:
             retraining = _retrain_now(settings, Path(retrain_data))
     return MonitoringResult(
@@ -470,6 +497,20 @@ def monitor_window(
         run_id,
         retraining,
     )
+
+
+class NothingServed(DataError):
+    """The endpoint served no state in the monitored period: nothing to judge."""
+
+
+def _served_in(states: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    served = states[(states[INFERENCE_TIME] >= start) & (states[INFERENCE_TIME] < end)]
+    if served.empty:
+        raise NothingServed(
+            f"no captured state served between {start.isoformat()} and {end.isoformat()} "
+            f"({len(states)} captured outside it)"
+        )
+    return served.reset_index(drop=True)
 
 
 def _table(window: Path | pd.DataFrame, spec: PlantSpec) -> pd.DataFrame:

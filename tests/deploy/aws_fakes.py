@@ -37,6 +37,7 @@ FUNCTIONS = {
     "EndpointStackFunctionArn": ("dragon-endpoint-stack", "endpoint_stack_handler"),
     "DeploymentLockFunctionArn": ("dragon-lock", "deployment_lock_handler"),
     "BatchOutputFunctionArn": ("dragon-batch-output", "batch_output_handler"),
+    "RetrainCooldownFunctionArn": ("dragon-retrain-cooldown", "retrain_cooldown_handler"),
 }
 LOCK_TABLE = "dragon-deployment-locks"
 STACK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dragon-endpoint-stack"

@@ -62,9 +62,10 @@ def endpoint(name: str, status: str) -> dict:
     )
 
 
-def drift(plant_name: str = "yet-dragon") -> dict:
-    event = sagemaker_event(events.DRIFT_DETECTED, {"plant_name": plant_name, "data_uri": "s3://b/recent/"})
-    return {**event, "source": events.SOURCE_MONITORING}
+def drift(plant_name: str = "yet-dragon", env: str = "dev") -> dict:
+    """As the monitor container publishes it (deploy.events.publish_drift)."""
+    detail = events.drift_detail(plant_name, "3", "PSI 0.4 on feed_rate", "s3://b/recent/", env)
+    return {**sagemaker_event(events.DRIFT_DETECTED, detail), "source": events.SOURCE_MONITORING}
 
 
 # sample name -> (event, the rule that must match it, or None)
@@ -75,6 +76,7 @@ SAMPLES = {
     "package approved": (model_package("Approved"), None),
     "drift alarm": (drift(), "DriftDetectedRule"),
     "another plant's drift alarm": (drift("other-plant"), None),
+    "our prod endpoint's drift alarm": (drift(env="prod"), None),
     "our endpoint deleted": (endpoint("yet-dragon-dev", "DELETING"), "EndpointDeletedRule"),
     "our endpoint in service": (endpoint("yet-dragon-dev", "IN_SERVICE"), None),
     "our prod endpoint deleted": (endpoint("yet-dragon-prod", "DELETING"), None),
@@ -150,6 +152,7 @@ def test_input_transformers_read_fields_the_events_carry():
         for placeholder, expression in {
             events.STACK_ENDPOINT: {"Fn::Sub": "${PlantName}-${Environment}"},
             events.STACK_PLANT: {"Ref": "PlantName"},
+            events.STACK_ENV: {"Ref": "Environment"},
         }.items():
             pattern = pattern.replace(json.dumps(placeholder), json.dumps(expression))
         assert resources[rule]["Properties"]["EventPattern"] == json.loads(pattern)
