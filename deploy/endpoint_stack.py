@@ -62,6 +62,17 @@ class StackRequest:
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
     deployment_id: str = ""  # set by deploy, then carried to each status check
+    # Autoscaling: up to max_instance_count (at most instance_count: none), tracking invocations per
+    # instance and minute. Strings too: Step Functions substitutes the stack's parameters as text.
+    max_instance_count: int | str = 0
+    invocations_per_instance: int | str = 200
+    # Drift monitoring: a Model Monitor schedule expression (empty: none), where it reads the version
+    # (the registry), and the history a drift-triggered training reads.
+    monitoring_schedule: str = ""
+    monitoring_instance_type: str = "ml.m5.large"
+    tracking_uri: str = ""
+    artifact_uri: str = ""
+    retrain_data_uri: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,21 @@ class StackState:
         return asdict(self)
 
 
+def monitoring_uri(bucket: str, plant_name: str, env: str) -> str:
+    """Where each monitoring run of the endpoint writes its reports."""
+    return f"s3://{bucket}/monitoring/{plant_name}/{env}"
+
+
+#: What the template's registry parameters hold when no schedule reads them (they may not be empty).
+NOT_MONITORED = "-"
+
+
 def _parameters(request: StackRequest, deployment_id: str) -> list[dict[str, str]]:
+    if request.monitoring_schedule and not (request.tracking_uri and request.artifact_uri):
+        raise EndpointStackError(
+            f"deploying {request.plant_name} to {request.env}: a monitoring schedule needs the registry "
+            "(tracking_uri and artifact_uri) to read the version from"
+        )
     values = {
         "PlantName": request.plant_name,
         "Environment": request.env,
@@ -90,6 +115,14 @@ def _parameters(request: StackRequest, deployment_id: str) -> list[dict[str, str
         "InstanceType": request.instance_type,
         "InstanceCount": str(request.instance_count),
         "CaptureUri": capture_uri(request.bucket, request.plant_name, request.env),
+        "MaxInstanceCount": str(max(int(request.instance_count), int(request.max_instance_count or 0))),
+        "InvocationsPerInstance": str(request.invocations_per_instance),
+        "MonitoringSchedule": request.monitoring_schedule,
+        "MonitoringInstanceType": request.monitoring_instance_type,
+        "MonitoringUri": monitoring_uri(request.bucket, request.plant_name, request.env),
+        "TrackingUri": request.tracking_uri or NOT_MONITORED,
+        "ArtifactUri": request.artifact_uri or NOT_MONITORED,
+        "RetrainDataUri": request.retrain_data_uri,
     }
     return [{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()]
 

@@ -41,6 +41,7 @@ FUNCTIONS = {
 }
 LOCK_TABLE = "dragon-deployment-locks"
 STACK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dragon-endpoint-stack"
+MONITORING_SCHEDULE = "cron(0 0 ? * * *)"
 
 
 def substitutions() -> dict[str, str]:
@@ -49,6 +50,13 @@ def substitutions() -> dict[str, str]:
     subs.update(TrainingImage=IMAGE, InferenceImage=IMAGE, SageMakerRoleArn=ROLE, ArtifactBucket=BUCKET)
     subs.update(DeploymentLockTable=LOCK_TABLE, EndpointStackRoleArn=STACK_ROLE)
     subs.update(DeploymentStateMachineArn=state_machine_arn("deployment"))
+    subs.update(
+        EndpointMaxInstances="1", InvocationsPerInstance="200", MonitoringSchedule=MONITORING_SCHEDULE
+    )
+    subs.update(
+        TrackingUri="sqlite:///tracking-server/mlflow.db",
+        TrainingDataUri=f"s3://{BUCKET}/data/history.parquet",
+    )
     return subs
 
 
