@@ -1,6 +1,7 @@
 # YET Dragon: the project's SageMaker container. SageMaker runs `docker run IMAGE train` for training
-# jobs and `docker run IMAGE serve` for endpoints and batch transform; the workflows' Lambda functions run
-# the same image through the Lambda runtime interface client. See README, "Deploy on AWS", or `make image`.
+# jobs, `docker run IMAGE serve` for endpoints and batch transform, and the Model Monitor schedule runs the
+# `monitor` entry point (its ContainerEntrypoint); the workflows' Lambda functions run the same image
+# through the Lambda runtime interface client. See README, "Deploy on AWS", or `make image`.
 #
 # The base is Python 3.11, the version requirements.lock was resolved with (and the venv's): AWS's
 # sagemaker-scikit-learn images are Python 3.12 (1.4-2) or older, and this image needs nothing from them,
@@ -46,9 +47,11 @@ COPY inference ./inference
 COPY deploy ./deploy
 RUN pip install --no-cache-dir --no-deps . \
     && command -v train \
-    && command -v serve
+    && command -v serve \
+    && command -v monitor
 
 EXPOSE 8080
-# No ENTRYPOINT: SageMaker passes `train` or `serve` as the command, both console scripts on PATH;
+# No ENTRYPOINT: SageMaker passes `train` or `serve` as the command (Model Monitor `monitor` as the entry
+# point), all console scripts on PATH;
 # Lambda sets its own entry point and handler from the function's ImageConfig.
 CMD ["serve"]
