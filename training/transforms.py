@@ -127,7 +127,7 @@ def prepare_training_data(
     else:
         abnormal = np.zeros(len(clean), dtype=bool)
     steady = steady_state_mask(clean, spec)
-    recovering = recovering_mask(clean, spec, abnormal)
+    recovering = recovering_mask(clean, spec, _labelled_times(frame, time_column))
     settling = lags_settling(clean, spec) | recovering
     normal_steady = steady & ~abnormal & ~settling
     clean = with_lagged_inputs(clean, spec)
@@ -265,19 +265,33 @@ def lags_settling(frame: pd.DataFrame, spec: PlantSpec) -> np.ndarray:
     return _minutes_into_segment(times, _step_minutes(times)) < 60.0 * hours
 
 
-def recovering_mask(frame: pd.DataFrame, spec: PlantSpec, abnormal: np.ndarray) -> np.ndarray:
+def recovering_mask(frame: pd.DataFrame, spec: PlantSpec, labelled_ns: np.ndarray) -> np.ndarray:
     """Unlabelled rows within the plant's settling time after an abnormal one.
 
     An episode label covers the injection, not the hours the outputs (and lagged inputs) take to
     come back: those rows are neither an episode nor normal operation. The GAMs and detectors do
-    not learn from them and the gate's false-alarm rate does not count them.
+    not learn from them and the gate's false-alarm rate does not count them. `labelled_ns`: the times
+    (epoch ns) of the labelled rows of the history as recorded, including rows the data check dropped:
+    a stuck sensor's episode is mostly frozen readings, and settling is counted from its end.
     """
     hours = settling_hours(spec)
     times = _epoch_ns(frame, spec.time_column)
-    if hours <= 0 or not abnormal.any():
+    if hours <= 0 or not len(labelled_ns):
         return np.zeros(len(frame), dtype=bool)
-    last_abnormal = pd.Series(np.where(abnormal, times, np.nan)).ffill().to_numpy()
-    return ~abnormal & (times - last_abnormal < 3600e9 * hours)  # NaN (none yet) compares False
+    labelled_ns = np.sort(labelled_ns)
+    before = np.searchsorted(labelled_ns, times, side="right") - 1  # the last labelled row at or before
+    since = times - labelled_ns[np.maximum(before, 0)]
+    labelled = np.isin(times, labelled_ns)
+    return (before >= 0) & ~labelled & (since < 3600e9 * hours)
+
+
+def _labelled_times(frame: pd.DataFrame, time_column: str) -> np.ndarray:
+    """Epoch ns of the rows of the history as read that carry an episode label (NaT rows left out)."""
+    if EPISODE not in frame:
+        return np.zeros(0, dtype=np.int64)
+    labelled = _episode_labels(frame).to_numpy() != ""
+    times = parse_timestamps(frame.loc[labelled, time_column])
+    return times.dropna().dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view("int64")
 
 
 def _epoch_ns(frame: pd.DataFrame, time_column: str) -> np.ndarray:

@@ -207,3 +207,23 @@ def test_a_sample_and_hold_target_is_judged_on_its_samples(spec):
     steady = steady_state_mask(frame, spec)
     assert steady[6 * 60 : FLAT.stop].mean() > 0.9  # held values are not steps
     assert steady[RAMP.start + 120 : RAMP.stop].mean() < 0.1
+
+
+def test_settling_counts_from_the_end_of_an_episode_whose_rows_the_data_check_dropped(spec):
+    # A stuck sensor's episode is mostly frozen readings, which the data check drops: the plant still
+    # settles after the episode's end, not after its last kept row.
+    lagged = spec.model_copy(
+        update={"models": {"conversion": spec.models["conversion"].model_copy(update={"lag_hours": 0.5})}}
+    )
+    frame = tiny_history(2880)
+    frame.loc[2000:2399, "episode"] = "t1_sensor_stuck"
+    frame.loc[2000:2399, "heater"] = 100.0  # frozen for 400 min: dropped after the first 240
+    data = prepare_training_data(frame, lagged, source="tiny")
+    holdout = data.detector_holdout.set_index("time")
+    settle = pd.Timestamp("2026-05-01T00:00Z") + pd.Timedelta(minutes=2400)
+    settling = holdout.loc[settle : settle + pd.Timedelta(minutes=80), "recovering"]
+    assert len(settling) >= 8 and settling.all()  # 3 x 0.5 h after the episode's last minute
+    assert not holdout.loc[settle + pd.Timedelta(minutes=100) :, "recovering"].any()
+    assert not holdout.loc[
+        : pd.Timestamp("2026-05-01T00:00Z") + pd.Timedelta(minutes=1990), "recovering"
+    ].any()
