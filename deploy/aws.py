@@ -22,7 +22,6 @@ from typing import Any
 from dragon.errors import DragonError
 
 STACK_ENV = "DRAGON_STACK"
-DEFAULT_STACK = "yet-dragon-dev"
 
 #: Stack outputs the CLI needs (names fixed in deploy/templates/stack.yaml).
 OUTPUT_KEYS = {
@@ -37,7 +36,8 @@ OUTPUT_KEYS = {
 
 #: What to set when AWS cannot be reached; every AWS failure the CLI meets ends in one of these hints.
 SETUP_HINT = (
-    f"set {STACK_ENV} to the name of your deployed YET Dragon stack (default {DEFAULT_STACK}), "
+    f"set {STACK_ENV} to the name of your deployed YET Dragon stack (default <plant>-<env>: the --plant "
+    "spec's name and the --env environment, dev unless given), "
     "AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and the stack's region "
     "(AWS_DEFAULT_REGION); see README, Deploy on AWS"
 )
@@ -83,6 +83,11 @@ def default_plant_name() -> str:
     return load_plant(None).name
 
 
+def default_stack_name(plant_name: str, env: str) -> str:
+    """The README's stack name for a plant and environment (one stack per plant and environment)."""
+    return f"{plant_name}-{env}"
+
+
 def approval_token_key(plant_name: str, version: str) -> str:
     return f"approvals/{plant_name}/{version}.json"
 
@@ -124,10 +129,19 @@ class AwsBackend:
         self.stack = stack or StackOutputs()
 
     @classmethod
-    def from_environment(cls, *, region: str | None = None, bucket: str | None = None) -> AwsBackend:
-        """A Lambda passes its bucket; the CLI reads the stack named by $DRAGON_STACK or yet-dragon-dev."""
+    def from_environment(
+        cls,
+        *,
+        region: str | None = None,
+        bucket: str | None = None,
+        plant_name: str | None = None,
+        env: str = "dev",
+    ) -> AwsBackend:
+        """A Lambda passes its bucket; the CLI reads the stack named by $DRAGON_STACK, else the plant's stack
+        in `env` (stack.yaml's naming: <plant>-<env>, the shipped plant when none is named)."""
         if bucket is None:
-            return cls.from_stack(os.environ.get(STACK_ENV, DEFAULT_STACK), region=region)
+            name = os.environ.get(STACK_ENV) or default_stack_name(plant_name or default_plant_name(), env)
+            return cls.from_stack(name, region=region)
         import boto3
 
         session = boto3.session.Session(region_name=region)

@@ -49,11 +49,12 @@ def _plant_name(plant: Path | None) -> str:
     return load_plant(plant).name
 
 
-def _aws():
-    """The deployed stack named by $DRAGON_STACK; a DragonError says what to set when AWS is out of reach."""
+def _aws(plant: Path | None, env: str = "local"):
+    """The deployed stack named by $DRAGON_STACK, else the plant's own in `env` (`<plant>-<env>`, dev for
+    the default `--env local`); a DragonError says what to set when AWS is out of reach."""
     from deploy.aws import AwsBackend
 
-    return AwsBackend.from_environment()
+    return AwsBackend.from_environment(plant_name=_plant_name(plant), env="dev" if env == "local" else env)
 
 
 def _aws_env(aws, env: str) -> str:
@@ -89,7 +90,7 @@ def pipeline_train(
                 "--auto-deploy is for --backend local: on AWS the stack's ApprovalRequired "
                 "parameter decides whether a winning version deploys itself"
             )
-        aws = _aws()
+        aws = _aws(plant, env)
         data_uri = aws.stage_input(data, "data")
         execution = aws.start_training_workflow(
             data_uri=data_uri,
@@ -141,7 +142,7 @@ def pipeline_deploy(
             "--force-reason: a forced deployment runs on the embedded backend only (--backend local)"
         )
     if backend == "aws":
-        aws = _aws()
+        aws = _aws(plant, env)
         execution = aws.start_deployment_workflow(
             plant_name=_plant_name(plant), version=version, env=_aws_env(aws, env)
         )
@@ -161,7 +162,7 @@ def pipeline_undeploy(
 ) -> None:
     """Stop an environment's endpoint and remove its deployed.<env> tag."""
     if backend == "aws":
-        aws = _aws()
+        aws = _aws(plant, env)
         execution = aws.start_undeploy_workflow(plant_name=_plant_name(plant), env=_aws_env(aws, env))
         console.print(f"started undeploy workflow: {execution}")
         return
@@ -173,7 +174,7 @@ def pipeline_undeploy(
 def _decide(version: str, plant: Path | None, decision: str, reason: str, backend: str) -> None:
     if backend == "aws":
         # The training workflow waiting on this version resumes and records the decision itself.
-        _aws().complete_approval(_plant_name(plant), version, decision, reason)
+        _aws(plant).complete_approval(_plant_name(plant), version, decision, reason)
         console.print(f"version {version}: {decision}; the training workflow waiting on it resumes")
         return
     from deploy import steps

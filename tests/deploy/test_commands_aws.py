@@ -192,6 +192,22 @@ def test_missing_stack_names_what_to_set(aws_env, capsys, monkeypatch):
     assert "Traceback" not in err
 
 
+def test_without_dragon_stack_the_plant_and_environment_name_the_stack(
+    aws_env, capsys, monkeypatch, small_plant_path, tmp_path
+):
+    """One stack per plant and environment: the default stack is <plant>-<env> (README, Deploy on AWS)."""
+    from moto import mock_aws
+
+    monkeypatch.delenv("DRAGON_STACK", raising=False)
+    other = tmp_path / "other.toml"
+    other.write_text(small_plant_path.read_text().replace('name = "yet-dragon"', 'name = "other-plant"', 1))
+    with mock_aws():
+        code, _, err = dragon(capsys, "pipeline", "undeploy", "--backend", "aws", "--plant", str(other))
+        assert code == 2 and "'other-plant-dev' not found" in err, err
+        code, _, err = dragon(capsys, "pipeline", "deploy", "--backend", "aws", "--env", "prod")
+        assert code == 2 and f"'{PLANT}-prod' not found" in err, err
+
+
 @pytest.fixture()
 def no_aws_setup(monkeypatch, tmp_path):
     """No credentials or region anywhere botocore looks (environment, files, instance metadata)."""
