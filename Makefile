@@ -38,11 +38,15 @@ lock: setup
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
-# The SageMaker/Lambda container (needs Docker; README, Deploy on AWS): the commit and repository baked in.
+# The SageMaker/Lambda container (needs Docker; README, Deploy on AWS): the commit and repository baked in,
+# tagged with the commit's first 12 characters as CI tags it (deploy/buildspec.yml, the stack's ImageBuild).
+# `make image IMAGE=<account>.dkr.ecr.<region>.amazonaws.com/<plant>-<env>` names it for a push.
+IMAGE ?= yet-dragon
+BASE_REGISTRY ?= public.ecr.aws/docker/library
 image:
-	docker build --build-arg GIT_COMMIT=$$(git rev-parse HEAD) \
+	docker build --build-arg BASE_REGISTRY=$(BASE_REGISTRY) --build-arg GIT_COMMIT=$$(git rev-parse HEAD) \
 	  --build-arg GIT_REPOSITORY=$$(git remote get-url origin 2>/dev/null || echo unknown) \
-	  -t yet-dragon:$$(git rev-parse --short HEAD) .
+	  -t $(IMAGE):$$(git rev-parse --short=12 HEAD) .
 
 clean:
 	rm -rf $(VENV) .dragon .pytest_cache

@@ -199,3 +199,74 @@ def test_every_workflow_logs_its_errors_and_its_failures_reach_the_topic():
     assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
     assert sorted(m["Ref"] for m in pattern["detail"]["stateMachineArn"]) == machines
     assert [t["Arn"] for t in rule["Targets"]] == [{"Ref": "FailureTopic"}]
+
+
+BUILDSPEC = ROOT / "deploy" / "buildspec.yml"
+
+
+def _run_buildspec(tmp_path: Path, image_exists: bool) -> list[str]:
+    """The buildspec's phases as CodeBuild runs them (one bash, its variables set), with `aws` and `docker`
+    replaced by scripts that log their arguments: the calls CI makes."""
+    import yaml
+
+    spec = yaml.safe_load(BUILDSPEC.read_text())
+    calls = tmp_path / "calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool_name, status in (("aws", 0 if image_exists else 254), ("docker", 0)):
+        fake = bin_dir / tool_name
+        log = f'echo "{tool_name} $*" >> {calls}'
+        fake.write_text(f'#!/bin/bash\n{log}\n[ "$2" = describe-images ] && exit {status}\nexit 0\n')
+        fake.chmod(0o755)
+    commands = [
+        c for phase in ("pre_build", "build", "post_build") for c in spec["phases"][phase]["commands"]
+    ]
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "AWS_REGION": "eu-west-1",
+        "IMAGE_REPOSITORY_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/yet-dragon-dev",
+        "CODEBUILD_RESOLVED_SOURCE_VERSION": "0123456789abcdef0123456789abcdef01234567",
+        "CODEBUILD_SOURCE_REPO_URL": "https://github.com/example/yet-dragon",
+        "CODEBUILD_BUILD_SUCCEEDING": "1",
+        **spec["env"]["variables"],
+    }
+    result = subprocess.run(
+        ["bash", "-e", "-c", "\n".join(commands)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return calls.read_text().splitlines()
+
+
+def test_ci_builds_the_image_with_its_commit_and_repository_and_pushes_it(tmp_path):
+    calls = _run_buildspec(tmp_path, image_exists=False)
+    repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/yet-dragon-dev"
+    [build] = [c for c in calls if c.startswith("docker build")]
+    assert "--build-arg GIT_COMMIT=0123456789abcdef0123456789abcdef01234567" in build
+    assert "--build-arg GIT_REPOSITORY=https://github.com/example/yet-dragon" in build
+    assert f"-t {repository}:0123456789ab ." in build
+    assert f"docker push {repository}:0123456789ab" in calls
+    assert any(
+        c.startswith("docker login") and "123456789012.dkr.ecr.eu-west-1.amazonaws.com" in c for c in calls
+    )
+
+
+def test_ci_skips_a_commit_already_in_the_immutable_repository(tmp_path):
+    calls = _run_buildspec(tmp_path, image_exists=True)
+    assert not [c for c in calls if c.startswith(("docker build", "docker push"))]
+
+
+def test_the_stack_builds_on_every_push_with_this_buildspec():
+    from cfnlint.decode.cfn_yaml import loads
+
+    resources = loads(TEMPLATE_PATH.read_text())["Resources"]
+    project = resources["ImageBuild"]["Properties"]
+    assert (ROOT / project["Source"]["BuildSpec"]) == BUILDSPEC
+    assert project["Triggers"]["FilterGroups"] == [[{"Type": "EVENT", "Pattern": "PUSH"}]]
+    assert project["Environment"]["PrivilegedMode"] is True
+    [variable] = project["Environment"]["EnvironmentVariables"]
+    assert variable == {
+        "Name": "IMAGE_REPOSITORY_URI",
+        "Value": {"Fn::GetAtt": ["ImageRepository", "RepositoryUri"]},
+    }
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--build-arg GIT_COMMIT=$$(git rev-parse HEAD)" in makefile and "--short=12" in makefile
