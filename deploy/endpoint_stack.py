@@ -10,7 +10,7 @@ keeps serving the version it served; a failed creation leaves nothing.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,13 @@ class StackRequest:
     tracking_uri: str = ""
     artifact_uri: str = ""
     retrain_data_uri: str = ""
+    # Environments in other accounts: env -> the deployer role deploy/templates/account.yaml made there
+    # (the stack's DevAccountRoleArn / ProdAccountRoleArn; empty: this account).
+    account_roles: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def account_role(self) -> str:
+        return (self.account_roles or {}).get(self.env, "")
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,54 @@ class StackState:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: The roles deploy/templates/account.yaml creates in an environment's own account, named by this convention
+#: so that the workflow finds them from the deployer role's ARN alone.
+ACCOUNT_ROLES = {"deployer": "deployer", "execution": "sagemaker", "stack": "endpoint-stack"}
+
+
+def account_role_arn(deployer_arn: str, plant_name: str, env: str, role: str) -> str:
+    """Another role of the environment's account, beside its deployer role."""
+    prefix = deployer_arn.split(":role/", 1)[0]
+    return f"{prefix}:role/{plant_name}-{env}-{ACCOUNT_ROLES[role]}"
+
+
+def in_account(request: StackRequest) -> StackRequest:
+    """The request as the environment's account sees it: its own SageMaker and CloudFormation roles."""
+    role = request.account_role
+    if not role:
+        return request
+    return replace(
+        request,
+        execution_role_arn=account_role_arn(role, request.plant_name, request.env, "execution"),
+        stack_role_arn=account_role_arn(role, request.plant_name, request.env, "stack"),
+    )
+
+
+def cloudformation_client(request: StackRequest, sts: Any = None) -> Any:
+    """CloudFormation in the environment's account: this one, or through its deployer role."""
+    import boto3
+
+    role = request.account_role
+    if not role:
+        return boto3.client("cloudformation")
+    from botocore.exceptions import ClientError
+
+    try:
+        credentials = (sts or boto3.client("sts")).assume_role(
+            RoleArn=role, RoleSessionName=f"{request.plant_name}-{request.env}-deployment"[:64]
+        )["Credentials"]
+    except ClientError as error:
+        raise _refused(
+            f"assuming {role} to reach", stack_name(request.plant_name, request.env), error
+        ) from error
+    return boto3.client(
+        "cloudformation",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
 
 
 def monitoring_uri(bucket: str, plant_name: str, env: str) -> str:
@@ -156,6 +211,7 @@ def deploy_stack(request: StackRequest, cloudformation: Any) -> StackState:
             f"deploying {request.plant_name} to {request.env}: the version's model_data_url must be an "
             f"s3:// model.tar.gz, got {request.model_data_url!r}"
         )
+    request = in_account(request)
     name = stack_name(request.plant_name, request.env)
     deployment_id = uuid.uuid4().hex[:8]
     arguments = {

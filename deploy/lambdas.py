@@ -83,9 +83,8 @@ def record_failure_handler(event: dict[str, Any], context: Any = None) -> dict[s
 
 
 def endpoint_stack_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """`action=deploy|status|delete` on the plant's endpoint stack (deploy/endpoint_stack.py)."""
-    import boto3
-
+    """`action=deploy|status|delete` on the plant's endpoint stack (deploy/endpoint_stack.py), in the
+    environment's account."""
     from deploy import endpoint_stack
 
     actions = {
@@ -97,7 +96,7 @@ def endpoint_stack_handler(event: dict[str, Any], context: Any = None) -> dict[s
     if action not in actions:
         raise DragonError(f"endpoint stack event: action must be one of {sorted(actions)}, got {action!r}")
     request = parse_input(endpoint_stack.StackRequest, event)
-    return actions[action](request, boto3.client("cloudformation")).to_dict()
+    return actions[action](request, endpoint_stack.cloudformation_client(request)).to_dict()
 
 
 def deployment_lock_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""Keep deploy/templates/stack.yaml in step with its sources.
+"""Keep deploy/templates/stack.yaml and account.yaml in step with their sources.
 
-The state machine definitions (deploy/statemachines/*.asl.json) and the EventBridge patterns
+The state machine definitions (deploy/statemachines/*.asl.json), the EventBridge patterns
 (deploy/events.py, where the stack's own plant and endpoint are placeholders, written here as
-CloudFormation expressions) live in one place each; the template carries copies between
-`# BEGIN GENERATED <source>` and `# END GENERATED` markers, inline so that cfn-lint checks the state
-machines too (rule E3601). `python -m deploy.stack` rewrites the copies; a test fails while they differ.
+CloudFormation expressions) and the IAM policies both templates grant (deploy/policies/*.json) live in one
+place each; the templates carry copies between `# BEGIN GENERATED <source>` and `# END GENERATED`
+markers, inline so that cfn-lint checks the state machines too (rule E3601). `python -m deploy.stack`
+rewrites the copies; a test fails while they differ.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from deploy.events import RULE_PATTERNS, STACK_VALUES
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 TEMPLATE_PATH = DEPLOY_DIR / "templates" / "stack.yaml"
+#: What an environment in its own account holds (the roles the central workflows act with there).
+ACCOUNT_TEMPLATE_PATH = DEPLOY_DIR / "templates" / "account.yaml"
+GENERATED_TEMPLATES = (TEMPLATE_PATH, ACCOUNT_TEMPLATE_PATH)
 
 _BLOCK = re.compile(
     r"^(?P<indent>[ ]*)# BEGIN GENERATED (?P<source>\S+)\n.*?^(?P=indent)# END GENERATED$",
@@ -44,13 +48,14 @@ def render_stack(text: str) -> str:
 
 
 def main() -> None:
-    text = TEMPLATE_PATH.read_text()
-    rendered = render_stack(text)
-    if rendered != text:
-        TEMPLATE_PATH.write_text(rendered)
-        print(f"updated {TEMPLATE_PATH}")
-    else:
-        print(f"{TEMPLATE_PATH} is up to date")
+    for path in GENERATED_TEMPLATES:
+        text = path.read_text()
+        rendered = render_stack(text)
+        if rendered != text:
+            path.write_text(rendered)
+            print(f"updated {path}")
+        else:
+            print(f"{path} is up to date")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ FUNCTIONS = {
 LOCK_TABLE = "dragon-deployment-locks"
 STACK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dragon-endpoint-stack"
 MONITORING_SCHEDULE = "cron(0 0 ? * * *)"
+PROD_ACCOUNT = "222222222222"  # prod lives in its own account (deploy/templates/account.yaml)
+PROD_ACCOUNT_ROLE = f"arn:aws:iam::{PROD_ACCOUNT}:role/yet-dragon-prod-deployer"
 
 
 def substitutions() -> dict[str, str]:
@@ -57,6 +59,7 @@ def substitutions() -> dict[str, str]:
         TrackingUri="sqlite:///tracking-server/mlflow.db",
         TrainingDataUri=f"s3://{BUCKET}/data/history.parquet",
     )
+    subs.update(DevAccountRoleArn="", ProdAccountRoleArn=PROD_ACCOUNT_ROLE)
     return subs
 
 
