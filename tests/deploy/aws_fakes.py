@@ -63,6 +63,16 @@ def substitutions() -> dict[str, str]:
     return subs
 
 
+def create_lock_table(dynamodb: Any, name: str = LOCK_TABLE) -> None:
+    """The stack's DeploymentLockTable (deployment locks and retraining clocks), as the template makes it."""
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "lock_key", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "lock_key", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def state_machine_arn(workflow: str) -> str:
     return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:dragon-{workflow}"
 

@@ -11,10 +11,10 @@ import pytest
 from aws_fakes import (
     ACCOUNT,
     BUCKET,
-    LOCK_TABLE,
     REGION,
     Harness,
     SageMakerFake,
+    create_lock_table,
     definition,
     install_cloudformation_fakes,
     install_sagemaker_fakes,
@@ -92,12 +92,7 @@ def harness(aws_env, registry_home, tracking_server, monkeypatch, model_tar):
         install_sagemaker_fakes(monkeypatch, fake)
         install_sfn_integration_fix(monkeypatch)
         install_cloudformation_fakes(monkeypatch, fake)
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=LOCK_TABLE,
-            AttributeDefinitions=[{"AttributeName": "lock_key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "lock_key", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_lock_table(boto3.client("dynamodb", region_name=REGION))
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         sfn = boto3.client("stepfunctions", region_name=REGION)

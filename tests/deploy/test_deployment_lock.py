@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from aws_fakes import ACCOUNT, REGION
+from aws_fakes import ACCOUNT, REGION, create_lock_table
 
 from deploy.deployment_lock import DeploymentLocked, LockRequest, acquire, release
 
@@ -23,12 +23,7 @@ def clients(aws_env):
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "lock_key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "lock_key", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_lock_table(dynamodb, TABLE)
         yield dynamodb, boto3.client("stepfunctions", region_name=REGION)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from aws_fakes import LOCK_TABLE, PLANT, REGION, fresh_lambda_home, register_directly
+from aws_fakes import LOCK_TABLE, PLANT, REGION, create_lock_table, fresh_lambda_home, register_directly
 
 from deploy import events
 from deploy.retrain_cooldown import CooldownRequest, claim
@@ -176,12 +176,7 @@ def clock_table(aws_env):
 
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=LOCK_TABLE,
-            AttributeDefinitions=[{"AttributeName": "lock_key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "lock_key", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_lock_table(dynamodb)
         yield dynamodb
 
 
