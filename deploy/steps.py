@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.storage import fetch, fetch_bundle
+from deploy.storage import fetch, fetch_bundle, read_history_uri
 from dragon import registry
 from dragon.bundle import Bundle, load_bundle
 from dragon.errors import RegistryError
@@ -50,12 +50,11 @@ class TransformOutput(_Step):
 
 def transform(inp: TransformInput) -> TransformOutput:
     """Check and prepare the history before an expensive training job starts (fails fast)."""
-    from dragon.data import read_history
     from training.transforms import prepare_training_data
 
     with tempfile.TemporaryDirectory() as scratch:
         spec = load_plant(fetch(inp.plant_uri, Path(scratch)) if inp.plant_uri else None)
-        history = read_history(fetch(inp.data_uri, Path(scratch)), spec)
+        history = read_history_uri(inp.data_uri, spec, Path(scratch) / "data")
         data = prepare_training_data(history, spec, source=inp.data_uri)
     report = data.report.to_dict()
     return TransformOutput(inp.data_uri, data.report.rows_in, data.report.rows_used, report)
@@ -129,7 +128,6 @@ def bundle_uri(info: registry.ModelVersionInfo) -> str:
 def evaluate_challenger(inp: EvaluateInput, settings: Settings | None = None) -> EvaluateOutput:
     """Compare the candidate with the version deployed to `env` on the same hold-out rows: the newest
     period of the history (the time split training makes), or of `holdout_uri` when given."""
-    from dragon.data import read_history
     from training.transforms import prepare_training_data
 
     settings = settings or load_settings()
@@ -144,7 +142,7 @@ def evaluate_challenger(inp: EvaluateInput, settings: Settings | None = None) ->
         if deployed is not None:
             champion = load_bundle(fetch_bundle(bundle_uri(deployed), scratch_path / "champion"))
         spec = candidate.spec
-        history = read_history(fetch(holdout_uri, scratch_path / "holdout"), spec)
+        history = read_history_uri(holdout_uri, spec, scratch_path / "holdout")
         holdout = prepare_training_data(history, spec, source=holdout_uri).holdout
         return compare_bundles(candidate, champion, holdout)
 

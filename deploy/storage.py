@@ -1,4 +1,6 @@
-"""Fetch what a step needs from a URI: a local path, file://, or s3:// (boto3)."""
+"""Fetch what a step needs from a URI: a local path, file://, or s3:// (boto3); a history may also be an
+S3 prefix (data-lake partitions: every .csv / .parquet object under it, as the training job's channel
+reads it)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,42 @@ def fetch(uri: str, scratch: Path, *, s3_client=None) -> Path:
         client.download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
         return target
     raise DataError(f"{uri}: unsupported URI scheme '{parsed.scheme}' (use a path, file:// or s3://)")
+
+
+HISTORY_SUFFIXES = (".csv", ".parquet")
+
+
+def read_history_uri(uri: str, spec, scratch: Path, *, s3_client=None):
+    """A history from a file, an S3 object or an S3 prefix ending in '/' (its .csv / .parquet objects in key
+    order, concatenated; the training job reads the same objects from its channel)."""
+    import pandas as pd
+
+    from dragon.data import read_history
+
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not uri.endswith("/"):
+        return read_history(fetch(uri, scratch, s3_client=s3_client), spec)
+    import boto3
+
+    client = s3_client or boto3.client("s3")
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=parsed.netloc, Prefix=parsed.path.lstrip("/")
+    )
+    keys = sorted(
+        item["Key"]
+        for page in pages
+        for item in page.get("Contents", [])
+        if item["Key"].endswith(HISTORY_SUFFIXES) and ".truth." not in item["Key"]
+    )
+    if not keys:
+        raise DataError(f"{uri}: no .csv or .parquet object under this prefix")
+    frames = []
+    for number, key in enumerate(keys):
+        target = scratch / f"{number:05d}-{Path(key).name}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        client.download_file(parsed.netloc, key, str(target))
+        frames.append(read_history(target, spec))
+    return pd.concat(frames, ignore_index=True)
 
 
 def fetch_bundle(uri: str, scratch: Path) -> Path:

@@ -148,3 +148,23 @@ def test_approval_for_an_ended_execution_is_a_clear_error(harness, data):
     assert deployed_envs() == {"1": []}
     token = harness.s3.list_objects_v2(Bucket=BUCKET, Prefix=approval_token_key(PLANT, "1"))
     assert not token.get("KeyCount"), "the stale token is removed"
+
+
+def test_training_on_a_data_lake_prefix_reads_every_partition(harness, small_history, small_plant_path):
+    """An S3 prefix as the history (a data-lake partition per period): the transform and the hold-out read
+    every .csv / .parquet object under it, in key order, as the training job's channel does."""
+    import pandas as pd
+
+    frame = pd.read_parquet(small_history)
+    half = len(frame) // 2
+    for part, rows in enumerate((frame.iloc[:half], frame.iloc[half:])):
+        harness.s3.put_object(
+            Bucket=BUCKET, Key=f"lake/{PLANT}/part={part}/history.parquet", Body=rows.to_parquet()
+        )
+    prefix = f"s3://{BUCKET}/lake/{PLANT}/"
+    data = {"data_uri": prefix, "plant_uri": harness.upload(small_plant_path, "plants/small.toml")}
+    trained = harness.run("training", training_input(data))
+    assert trained["status"] == "SUCCEEDED", trained
+    output = json.loads(trained["output"])
+    assert output["transform"]["rows_in"] == len(frame)
+    assert output["evaluation"]["promote"] is True
