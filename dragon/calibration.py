@@ -14,7 +14,11 @@ Training measures it (training/calibration.py); the optimizer's bounds rest on i
   (1+ρ)/(1-ρ). The variance of a move's effect, (x(u) - x(u0))ᵀ V (x(u) - x(u0)), uses it.
 * `state_residual_sd`: how far a measurement lies from the model fed the measured inputs of one
   state (root mean square over the hold-out, bias included): the yardstick of the sensor
-  consistency check.
+  consistency check when the anchor is one reading (the plant taken as settled).
+* `lagged_residual_sd`: the same at the model's lag-compensated inputs (dragon/dynamics.py): the
+  yardstick when the anchor is measured against the lagged model over a timed recent window
+  (optimizer/anchor.py). Transients no longer widen it, so a biased analyser shows sooner (README,
+  "Robustness across histories").
 * `measurement_noise[tag]`: the sd of a tag's high-frequency noise (first differences of the raw
   history, robust), the uncertainty of an anchor read from a single state. Never zero.
 """
@@ -35,6 +39,12 @@ class ModelCalibration(BaseModel):
     )
     state_residual_sd: float = Field(
         gt=0, description="RMS of measured - predicted from one state's measured inputs (target unit)"
+    )
+    lagged_residual_sd: float | None = Field(
+        None,
+        gt=0,
+        description="RMS of measured - predicted at the model's lag-compensated inputs (target unit); "
+        "None in bundles written before it: state_residual_sd stands in",
     )
     coverage_raw: float = Field(description="hold-out share inside pygam's 95 % prediction interval")
     coverage_calibrated: float = Field(
@@ -62,8 +72,15 @@ class Calibration(BaseModel):
     def noise(self, tag: str) -> float:
         return self.measurement_noise[tag]
 
-    def consistency_sd(self, model: str, anchor_sd: float | np.ndarray) -> float | np.ndarray:
+    def consistency_sd(
+        self, model: str, anchor_sd: float | np.ndarray, *, lag_compensated: bool = False
+    ) -> float | np.ndarray:
         """The yardstick of the sensor consistency check: the sd of measured - predicted at one state, the
-        model's state residual and the anchor's own uncertainty together. A measurement further than
-        `[optimizer] consistency_sigma` of these from its model disagrees with it."""
-        return np.hypot(self.models[model].state_residual_sd, anchor_sd)
+        model's residual and the anchor's own uncertainty together. A measurement further than
+        `[optimizer] consistency_sigma` of these from its model disagrees with it. `lag_compensated`: the
+        anchor was measured against the model at its lagged inputs (the lagged residual sd applies)."""
+        calibration = self.models[model]
+        residual_sd = calibration.state_residual_sd
+        if lag_compensated and calibration.lagged_residual_sd is not None:
+            residual_sd = calibration.lagged_residual_sd
+        return np.hypot(residual_sd, anchor_sd)

@@ -63,6 +63,11 @@ class GamModel(_Strict):
     # model trains on every normal row through lag-compensated inputs (dragon/dynamics.py);
     # 0 = a static model trained on the rows the steady-state test keeps.
     lag_hours: float = Field(default=0.0, ge=0.0, le=48.0)
+    # The sensor consistency check (optimizer/recommender.py: a measured target further than [optimizer]
+    # consistency_sigma from its model blocks) judges this model's target. Off for a model whose error
+    # follows a hidden state none of its inputs estimates: weeks after training its drift reads as a
+    # biased analyser.
+    consistency_check: bool = True
 
 
 class DerivedSpec(_Strict):

@@ -257,7 +257,10 @@ class Recommender:
         sigma = self.spec.optimizer.consistency_sigma
         checks = []
         for model, estimate in anchors.items():
-            sd = float(self.bundle.calibration.consistency_sd(model, estimate.sd))
+            if not self.spec.models[model].consistency_check:
+                continue
+            lagged = estimate.method == "window mean, lag-compensated"
+            sd = float(self.bundle.calibration.consistency_sd(model, estimate.sd, lag_compensated=lagged))
             checks.append(
                 ConsistencyCheck(
                     tag=estimate.tag,

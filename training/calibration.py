@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from dragon.calibration import Calibration, ModelCalibration
-from dragon.dynamics import model_input_matrix
+from dragon.dynamics import model_input_matrix, model_inputs
 from dragon.spec import PlantSpec
 
 CONFIDENCE = 0.95
@@ -64,7 +64,8 @@ def _calibrate_model(
         interval_scale=scale,
         covariance_scale=scale**2 * (1.0 + rho) / (1.0 - rho),
         residual_autocorrelation=rho,
-        state_residual_sd=max(float(np.sqrt(np.mean(state_residual**2))), 1e-12),
+        state_residual_sd=_rms(state_residual),
+        lagged_residual_sd=_rms(y - gam.predict(X)),
         coverage_raw=float(np.mean(standardised <= z)),
         coverage_calibrated=cross_conformal_coverage(standardised),
         holdout_rows=len(y),
@@ -76,8 +77,12 @@ def consistency_flags(
 ) -> np.ndarray:
     """Rows on which the recommender's sensor consistency check would block (optimizer/recommender.py):
     some model's measured target lies further than `[optimizer] consistency_sigma` consistency sd from
-    the model fed the row's measured inputs, each row read as one state (anchor sd: the target's
-    measurement noise). A row missing a model's input or target is not judged by that model. The gate's
+    its model. Rows that carry the model's lag-compensated inputs (training/transforms.py adds them to a
+    history) are read as the recommender reads a state with its timed recent window: the model at its
+    lagged inputs, against the lagged residual sd (the row, a bucket mean, carries little noise of its
+    own). Other rows are read as single states: the model at the row's inputs, the anchor sd the target's
+    measurement noise. A row missing a model's input or target is not judged by that model, nor is any
+    row by a model whose `consistency_check` is off. The gate's
     figures count these rows with the detectors' (training/detectors.py: evaluate_gate)."""
     flags = np.zeros(len(rows), dtype=bool)
     sigma = spec.optimizer.consistency_sigma
@@ -85,13 +90,18 @@ def consistency_flags(
         return flags
     for name in spec.model_order:
         model = spec.models[name]
-        if model.target not in rows or any(f not in rows for f in model.features):
+        if not model.consistency_check:
             continue
-        X, y = rows[model.features].to_numpy(float), rows[model.target].to_numpy(float)
+        lagged = all(column in rows for column in model_inputs(spec, name))
+        if model.target not in rows or not (lagged or all(f in rows for f in model.features)):
+            continue
+        X = model_input_matrix(rows, spec, name) if lagged else rows[model.features].to_numpy(float)
+        y = rows[model.target].to_numpy(float)
         judged = np.isfinite(X).all(axis=1) & np.isfinite(y)
         if not judged.any():
             continue
-        sd = calibration.consistency_sd(name, calibration.noise(model.target))
+        anchor_sd = 0.0 if lagged else calibration.noise(model.target)
+        sd = calibration.consistency_sd(name, anchor_sd, lag_compensated=lagged)
         flags[judged] |= np.abs(y[judged] - gams[name].predict(X[judged])) > sigma * sd
     return flags
 
@@ -148,6 +158,10 @@ def _lag_one_autocorrelation(spec: PlantSpec, name: str, gam, train: pd.DataFram
         return 0.0
     rho = float(np.corrcoef(residual[:-1], residual[1:])[0, 1])
     return float(np.clip(rho, 0.0, MAX_AUTOCORRELATION))
+
+
+def _rms(residual: np.ndarray) -> float:
+    return max(float(np.sqrt(np.mean(residual**2))), 1e-12)
 
 
 def _complete(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -53,6 +53,17 @@ def test_a_biased_measurement_is_blocked_naming_the_tag(recommender, make_states
     assert not any(v.anomalous for v in rec.anomaly.values())  # the detectors alone would have let it through
 
 
+def test_a_model_left_out_of_the_consistency_check_does_not_judge_its_target(bundle, make_states):
+    # A model whose error drifts with a hidden state none of its inputs estimates: its check is off.
+    text = PLANT.replace('target = "m1"', 'target = "m1"\nconsistency_check = false')
+    assert text != PLANT
+    unjudged = Recommender(replace(bundle, spec=parse_plant(text, "<unjudged>")))
+    state = make_states(1)[0]
+    rec = unjudged.recommend(dict(state, m1=state["m1"] + 1.5))
+    assert "disagree on m1" not in (rec.reason or "")  # stage_2, which reads m1, may still disagree
+    assert [c.model for c in rec.consistency] == ["stage_2"]
+
+
 def test_a_window_anchor_narrows_the_bound_against_one_reading(recommender, make_states):
     state = make_states(1)[0]
     single = recommender.recommend(state)

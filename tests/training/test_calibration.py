@@ -80,7 +80,7 @@ def test_consistency_flags_a_measurement_beyond_sigma_sd_of_its_model(loaded_bun
         model = spec.models[name]
         at_model[model.target] = gams[name].predict(at_model[model.features].to_numpy(float))
     assert not consistency_flags(spec, gams, calibration, at_model).any()
-    name = spec.model_order[-1]
+    name = [n for n in spec.model_order if spec.models[n].consistency_check][-1]  # a model the check reads
     target = spec.models[name].target
     sd = calibration.consistency_sd(name, calibration.noise(target))
     for shift, flagged in [(0.9, False), (1.1, True)]:
@@ -88,3 +88,54 @@ def test_consistency_flags_a_measurement_beyond_sigma_sd_of_its_model(loaded_bun
         assert (consistency_flags(spec, gams, calibration, biased) == flagged).all()
     off = spec.model_copy(update={"optimizer": spec.optimizer.model_copy(update={"consistency_sigma": 0.0})})
     assert not consistency_flags(off, gams, calibration, biased).any()
+
+
+def test_consistency_reads_rows_with_lagged_inputs_as_the_recommender_reads_a_timed_window(
+    loaded_bundle, small_history
+):
+    """A history's rows carry the models' lag-compensated inputs: the check compares the target with the
+    model at those inputs against the lagged residual sd (smaller: transients no longer widen it)."""
+    from dragon.dynamics import model_input_matrix, model_inputs
+    from training.calibration import consistency_flags
+    from training.transforms import prepare_training_data
+
+    spec, calibration, gams = loaded_bundle.spec, loaded_bundle.calibration, loaded_bundle.gams
+    name = spec.model_order[0]  # no upstream model: judged alone, it reads the same lagged columns
+    model = spec.models[name].model_copy(update={"consistency_check": True})
+    assert model.lag_hours > 0
+    assert calibration.models[name].lagged_residual_sd < calibration.models[name].state_residual_sd
+    rows = prepare_training_data(pd.read_parquet(small_history), spec, source="small").holdout
+    assert set(model_inputs(spec, name)) <= set(rows.columns)
+    at_model = rows.assign(**{model.target: gams[name].predict(model_input_matrix(rows, spec, name))})
+    sd = calibration.consistency_sd(name, 0.0, lag_compensated=True)
+    assert sd == calibration.models[name].lagged_residual_sd
+    sigma = spec.optimizer.consistency_sigma
+    judged_alone = spec.model_copy(update={"models": {name: model}})  # only this model judges
+    for shift, flagged in [(0.9, False), (1.1, True)]:
+        biased = at_model.assign(**{model.target: at_model[model.target] + shift * sigma * sd})
+        assert (consistency_flags(judged_alone, gams, calibration, biased) == flagged).all()
+    unjudged = judged_alone.model_copy(
+        update={"models": {name: model.model_copy(update={"consistency_check": False})}}
+    )
+    assert not consistency_flags(unjudged, gams, calibration, biased).any()
+
+
+def test_a_calibration_without_the_lagged_yardstick_keeps_the_state_one():
+    from dragon.calibration import Calibration, ModelCalibration
+
+    figures = dict(
+        interval_scale=1.0,
+        covariance_scale=1.0,
+        residual_autocorrelation=0.0,
+        state_residual_sd=0.4,
+        coverage_raw=0.9,
+        coverage_calibrated=0.95,
+        holdout_rows=10,
+    )
+    older = Calibration(models={"m": ModelCalibration(**figures)}, measurement_noise={})
+    assert older.consistency_sd("m", 0.3, lag_compensated=True) == pytest.approx(0.5)
+    newer = Calibration(
+        models={"m": ModelCalibration(**figures, lagged_residual_sd=0.1)}, measurement_noise={}
+    )
+    assert newer.consistency_sd("m", 0.0, lag_compensated=True) == pytest.approx(0.1)
+    assert newer.consistency_sd("m", 0.3) == pytest.approx(0.5)
