@@ -36,6 +36,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from dragon.features import add_derived  # noqa: E402
 from dragon.simulator import generate_history  # noqa: E402
 from dragon.spec import PlantSpec, load_plant  # noqa: E402
 
@@ -62,8 +63,9 @@ def plant_history(spec: PlantSpec, rows: int, seed: int) -> dict[str, np.ndarray
         if keep.sum() >= rows:
             break
         days *= 1.1 * rows / keep.sum()
-    frame = frame.loc[keep, tags]
-    return {tag: frame[tag].to_numpy(dtype=np.float64)[:rows] for tag in tags}
+    # the state estimates the models read (derived inputs), as training adds them
+    frame = add_derived(frame.loc[keep, tags], spec.derived_features, spec.model_derived_inputs)
+    return {column: frame[column].to_numpy(dtype=np.float64)[:rows] for column in frame.columns}
 
 
 def worker(fitter: str, data_path: Path, train_rows: int) -> dict:
