@@ -1,15 +1,16 @@
 """Closed loop over weeks: `dragon trial`'s three arms on seeds the training never saw.
 
-A version of the default plant (trained on seed 11, or `--bundle DIR`) runs in closed loop on the
-plant's simulator for `--days` days per seed, a decision every `--every` hours, side by side with the
-plant's operators and the move-limited oracle on the same disturbances (inference/trial.py). Prints
-each seed's arms side by side, then one JSON line: captured share of the oracle's gain (summed gains),
-minutes above a true limit caused by the advisor (the operators' arm within), true production change,
-true yield gain, money per year (mean over seeds), moves, blocked share, the longest blocked run and
-move reversals; the operator and oracle figures beside them.
+A version of the plant (`--plant`, default the shipped one; trained on `--train-days` of seed 11 of
+its simulator's history, or `--bundle DIR`) runs in closed loop on the plant's simulator for `--days`
+days per seed, a decision every `--every` hours, side by side with the plant's operators and the
+move-limited oracle on the same disturbances (inference/trial.py). Prints each seed's arms side by
+side, then one JSON line: captured share of the oracle's gain (summed gains), minutes above a true
+limit caused by the advisor (the operators' arm within), true production change, true yield gain,
+money per year (mean over seeds), moves, blocked share, the longest blocked run and move reversals;
+the operator and oracle figures beside them.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/closed_loop.py [--days 30] [--every 2] [--seeds 201 202 203]
-        [--bundle DIR] [--plant PATH]
+        [--bundle DIR] [--plant PATH] [--train-days 75] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -31,37 +34,62 @@ from recommend_latency import TRAIN_SEED, train_default_bundle  # noqa: E402
 TRAIN_DAYS = 75
 
 
+def train_plant_bundle(spec, days: float, seed: int, workdir: Path) -> Path:
+    """A bundle trained on `days` of the plant simulator's own history (its operators' step tests)."""
+    from dragon.simulator.protocol import load_simulator, record_history
+    from training.pipeline import train_bundle
+
+    simulator = load_simulator(spec)(spec, days=days, seed=seed, step_tests=True)
+    record_history(simulator, days).measured.to_parquet(workdir / "history.parquet")
+    train_bundle([workdir / "history.parquet"], spec, workdir / "bundle", workdir / "report", seed=seed)
+    return workdir / "bundle"
+
+
+def _trial_of_seed(plant: Path | None, bundle_dir: Path, days: float, every: float, seed: int):
+    """(the trial's summary, seconds) of one seed, in a worker process."""
+    from dragon.bundle import load_bundle
+    from dragon.spec import load_plant
+    from inference.trial import TrialSettings, run_trial, score_trial
+
+    started = time.perf_counter()
+    settings = TrialSettings(days=days, every_hours=every, seed=seed)
+    summary = score_trial(run_trial(load_plant(plant), load_bundle(bundle_dir), "bench", settings))
+    return summary, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--every", type=float, default=2.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[201, 202, 203])
     parser.add_argument("--bundle", type=Path, default=None, help="a trained bundle (default: train one)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run side by side, in processes")
+    parser.add_argument("--train-days", type=float, default=TRAIN_DAYS, help="history to train on, days")
     parser.add_argument(
         "--plant", type=Path, default=None, help="plant spec with a [simulator] (default: shipped)"
     )
     args = parser.parse_args()
 
-    from dragon.bundle import load_bundle
     from dragon.spec import load_plant
-    from inference.trial import ARMS, TrialSettings, run_trial, score_trial
+    from inference.trial import ARMS
 
     spec = load_plant(args.plant)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        bundle_dir = args.bundle or train_default_bundle(TRAIN_DAYS, TRAIN_SEED, Path(tmp))
+        if args.bundle:
+            bundle_dir = args.bundle
+        elif args.plant:
+            bundle_dir = train_plant_bundle(spec, args.train_days, TRAIN_SEED, Path(tmp))
+        else:
+            bundle_dir = train_default_bundle(args.train_days, TRAIN_SEED, Path(tmp))
         trained = time.perf_counter() - started
-        bundle = load_bundle(bundle_dir)
+        work = partial(_trial_of_seed, args.plant, bundle_dir, args.days, args.every)
+        with ProcessPoolExecutor(min(args.jobs, len(args.seeds))) as pool:
+            results = list(pool.map(work, args.seeds))
         summaries = []
-        for seed in args.seeds:
-            started = time.perf_counter()
-            run = run_trial(
-                spec, bundle, "bench", TrialSettings(days=args.days, every_hours=args.every, seed=seed)
-            )
-            summary = score_trial(run)
+        for seed, (summary, seconds) in zip(args.seeds, results, strict=True):
             summaries.append(summary)
-            print(f"seed {seed}: {args.days:g} days, a decision every {args.every:g} h, "
-                  f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+            print(f"seed {seed}: {args.days:g} days, a decision every {args.every:g} h, {seconds:.0f} s")
             print(f"  {'arm':<9} {'yield %':>8} {'production t/h':>15} {'limit min':>10} {'money/h':>10}")
             for arm in ARMS:
                 figures = summary.arms[arm]
@@ -82,6 +110,7 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "plant": spec.name,
                 "days": args.days,
                 "every_hours": args.every,
                 "seeds": args.seeds,

@@ -95,15 +95,19 @@ class Historian:
         frame = sim.history[[column, *tags]].copy()
         frame[column] = frame[column].map(lambda t: t.isoformat())
         self.spec, self.records = spec, frame.to_dict("records")
-        step_hours = (sim.history[column].iloc[1] - sim.history[column].iloc[0]).total_seconds() / 3600.0
-        self.reach = int(max_window_hours(spec) / step_hours) - 1
+        times = sim.history[column]
+        self.hours = (times - times.iloc[0]).dt.total_seconds().to_numpy() / 3600.0
+        self.reach_hours = max_window_hours(spec)
         self._valid: dict[int, bool] = {}
 
     def state(self, row: int) -> dict:
         return dict(self.records[row])
 
     def window(self, row: int) -> list[dict]:
-        return [self.records[i] for i in range(max(row - self.reach, 0), row) if self._accepted(i)]
+        from dragon.data import window_positions
+
+        positions = window_positions(self.hours, row, self.reach_hours)
+        return [self.records[i] for i in positions if self._accepted(i)]
 
     def _accepted(self, row: int) -> bool:
         from dragon.data import parse_state

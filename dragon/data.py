@@ -387,6 +387,15 @@ def max_window_hours(spec: PlantSpec) -> float:
     return max(MIN_WINDOW_HOURS, settling_hours(spec))
 
 
+def window_positions(hours: np.ndarray, at: int, reach_hours: float) -> np.ndarray:
+    """Positions of the rows recorded in the `reach_hours` before row `at` of a time-sorted series
+    (`hours`: each row's time in hours), oldest first, thinned to MAX_WINDOW_ROWS (every n-th row
+    counted back from `at`): the recent window a historian client sends with row `at` as the state."""
+    first = int(np.searchsorted(hours, hours[at] - reach_hours, side="right"))
+    thin = -(-(at - first) // MAX_WINDOW_ROWS) or 1
+    return np.arange(at - thin, first - 1, -thin)[::-1]
+
+
 @dataclass(frozen=True)
 class RecentWindow:
     """The validated states just before a state, oldest first (parse_window)."""

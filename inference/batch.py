@@ -7,6 +7,12 @@ a tag a recommendation needs without a column stops it before any work, as one
 error naming the column. Columns that are not tags of the plant are ignored
 (reported once); rows are numbered from 1 (`row`, as `dragon check` counts them)
 and the time column is carried to the output so rows can be joined back.
+
+A table whose time column is strictly increasing is a plant's history: each row is
+answered with the rows recorded in the `max_window_hours` before it as its recent
+window (a chunk carries the rows before its first one), so its anchors are de-noised
+and follow moves that have not settled, as the endpoint's are. Other tables are
+answered row by row, each state alone, and the summary says why.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from dragon.data import max_window_hours
 from dragon.errors import DataError
 
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -37,6 +46,7 @@ class BatchSummary:
     ignored_columns: list[str]
     seconds: float
     workers: int
+    alone_because: str | None  # why rows were answered without recent windows (None: with them)
 
     @property
     def rows_per_second(self) -> float:
@@ -47,6 +57,8 @@ class BatchSummary:
 class _Chunk:
     first_row: int
     rows: list[dict[str, Any]]
+    earlier: list[dict[str, Any]]  # the rows recorded before the first one, its recent window's reach
+    hours: list[float] | None  # the time of `earlier + rows` in hours, when the table is a history
 
 
 def _suffix(path: Path, what: str) -> str:
@@ -83,7 +95,13 @@ def _start_worker(bundle: str, model_version: str) -> None:
 def _answer_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]]]:
     from inference.payloads import Record, flatten
 
-    answers = _answerer.answer([Record(row) for row in chunk.rows], first_index=chunk.first_row)
+    if chunk.hours is None:
+        answers = _answerer.answer([Record(row) for row in chunk.rows], first_index=chunk.first_row)
+    else:
+        records = [Record(row) for row in chunk.earlier + chunk.rows]
+        answers = _answerer.answer_history(
+            records, np.asarray(chunk.hours), len(chunk.earlier), first_index=chunk.first_row
+        )
     flat = []
     for offset, answer in enumerate(answers):
         row = flatten(answer)
@@ -150,9 +168,8 @@ def run_batch(
     workers = max(1, min(workers or os.cpu_count() or 1, len(records) or 1))
     # Several chunks per worker keep every core busy to the end; a chunk is at most MAX_CHUNK_ROWS.
     chunk_rows = chunk_rows or max(1, min(MAX_CHUNK_ROWS, -(-len(records) // (workers * CHUNKS_PER_WORKER))))
-    chunks = [  # rows are numbered from 1, as dragon.data.ROW_NUMBERS says
-        _Chunk(start + 1, records[start : start + chunk_rows]) for start in range(0, len(records), chunk_rows)
-    ]
+    hours, alone_because = _history_hours(table, spec)
+    chunks = [_chunk(records, hours, start, chunk_rows, spec) for start in range(0, len(records), chunk_rows)]
     done: dict[int, list[dict[str, Any]]] = {}
     for first_row, rows in _answered(chunks, workers, str(bundle), model_version):
         done[first_row] = rows
@@ -181,4 +198,33 @@ def run_batch(
         ignored,
         time.perf_counter() - started,
         workers,
+        alone_because,
     )
+
+
+def _history_hours(table, spec) -> tuple[np.ndarray | None, str | None]:
+    """(each row's time in hours, None) when the table is a history sorted by its time column;
+    (None, why not) otherwise."""
+    import pandas as pd
+
+    column = spec.time_column
+    if column not in table.columns:
+        return None, f"no '{column}' column"
+    times = pd.to_datetime(table[column], utc=True, errors="coerce", format="mixed")
+    if times.isna().any():
+        return None, f"row {int(times.isna().to_numpy().argmax()) + 1}: '{column}' is not a time"
+    hours = (times - times.iloc[0]).dt.total_seconds().to_numpy() / 3600.0
+    not_after = np.flatnonzero(np.diff(hours) <= 0)
+    if len(not_after):
+        return None, f"row {int(not_after[0]) + 2}: '{column}' is not after the row before it"
+    return hours, None
+
+
+def _chunk(records: list[dict], hours: np.ndarray | None, start: int, rows: int, spec) -> _Chunk:
+    """Rows `start`.. of the table (numbered from 1, as dragon.data.ROW_NUMBERS says), with the rows
+    recorded in the `max_window_hours` before the first one when the table is a history."""
+    end = min(start + rows, len(records))
+    if hours is None:
+        return _Chunk(start + 1, records[start:end], [], None)
+    reach = int(np.searchsorted(hours, hours[start] - max_window_hours(spec), side="right"))
+    return _Chunk(start + 1, records[start:end], records[reach:start], hours[reach:end].tolist())

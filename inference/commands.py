@@ -74,7 +74,10 @@ def batch(
     workers: int = typer.Option(None, "--workers", min=1, help="Worker processes (default: cores)."),
     as_json: bool = json_flag("one object with the output path, rows per status, seconds and workers"),
 ) -> None:
-    """Recommend for every row of a table; a bad row becomes an error row, never stops the run."""
+    """Recommend for every row of a table; a bad row becomes an error row, never stops the run.
+
+    A table sorted by its time column is a history: each row is answered with the rows recorded
+    before it as its recent window, as the endpoint answers a state sent with one."""
     import json
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -97,6 +100,11 @@ def batch(
         console.print(
             f"[yellow]ignored columns that are not tags of the plant:[/] {', '.join(summary.ignored_columns)}"
         )
+    if summary.alone_because:
+        console.print(
+            f"[yellow]each row answered alone, without a recent window:[/] {summary.alone_because} "
+            "(a history sorted by its time column gives every row the rows before it)"
+        )
     counts = ", ".join(f"{count} {status}" for status, count in sorted(summary.statuses.items()))
     if as_json:
         print(
@@ -109,6 +117,8 @@ def batch(
                     "rows_per_s": summary.rows_per_second,
                     "workers": summary.workers,
                     "ignored_columns": summary.ignored_columns,
+                    "recent_windows": summary.alone_because is None,
+                    "alone_because": summary.alone_because,
                 }
             )
         )

@@ -27,7 +27,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from dragon.bundle import Bundle
-from dragon.data import MAX_WINDOW_ROWS, max_window_hours
+from dragon.data import max_window_hours, window_positions
 from dragon.errors import DragonError
 from dragon.simulator.protocol import EPISODE, PlantSimulator, load_simulator
 from dragon.spec import Economics, PlantSpec
@@ -164,21 +164,19 @@ def _advise(answerer: Answerer, spec: PlantSpec, measured: list[pd.DataFrame], h
 
 def historian_request(spec: PlantSpec, measured: list[pd.DataFrame]) -> tuple[dict, list[dict]]:
     """The newest recorded row as the state and the rows of the last `max_window_hours` before it as its
-    recent window, thinned to MAX_WINDOW_ROWS (every n-th row counted back from the state), as a plant's
-    historian client would send them."""
-    reach = pd.Timedelta(hours=max_window_hours(spec))
+    recent window (thinned as dragon.data.window_positions does), as a plant's historian client would
+    send them."""
+    reach_hours = max_window_hours(spec)
     column = spec.time_column
     frames, span = [], pd.Timedelta(0)
     for frame in reversed(measured):  # only as many intervals as the window reaches back
         frames.insert(0, frame)
         span = frames[-1][column].iloc[-1] - frames[0][column].iloc[0]
-        if span >= reach:
+        if span >= pd.Timedelta(hours=reach_hours):
             break
     rows = pd.concat(frames, ignore_index=True)
-    now = rows[column].iloc[-1]
-    rows = rows[rows[column] > now - reach]
-    thin = int(np.ceil((len(rows) - 1) / MAX_WINDOW_ROWS)) or 1
-    rows = rows.iloc[::-1].iloc[::thin].iloc[::-1]
+    hours = (rows[column] - rows[column].iloc[0]).dt.total_seconds().to_numpy() / 3600.0
+    rows = rows.iloc[[*window_positions(hours, len(rows) - 1, reach_hours), len(rows) - 1]]
     tags = [tag for tag in spec.tags if tag in rows]
     table = rows[tags].astype(float).assign(**{column: rows[column].map(pd.Timestamp.isoformat)})
     records = table[[column, *tags]].to_dict("records")

@@ -80,12 +80,12 @@ def setpoint_box(spec: PlantSpec, u0: np.ndarray) -> Box:
 
 
 def within_limits(spec: PlantSpec, u: np.ndarray, u0: np.ndarray) -> np.ndarray:
-    """`u` nudged (by at most a few ulps) so that bounds and move limits hold exactly in floats."""
-    u = u.copy()
+    """`u` clipped to the setpoint box of `u0` (a setpoint outside its bounds by more than its move
+    stays where it is) and nudged by a few ulps so that the move limits hold exactly in floats."""
+    box = setpoint_box(spec, u0)
+    u = np.clip(u, box.low, box.high)
     for i, tag in enumerate(spec.setpoints):
-        info = spec.tags[tag]
-        u[i] = min(max(u[i], info.bounds[0]), info.bounds[1])
-        while abs(u[i] - u0[i]) > info.max_move:
+        while abs(u[i] - u0[i]) > spec.tags[tag].max_move:  # u0 ± max_move rounded away from u0
             u[i] = np.nextafter(u[i], u0[i])
     return u
 

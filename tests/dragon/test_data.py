@@ -316,3 +316,18 @@ def test_a_bad_recent_window_is_refused_naming_the_row(change, message):
     change(rows)
     with pytest.raises(DataError, match=message):
         parse_window(rows, state, spec)
+
+
+@pytest.mark.parametrize("minutes", [1439, 1440, 2000])
+def test_window_positions_reach_back_the_window_thinned_from_the_state(minutes):
+    """A minute history: the rows of the 24 h before the last one, every n-th counted back from it."""
+    from dragon.data import MAX_WINDOW_ROWS, window_positions
+
+    hours = np.arange(minutes + 1) / 60.0
+    at = minutes
+    positions = window_positions(hours, at, 24.0)
+    within = np.flatnonzero((hours > hours[at] - 24.0) & (np.arange(len(hours)) < at))
+    thin = -(-len(within) // MAX_WINDOW_ROWS)
+    assert len(positions) <= MAX_WINDOW_ROWS and np.all(np.diff(positions) == thin)
+    assert positions[-1] == at - thin and positions[0] >= within[0] and positions[0] - thin < within[0]
+    assert len(window_positions(hours, 0, 24.0)) == 0  # nothing before the first row

@@ -99,3 +99,54 @@ def test_a_required_column_missing_is_one_file_level_error(
     message = " ".join(result.stderr.split())
     assert "no_column.csv" in message and missing in message and "no column" in message
     assert "Traceback" not in result.stderr and not output.exists()
+
+
+@pytest.fixture(scope="module")
+def history_table(small_history, loaded_bundle, tmp_path_factory) -> Path:
+    """8 consecutive history rows (time-sorted): a plant's history, each row a state."""
+    spec = loaded_bundle.spec
+    frame = pd.read_parquet(small_history).dropna(subset=spec.required_state_tags).iloc[600:608]
+    path = tmp_path_factory.mktemp("history") / "history.csv"
+    frame[[spec.time_column, *spec.required_state_tags]].to_csv(path, index=False)
+    return path
+
+
+def test_a_history_answers_every_row_with_the_rows_before_it(
+    history_table, trained_bundle, loaded_bundle, tmp_path
+):
+    """Each row as the endpoint answers it sent with its recent window, also across chunk borders."""
+    from inference.answering import Answerer
+    from inference.payloads import Record
+
+    summary = run_batch(history_table, tmp_path / "answers.csv", trained_bundle, "3", workers=1, chunk_rows=3)
+    assert summary.alone_because is None
+    out = pd.read_csv(tmp_path / "answers.csv")
+    methods = out.filter(like="anchors.").filter(like=".method")
+    assert not methods.empty
+    assert (methods.iloc[0] == "single reading").all()  # nothing was recorded before the first row
+    assert methods.iloc[1:].map(lambda method: method.startswith("window mean")).all().all()
+    rows = pd.read_csv(history_table).to_dict("records")  # row 5 sits in the second chunk
+    endpoint = Answerer.load(loaded_bundle, "3").answer([Record(rows[4], recent=rows[:4])])[0]
+    batch_row = out[out["row"] == 5].iloc[0]
+    assert batch_row["status"] == endpoint.status
+    for model, anchor in endpoint.anchors.items():
+        assert batch_row[f"anchors.{model}.value"] == pytest.approx(anchor.value)
+        assert batch_row[f"anchors.{model}.rows"] == anchor.rows == 5
+
+
+def test_rows_out_of_time_order_are_answered_alone_and_the_run_says_why(
+    history_table, trained_bundle, tmp_path
+):
+    table = tmp_path / "shuffled.csv"
+    frame = pd.read_csv(history_table)
+    frame.iloc[[0, 3, 1, 2, *range(4, len(frame))]].to_csv(table, index=False)
+    output = tmp_path / "answers.csv"
+    result = run_dragon(
+        "batch", "--input", str(table), "--output", str(output), "--bundle", str(trained_bundle),
+        "--workers", "1", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "each row answered alone" in said and "row 3" in said and "not after the row before it" in said
+    methods = pd.read_csv(output).filter(like="anchors.").filter(like=".method")
+    assert (methods == "single reading").all().all()

@@ -142,6 +142,23 @@ def test_setpoint_far_outside_bounds_is_blocked_with_reason(lenient, make_states
     assert "o2" in rec.reason and "bounds" in rec.reason
 
 
+def test_within_limits_keeps_a_setpoint_far_outside_its_bounds_where_it_is(plant):
+    """A candidate for a setpoint outside its bounds by more than its move keeps the current value
+    (the nudge toward the move limit once walked ulp by ulp from the bound, forever, in a trial)."""
+    from optimizer.problem import within_limits
+
+    tags = plant.setpoints
+    u0 = np.array([np.mean(plant.tags[tag].bounds) for tag in tags])
+    far = plant.tags[tags[0]].bounds[0] - 3 * plant.tags[tags[0]].max_move
+    u0[0] = far
+    u = within_limits(plant, u0 + np.array([plant.tags[tag].max_move * 2 for tag in tags]), u0)
+    assert u[0] == far
+    assert all(abs(u[i] - u0[i]) <= plant.tags[tag].max_move for i, tag in enumerate(tags))
+    assert all(
+        plant.tags[tag].bounds[0] <= u[i] <= plant.tags[tag].bounds[1] for i, tag in enumerate(tags[1:], 1)
+    )
+
+
 def test_infeasible_current_state_moves_toward_feasibility(lenient, plant, make_states):
     state = dict(make_states(1)[0], t1=104.0, o2=3.0, feed=100.0)
     state["m1"] = 14.5  # measured above the constraint: the bias update makes the current point infeasible
