@@ -6,7 +6,8 @@ the same load plan, seasons, drifts, abnormal episodes and sensor noise; only th
 * advisor: every `every_hours` the version answers the measured state and its recent window (the last
   `max_window_hours` of recorded rows, so that the anchors follow moves that have not settled) through
   the endpoint's own code path (`inference.payloads.decode` → `Answerer.answer`); a `recommended`
-  answer's setpoints are applied, `hold`, `blocked` or a refused state keep the setpoints;
+  answer's moves are applied to the setpoints (within their bounds); `hold`, `blocked` or a refused
+  state keep them;
 * operator: the plant's own operators (the simulator's `operator`), no advisor;
 * oracle: the true move-limited optimum (the simulator's `oracle`) at the same interval.
 
@@ -140,7 +141,7 @@ def run_trial(
             operator, oracle, advisor = arms["operator"], arms["oracle"], arms["advisor"]
             operator.setpoints = operator.simulator.operator(recorded["operator"])
             oracle.setpoints = oracle.simulator.oracle(oracle.setpoints)
-            decision = _advise(answerer, spec, advisor.measured, elapsed)
+            decision = _advise(answerer, spec, advisor.measured, elapsed, advisor.setpoints)
             decisions.append(decision)
             if decision.setpoints is not None:
                 advisor.setpoints = decision.setpoints
@@ -148,9 +149,18 @@ def run_trial(
     return TrialRun(spec, settings, model_version, arms, decisions)
 
 
-def _advise(answerer: Answerer, spec: PlantSpec, measured: list[pd.DataFrame], hours: float) -> Decision:
+def _advise(
+    answerer: Answerer,
+    spec: PlantSpec,
+    measured: list[pd.DataFrame],
+    hours: float,
+    setpoints: dict[str, float],
+) -> Decision:
     """Ask the version as the endpoint is asked: a JSON body (the state and its recent window) decoded
-    and answered by the same code."""
+    and answered by the same code. A recommendation is applied as its moves, each setpoint changed by
+    its recommended value less its reading (as an operator enters "raise by 0.3"), within the setpoint's
+    bounds as a control system's setpoint limits keep it: absolute values would write each reading's
+    noise, or a faulty reading, into the setpoints."""
     state, recent = historian_request(spec, measured)
     body = json.dumps({"state": state, "recent": recent}).encode()
     answer = answerer.answer(payloads.decode(body, payloads.JSON, spec).records)[0]
@@ -158,7 +168,10 @@ def _advise(answerer: Answerer, spec: PlantSpec, measured: list[pd.DataFrame], h
         return Decision(hours, "error", "; ".join(answer.errors))
     applied = None
     if answer.status == "recommended":
-        applied = {tag: float(answer.setpoints[tag]) for tag in spec.setpoints}
+        applied = {
+            tag: float(np.clip(setpoints[tag] + answer.moves[tag], *spec.tags[tag].bounds))
+            for tag in spec.setpoints
+        }
     return Decision(hours, answer.status, answer.reason, applied)
 
 

@@ -64,7 +64,7 @@ from optimizer.recommendation import (
     StuckSensor,
 )
 from optimizer.sensors import stuck_sensors
-from optimizer.territory import distance_outside, leaves_territory
+from optimizer.territory import distance_outside, leaves_territory, setpoint_targets
 
 SEED = 0
 SLSQP_OPTIONS = {"maxiter": 60, "ftol": 1e-6}  # objective in units of the model's residual scale
@@ -120,7 +120,7 @@ class Recommender:
                 warnings.simplefilter("ignore")
                 if gate.passed:
                     return self._optimise(state, window, gate)
-                recovery = self._recover(state, window, gate) if window and window.rows else None
+                recovery = self._recover(state, window, gate)
             if recovery is not None:
                 return recovery
             return self._blocked(current, gate.reason(), gate.verdicts, far_tags=gate.far_tags)
@@ -133,28 +133,33 @@ class Recommender:
             )
 
     def _recover(
-        self, state: Mapping[str, float], window: RecentWindow, gate: GateResult
+        self, state: Mapping[str, float], window: RecentWindow | None, gate: GateResult
     ) -> Recommendation | None:
-        """A move back toward known territory for a state the detectors flag after setpoint moves inside its
-        recent window (in closed loop, the advisor's own): each moved setpoint steps (within its move limit)
-        back toward its value at the window's start. Returned only when the step brings the state closer to
-        the detectors' territory (optimizer/territory.py: distance_outside) and the sensors agree with the
-        models; otherwise None and the answer stays `blocked`."""
+        """A move back toward known territory for a state the detectors flag: a setpoint outside the
+        territory (beyond the inner band of an envelope that reads it: optimizer/territory.py,
+        setpoint_targets) steps toward it, and a setpoint moved inside the recent window (in closed loop,
+        the advisor's own moves) steps back toward its value at the window's start, each within its move
+        limit. Returned only when the step brings the state closer to the detectors' territory
+        (distance_outside) and the sensors agree with the models; otherwise None and the answer stays
+        `blocked`."""
         spec = self.spec
         u0 = np.array([state[tag] for tag in spec.setpoints])
-        first = window.rows[:RECOVERY_EARLIER_ROWS]
+        first = window.rows[:RECOVERY_EARLIER_ROWS] if window and window.rows else [state]
         earlier = np.array([np.mean([row[tag] for row in first]) for tag in spec.setpoints])
         max_move = np.array([spec.tags[tag].max_move for tag in spec.setpoints])
         # a setpoint's reading carries noise: a move is larger than a share of its limit and than that noise
         noise = np.array([self.bundle.calibration.measurement_noise.get(tag, 0.0) for tag in spec.setpoints])
         moved = np.abs(u0 - earlier) > np.maximum(RECOVERY_MOVED_SHARE * max_move, RECOVERY_NOISE_SDS * noise)
-        if not moved.any():
+        inside = setpoint_targets(self.gate, list(spec.setpoints), u0)
+        outside = np.abs(inside - u0) > RECOVERY_NOISE_SDS * noise
+        if not (moved.any() or outside.any()):
             return None
         anchor, pinned = self._pin(state, window, gate)
         if self._disagreement(pinned):
             return None
         problem = SetpointProblem(self.chain, spec, state, anchor)
-        step = np.clip(np.where(moved, earlier - u0, 0.0), -max_move, max_move)
+        toward = np.where(outside, inside, np.where(moved, earlier, u0))
+        step = np.clip(toward - u0, -max_move, max_move)
         rows = np.array([within_limits(spec, u0 + fraction * step, u0) for fraction in RECOVERY_FRACTIONS])
         ev = problem.evaluate(rows)
         candidates = self._candidate_rows(problem, rows, ev)
@@ -167,11 +172,15 @@ class Recommender:
         feasible = closer & problem.feasible(margins)
         pick = np.flatnonzero(feasible if feasible.any() else closer)
         best = pick[np.argmin(distance[pick])]
-        tags = ", ".join(tag for tag, was_moved in zip(spec.setpoints, moved, strict=True) if was_moved)
-        since = f"in the last {window.hours_before[0]:.1f} h" if window.hours_before else "within the window"
+        since = f"in the last {window.hours_before[0]:.1f} h" if window and window.hours_before else "lately"
+        why = [
+            f"{tag} outside the detectors' territory" if out else f"{tag} moved {since}"
+            for tag, out, was_moved in zip(spec.setpoints, outside, moved, strict=True)
+            if out or was_moved
+        ]
         reason = (
-            f"recovery: {gate.reason()}; {tags} moved {since}, this move takes them back toward their values "
-            f"then (distance outside the detectors' territory {now:.3g} -> {distance[best]:.3g})"
+            f"recovery: {gate.reason()}; {', '.join(why)}: this move takes them back toward known territory "
+            f"(distance outside it {now:.3g} -> {distance[best]:.3g})"
         )
         _, scores = self.gate.screen(candidates)
         anomaly = {name: float(values[best]) for name, values in scores.items()}

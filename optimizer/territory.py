@@ -47,6 +47,25 @@ def leaves_territory(
     return leaves
 
 
+def setpoint_targets(
+    gate: Gate, setpoints: list[str], u0: np.ndarray, margin: float = TERRITORY_MARGIN
+) -> np.ndarray:
+    """Each setpoint brought into the inner band of every envelope that reads it directly (unchanged
+    inside the band, or when no detector reads it): where a recovery move heads a setpoint that sits
+    outside the detectors' territory, however long ago it was set."""
+    target = np.array(u0, dtype=float)
+    for detector in gate.detectors.values():
+        if not detector.envelope_low:
+            continue
+        for i, tag in enumerate(setpoints):
+            if tag in detector.features:
+                j = detector.features.index(tag)
+                low, high = detector.envelope_low[j], detector.envelope_high[j]
+                inset = margin * (high - low)
+                target[i] = min(max(target[i], low + inset), high - inset)
+    return target
+
+
 def distance_outside(gate: Gate, rows: Mapping[str, np.ndarray]) -> np.ndarray:
     """(n,) how far each row lies outside the detectors' territory, 0 inside: every detector's score above
     its threshold plus every feature's distance beyond its envelope, in envelope widths. A recovery move

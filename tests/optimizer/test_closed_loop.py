@@ -86,14 +86,20 @@ def test_setpoints_walked_out_of_territory_get_a_recovery_move(mini_reactor, min
     assert not recommender.gate.check(parsed).passed  # 14 degC up: outside the envelope
     answer = recommender.recommend(parsed, parse_window(recent, state, mini_reactor))
     assert answer.status == "recommended" and answer.reason.startswith("recovery: ")
-    moved = answer.reason.split("; ")[-1]  # "<setpoints> moved in the last 7.4 h, this move takes ..."
-    assert "reactor_temp" in moved.split(" moved in the last")[0]
+    assert "reactor_temp outside the detectors' territory" in answer.reason
     max_move = mini_reactor.tags["reactor_temp"].max_move
     assert answer.moves["reactor_temp"] == pytest.approx(-max_move)  # back toward where it was, one limit
     assert answer.setpoints["reactor_temp"] > start
-    # the same state with a window in which nothing moved: not ours to undo, a bare block
+    # a window in which nothing moved (the advisor blocked for a day, say) still leads back: a setpoint
+    # outside the territory is led back however long ago it was set
     still = recommender.recommend(parsed, parse_window(recent[-5:], state, mini_reactor))
-    assert still.status == "blocked" and still.setpoints is None
+    assert still.status == "recommended" and still.moves["reactor_temp"] == pytest.approx(-max_move)
+    # a state outside because of a disturbance, with setpoints inside and not moved: a bare block
+    disturbed = dict(state, feed_sulfur=parsed["feed_sulfur"] * 3.0, reactor_temp=start)
+    disturbed_state = parse_state(disturbed, mini_reactor)
+    assert not recommender.gate.check(disturbed_state).passed
+    blocked = recommender.recommend(disturbed_state)
+    assert blocked.status == "blocked" and blocked.setpoints is None
 
 
 def test_a_stuck_sensor_is_blocked_naming_the_tag(mini_reactor, mini_reactor_bundle):
