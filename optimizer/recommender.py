@@ -140,8 +140,8 @@ class Recommender:
         setpoint_targets) steps toward it, and a setpoint moved inside the recent window (in closed loop,
         the advisor's own moves) steps back toward its value at the window's start, each within its move
         limit. Returned only when the step brings the state closer to the detectors' territory
-        (distance_outside) and the sensors agree with the models; otherwise None and the answer stays
-        `blocked`."""
+        (distance_outside) and, unless a setpoint is outside, the sensors agree with the models;
+        otherwise None and the answer stays `blocked`."""
         spec = self.spec
         u0 = np.array([state[tag] for tag in spec.setpoints])
         first = window.rows[:RECOVERY_EARLIER_ROWS] if window and window.rows else [state]
@@ -155,7 +155,9 @@ class Recommender:
         if not (moved.any() or outside.any()):
             return None
         anchor, pinned = self._pin(state, window, gate)
-        if self._disagreement(pinned):
+        # Outside the territory the models extrapolate and may well disagree with the measurements; the
+        # way back does not rest on them. Moves undone inside it trust the sensors only when they agree.
+        if not outside.any() and self._disagreement(pinned):
             return None
         problem = SetpointProblem(self.chain, spec, state, anchor)
         toward = np.where(outside, inside, np.where(moved, earlier, u0))

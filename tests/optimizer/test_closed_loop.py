@@ -90,10 +90,17 @@ def test_setpoints_walked_out_of_territory_get_a_recovery_move(mini_reactor, min
     max_move = mini_reactor.tags["reactor_temp"].max_move
     assert answer.moves["reactor_temp"] == pytest.approx(-max_move)  # back toward where it was, one limit
     assert answer.setpoints["reactor_temp"] > start
-    # a window in which nothing moved (the advisor blocked for a day, say) still leads back: a setpoint
-    # outside the territory is led back however long ago it was set
-    still = recommender.recommend(parsed, parse_window(recent[-5:], state, mini_reactor))
-    assert still.status == "recommended" and still.moves["reactor_temp"] == pytest.approx(-max_move)
+    # a day later, blocked meanwhile, the window no longer shows the moves: a setpoint outside the
+    # territory is still led back, however long ago it was set
+    for _ in range(13):
+        measured.append(simulator.step(setpoints, 2.0).measured)
+    state, recent = historian_request(mini_reactor, measured)
+    later = parse_state(state, mini_reactor)
+    assert not recommender.gate.check(later).passed
+    still = recommender.recommend(later, parse_window(recent, state, mini_reactor))
+    assert still.status == "recommended", still.reason
+    assert "reactor_temp outside the detectors' territory" in still.reason and "moved" not in still.reason
+    assert -max_move <= still.moves["reactor_temp"] < 0  # toward the territory, at most one move limit
     # a state outside because of a disturbance, with setpoints inside and not moved: a bare block
     disturbed = dict(state, feed_sulfur=parsed["feed_sulfur"] * 3.0, reactor_temp=start)
     disturbed_state = parse_state(disturbed, mini_reactor)
