@@ -136,8 +136,8 @@ class Recommender:
         self, state: Mapping[str, float], window: RecentWindow | None, gate: GateResult
     ) -> Recommendation | None:
         """A move back toward known territory for a state the detectors flag: a setpoint outside the
-        territory (beyond the inner band of an envelope that reads it: optimizer/territory.py,
-        setpoint_targets) steps toward it, and a setpoint moved inside the recent window (in closed loop,
+        territory (beyond an envelope that reads it) steps toward its inner band (optimizer/territory.py,
+        setpoint_targets), and a setpoint moved inside the recent window (in closed loop,
         the advisor's own moves) steps back toward its value at the window's start, each within its move
         limit. Returned only when the step brings the state closer to the detectors' territory
         (distance_outside) and, unless a setpoint is outside, the sensors agree with the models;
@@ -150,8 +150,12 @@ class Recommender:
         # a setpoint's reading carries noise: a move is larger than a share of its limit and than that noise
         noise = np.array([self.bundle.calibration.measurement_noise.get(tag, 0.0) for tag in spec.setpoints])
         moved = np.abs(u0 - earlier) > np.maximum(RECOVERY_MOVED_SHARE * max_move, RECOVERY_NOISE_SDS * noise)
+        # a setpoint beyond an envelope (not only in its margin band: a state flagged for a fault with its
+        # setpoints inside stays blocked) heads for the envelope's inner band
+        outside = np.abs(setpoint_targets(self.gate, list(spec.setpoints), u0, margin=0.0) - u0) > (
+            RECOVERY_NOISE_SDS * noise
+        )
         inside = setpoint_targets(self.gate, list(spec.setpoints), u0)
-        outside = np.abs(inside - u0) > RECOVERY_NOISE_SDS * noise
         if not (moved.any() or outside.any()):
             return None
         anchor, pinned = self._pin(state, window, gate)
