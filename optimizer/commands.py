@@ -29,15 +29,15 @@ def register(app: typer.Typer) -> None:
     app.command("whatif")(whatif)
 
 
-def read_state_argument(argument: str) -> tuple[dict, list | None]:
+def read_state_argument(argument: str, spec) -> tuple[dict, list | None]:
     """(state, recent window or None) from --state: a JSON file path or inline JSON (`{tag: value}` or
     `{"state": {...}, "recent": [...]}`), or a CSV file (last row the state, the rows before it the
-    window)."""
+    window; columns that are not tags of `spec` ignored and named once, as every table is read)."""
     from dragon.errors import DataError
 
     path = Path(argument)
     if path.suffix.lower() == ".csv" and path.is_file():
-        return _read_state_csv(path)
+        return _read_state_csv(path, spec)
     try:
         text = path.read_text() if not argument.lstrip().startswith("{") and path.is_file() else argument
     except OSError as error:
@@ -54,15 +54,24 @@ def read_state_argument(argument: str) -> tuple[dict, list | None]:
     return raw, None
 
 
-def _read_state_csv(path: Path) -> tuple[dict, list | None]:
+def _read_state_csv(path: Path, spec) -> tuple[dict, list | None]:
     import pandas as pd
 
+    from dragon.data import table_columns
     from dragon.errors import DataError
 
     try:
-        rows = pd.read_csv(path).to_dict("records")
+        table = pd.read_csv(path)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise DataError(f"{path}: cannot read the state CSV ({error})") from None
+    ignored = table_columns(
+        table.columns, spec, spec.required_state_tags, source=str(path), needed_by="a recommendation reads"
+    )
+    if ignored:
+        Console(stderr=True).print(  # stderr: stdout may be the --json answer
+            f"[yellow]ignored columns that are not tags of the plant:[/] {', '.join(ignored)}"
+        )
+    rows = table.drop(columns=ignored).to_dict("records")
     if not rows:
         raise DataError(f"{path}: no data rows (the last row is the state, the rows before it its window)")
     return rows[-1], (rows[:-1] or None)
@@ -96,7 +105,7 @@ def recommend(
     from optimizer.recommender import Recommender
 
     loaded, model_version = load_model(version, bundle, plant)
-    raw, raw_recent = read_state_argument(state)
+    raw, raw_recent = read_state_argument(state, loaded.spec)
     parsed = parse_state(raw, loaded.spec, source="--state")
     window = parse_window(raw_recent, raw, loaded.spec, source="--state recent") if raw_recent else None
     result = Recommender(loaded, model_version=model_version).recommend(parsed, window)
@@ -249,7 +258,7 @@ def whatif(
     from optimizer.whatif import what_if
 
     loaded, _ = load_model(version, bundle, plant)
-    parsed = parse_state(read_state_argument(state)[0], loaded.spec, source="--state")
+    parsed = parse_state(read_state_argument(state, loaded.spec)[0], loaded.spec, source="--state")
     result = what_if(loaded, parsed, _parse_overrides(set_))
     if as_json:
         print(result.model_dump_json(indent=2))

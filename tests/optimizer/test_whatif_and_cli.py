@@ -83,3 +83,18 @@ def test_cli_bad_state_is_a_user_error(bundle_dir, capsys):
     assert "t1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["whatif", "--bundle", str(bundle_dir), "--state", "{", "--set", "t1=1"])
+
+
+def test_cli_recommend_reads_a_state_csv_as_every_table_is_read(bundle_dir, make_states, tmp_path):
+    """The console script: a column that is not a tag is ignored and named once on stderr, the --json
+    answer alone on stdout."""
+    from console import run_dragon
+
+    path = tmp_path / "states.csv"
+    pd.DataFrame(make_states(3)).assign(operator_note="ok").to_csv(path, index=False)
+    result = run_dragon(
+        "recommend", "--bundle", str(bundle_dir), "--state", str(path), "--json", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] in {"recommended", "hold", "blocked"}
+    assert "ignored columns" in result.stderr and "operator_note" in result.stderr
