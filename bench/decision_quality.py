@@ -88,15 +88,14 @@ class Historian:
     window, the rows of the last `max_window_hours` before it that the plant spec accepts."""
 
     def __init__(self, sim, spec) -> None:
-        from dragon.data import max_window_hours
+        from dragon.data import elapsed_hours, max_window_hours
 
         column = spec.time_column
         tags = [t for t in spec.tags if t in sim.history]
         frame = sim.history[[column, *tags]].copy()
         frame[column] = frame[column].map(lambda t: t.isoformat())
         self.spec, self.records = spec, frame.to_dict("records")
-        times = sim.history[column]
-        self.hours = (times - times.iloc[0]).dt.total_seconds().to_numpy() / 3600.0
+        self.hours = elapsed_hours(sim.history[column])
         self.reach_hours = max_window_hours(spec)
         self._valid: dict[int, bool] = {}
 

@@ -387,6 +387,11 @@ def max_window_hours(spec: PlantSpec) -> float:
     return max(MIN_WINDOW_HOURS, settling_hours(spec))
 
 
+def elapsed_hours(times: pd.Series) -> np.ndarray:
+    """Each time of a datetime column in hours since its first: the `hours` window_positions reads."""
+    return (times - times.iloc[0]).dt.total_seconds().to_numpy() / 3600.0
+
+
 def window_positions(hours: np.ndarray, at: int, reach_hours: float) -> np.ndarray:
     """Positions of the rows recorded in the `reach_hours` before row `at` of a time-sorted series
     (`hours`: each row's time in hours), oldest first, thinned to MAX_WINDOW_ROWS (every n-th row

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from dragon.data import max_window_hours
+from dragon.data import elapsed_hours, max_window_hours
 from dragon.errors import DataError
 
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -213,7 +213,7 @@ def _history_hours(table, spec) -> tuple[np.ndarray | None, str | None]:
     times = pd.to_datetime(table[column], utc=True, errors="coerce", format="mixed")
     if times.isna().any():
         return None, f"row {int(times.isna().to_numpy().argmax()) + 1}: '{column}' is not a time"
-    hours = (times - times.iloc[0]).dt.total_seconds().to_numpy() / 3600.0
+    hours = elapsed_hours(times)
     not_after = np.flatnonzero(np.diff(hours) <= 0)
     if len(not_after):
         return None, f"row {int(not_after[0]) + 2}: '{column}' is not after the row before it"

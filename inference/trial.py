@@ -28,7 +28,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from dragon.bundle import Bundle
-from dragon.data import max_window_hours, window_positions
+from dragon.data import elapsed_hours, max_window_hours, window_positions
 from dragon.errors import DragonError
 from dragon.simulator.protocol import EPISODE, PlantSimulator, load_simulator
 from dragon.spec import Economics, PlantSpec
@@ -188,7 +188,7 @@ def historian_request(spec: PlantSpec, measured: list[pd.DataFrame]) -> tuple[di
         if span >= pd.Timedelta(hours=reach_hours):
             break
     rows = pd.concat(frames, ignore_index=True)
-    hours = (rows[column] - rows[column].iloc[0]).dt.total_seconds().to_numpy() / 3600.0
+    hours = elapsed_hours(rows[column])
     rows = rows.iloc[[*window_positions(hours, len(rows) - 1, reach_hours), len(rows) - 1]]
     tags = [tag for tag in spec.tags if tag in rows]
     table = rows[tags].astype(float).assign(**{column: rows[column].map(pd.Timestamp.isoformat)})

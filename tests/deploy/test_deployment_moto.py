@@ -140,12 +140,7 @@ def test_a_failed_first_deployment_leaves_nothing_and_the_next_one_starts_afresh
 def test_a_deployment_of_an_environment_being_deployed_is_refused(harness):
     """Another execution holds the plant and environment's lock: this one fails at once, naming it, and
     leaves the tags alone; once the holder has ended (stopped: it never released), the next one goes."""
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    first = register_directly(harness)
-    assert harness.run("deployment", deployment_input(first))["status"] == "SUCCEEDED"
-    second = register_directly(harness, "bundles/second/model.tar.gz")
-    parked = harness.start("deployment", deployment_input(second, poll_seconds=600))
-    wait_until_held(dynamodb, parked)
+    first, second, parked = deployed_and_second_parked(harness)
 
     refused = harness.run("deployment", deployment_input(second))
     assert refused["status"] == "FAILED" and refused["error"] == "DeploymentLocked", refused
@@ -157,6 +152,16 @@ def test_a_deployment_of_an_environment_being_deployed_is_refused(harness):
     taken_over = harness.run("deployment", deployment_input(second))
     assert taken_over["status"] == "SUCCEEDED", taken_over
     assert deployed_envs() == {first: [], second: ["dev"]}
+
+
+def deployed_and_second_parked(harness) -> tuple[str, str, str]:
+    """(first version, deployed; second version; the execution deploying it, parked holding the lock)."""
+    first = register_directly(harness)
+    assert harness.run("deployment", deployment_input(first))["status"] == "SUCCEEDED"
+    second = register_directly(harness, "bundles/second/model.tar.gz")
+    parked = harness.start("deployment", deployment_input(second, poll_seconds=600))
+    wait_until_held(boto3.client("dynamodb", region_name=REGION), parked)
+    return first, second, parked
 
 
 def wait_until_held(dynamodb, execution_arn: str, timeout: float = 60.0) -> None:
@@ -172,12 +177,7 @@ def wait_until_held(dynamodb, execution_arn: str, timeout: float = 60.0) -> None
 def test_an_endpoint_deletion_event_during_a_deployment_leaves_it_to_the_lock_holder(harness):
     """The deletion rule starts undeploy with trigger=endpoint-deleted; while a deployment holds the lock
     (its own rolled back creation deletes the endpoint), that run owns the tag: nothing fails or moves."""
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    first = register_directly(harness)
-    assert harness.run("deployment", deployment_input(first))["status"] == "SUCCEEDED"
-    second = register_directly(harness, "bundles/second/model.tar.gz")
-    parked = harness.start("deployment", deployment_input(second, poll_seconds=600))
-    wait_until_held(dynamodb, parked)
+    first, second, parked = deployed_and_second_parked(harness)
     event_started = {"plant_name": PLANT, "env": "dev", "trigger": "endpoint-deleted"}
     assert harness.run("undeploy", event_started)["status"] == "SUCCEEDED"
     manual = harness.run("undeploy", {"plant_name": PLANT, "env": "dev"})
