@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 # typer bundles its own copy of click: its usage errors are these classes, not click's.
+from typer._click.core import Context
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from dragon.errors import DragonError
@@ -53,16 +54,29 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _untyped_flags(command: typer.core.TyperCommand | typer.core.TyperGroup) -> None:
+    """Flags take no value, so their help shows no type: typer would print `<bool>` beside `--help`,
+    `--capture` or `--approval/--no-approval`, which reads as if they wanted one."""
+    help_option = command.get_help_option(Context(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for subcommand in getattr(command, "commands", {}).values():
+        _untyped_flags(subcommand)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors print one readable line and exit non-zero, never a traceback."""
-    cli = build_app()
+    cli = typer.main.get_command(build_app())
+    _untyped_flags(cli)
     try:
-        exit_code = cli(args=argv, standalone_mode=False)
+        exit_code = cli.main(args=argv, prog_name="dragon", standalone_mode=False)
         if isinstance(exit_code, int) and exit_code != 0:
             sys.exit(exit_code)
     except DragonError as error:
         # escape: messages name TOML tables like [tags.x], which rich would read as markup
-        err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False)
+        # soft_wrap: one line however narrow the terminal (it wraps, rich would break the line)
+        err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
     except NoArgsIsHelpError as error:  # `dragon` or `dragon models` alone: the help, as a usage mistake
         text = error.ctx.get_help()  # typer's rich help prints itself and returns ""

@@ -136,7 +136,8 @@ def run_batch(
     chunk_rows: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BatchSummary:
-    """Recommend for every row of `input_path`; `progress(rows_advanced, rows_total)` after each chunk."""
+    """Recommend for every row of `input_path`; `progress(rows_advanced, rows_total)` once the table is
+    read and checked (0 rows advanced), then after each chunk."""
     import pandas as pd
 
     from dragon.bundle import load_bundle
@@ -170,6 +171,8 @@ def run_batch(
     chunk_rows = chunk_rows or max(1, min(MAX_CHUNK_ROWS, -(-len(records) // (workers * CHUNKS_PER_WORKER))))
     hours, alone_because = _history_hours(table, spec)
     chunks = [_chunk(records, hours, start, chunk_rows, spec) for start in range(0, len(records), chunk_rows)]
+    if progress:
+        progress(0, len(records))
     done: dict[int, list[dict[str, Any]]] = {}
     for first_row, rows in _answered(chunks, workers, str(bundle), model_version):
         done[first_row] = rows

@@ -87,15 +87,22 @@ def batch(
 
     one_thread_per_worker()
     path, model_version = _bundle_and_version(bundle, version, plant)
-    with Progress(
+    bars = Progress(
         TextColumn("recommending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-    ) as bars:
-        task = bars.add_task("rows", total=None)
+    )
+    tasks = []
 
-        def progress(advance: int, total: int) -> None:
-            bars.update(task, total=total, advance=advance)
+    def progress(advance: int, total: int) -> None:
+        if not tasks:  # the first call comes once the table is read and checked: no bar before an input error
+            bars.start()
+            tasks.append(bars.add_task("rows", total=total))
+        bars.update(tasks[0], total=total, advance=advance)
 
+    try:
         summary = run_batch(input_path, output_path, path, model_version, workers=workers, progress=progress)
+    finally:
+        if tasks:
+            bars.stop()
     if summary.ignored_columns:
         console.print(
             f"[yellow]ignored columns that are not tags of the plant:[/] {', '.join(summary.ignored_columns)}"

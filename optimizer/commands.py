@@ -29,25 +29,37 @@ def register(app: typer.Typer) -> None:
     app.command("whatif")(whatif)
 
 
-def read_state_argument(argument: str, spec) -> tuple[dict, list | None]:
-    """(state, recent window or None) from --state: a JSON file path or inline JSON (`{tag: value}` or
+def state_source(argument: str) -> Path | str:
+    """--state as given: the path of a state file, or the text of an inline JSON object. Checked before
+    a model is loaded, so a mistyped file name is named at once."""
+    from dragon.errors import DataError
+
+    if argument.lstrip().startswith("{"):
+        return argument
+    path = Path(argument)
+    if not path.is_file():
+        raise DataError(f"--state {argument}: file not found (give a JSON or CSV file, or a JSON object)")
+    return path
+
+
+def read_state(source: Path | str, spec) -> tuple[dict, list | None]:
+    """(state, recent window or None) from a `state_source`: inline JSON or a JSON file (`{tag: value}` or
     `{"state": {...}, "recent": [...]}`), or a CSV file (last row the state, the rows before it the
     window; columns that are not tags of `spec` ignored and named once, as every table is read)."""
     from dragon.errors import DataError
 
-    path = Path(argument)
-    if path.suffix.lower() == ".csv" and path.is_file():
-        return _read_state_csv(path, spec)
+    if isinstance(source, Path) and source.suffix.lower() == ".csv":
+        return _read_state_csv(source, spec)
     try:
-        text = path.read_text() if not argument.lstrip().startswith("{") and path.is_file() else argument
-    except OSError as error:
-        raise DataError(f"{argument}: cannot read the state file ({error})") from None
+        text = source.read_text() if isinstance(source, Path) else source
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{source}: cannot read the state file ({error})") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(
-            f"--state {argument[:60]!r}: neither a JSON file nor a JSON object ({error.msg}); "
-            "pass a file path or e.g. '{\"ox1_temperature\": 105.0, ...}'"
+            f"--state {str(source)[:60]!r}: not a JSON object ({error.msg}); "
+            "pass a JSON or CSV file, or e.g. '{\"ox1_temperature\": 105.0, ...}'"
         ) from None
     if isinstance(raw, dict) and isinstance(raw.get("state"), dict):
         return raw["state"], raw.get("recent")
@@ -104,8 +116,9 @@ def recommend(
     from dragon.data import parse_state, parse_window
     from optimizer.recommender import Recommender
 
+    source = state_source(state)
     loaded, model_version = load_model(version, bundle, plant)
-    raw, raw_recent = read_state_argument(state, loaded.spec)
+    raw, raw_recent = read_state(source, loaded.spec)
     parsed = parse_state(raw, loaded.spec, source="--state")
     window = parse_window(raw_recent, raw, loaded.spec, source="--state recent") if raw_recent else None
     result = Recommender(loaded, model_version=model_version).recommend(parsed, window)
@@ -245,7 +258,9 @@ def _parse_overrides(items: list[str]) -> dict[str, float]:
 
 def whatif(
     state: str = STATE_OPTION,
-    set_: list[str] = typer.Option(..., "--set", help="TAG=VALUE, repeatable: the hypothetical setpoints."),
+    set_: list[str] = typer.Option(
+        ..., "--set", metavar="<tag=value>", help="A hypothetical setpoint; repeat --set for several."
+    ),
     version: str = VERSION_OPTION,
     bundle: Path = BUNDLE_OPTION,
     plant: Path = PLANT_OPTION,
@@ -257,8 +272,9 @@ def whatif(
     from dragon.data import parse_state
     from optimizer.whatif import what_if
 
+    source = state_source(state)
     loaded, _ = load_model(version, bundle, plant)
-    parsed = parse_state(read_state_argument(state, loaded.spec)[0], loaded.spec, source="--state")
+    parsed = parse_state(read_state(source, loaded.spec)[0], loaded.spec, source="--state")
     result = what_if(loaded, parsed, _parse_overrides(set_))
     if as_json:
         print(result.model_dump_json(indent=2))

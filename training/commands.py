@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    data: list[Path] = typer.Option(..., "--data", help="History file(s), CSV or Parquet."),
+    data: list[Path] = typer.Option(
+        ..., "--data", metavar="<path>", help="History file, CSV or Parquet (repeat --data for several)."
+    ),
     plant: Path = typer.Option(None, "--plant", help="Plant spec TOML (default: the shipped plant)."),
     as_json: bool = json_flag("one object with the version, per-model metrics, fit seconds and report path"),
 ) -> None:

@@ -36,9 +36,25 @@ def test_no_command_prints_the_help_and_exits_2(tmp_path):
     assert "Traceback" not in result.stderr and "recommend" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "recommend", "whatif", "batch", "trial", "monitor"])
-def test_json_flags_say_what_they_print_and_take_no_value(tmp_path, command):
-    result = run_dragon(command, "--help", cwd=tmp_path)
+@pytest.mark.parametrize(
+    "command", ["train", "recommend", "whatif", "batch", "trial", "monitor", "pipeline train"]
+)
+def test_flags_take_no_value_and_json_says_what_it_prints(tmp_path, command):
+    result = run_dragon(*command.split(), "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     help_text = " ".join(result.stdout.replace("│", " ").split())
-    assert "--json Print JSON on stdout instead of tables (for scripts):" in help_text
+    assert "--help Show this message and exit." in help_text  # not `--help <bool>`: a flag takes no value
+    assert "<bool>" not in help_text and "list[" not in help_text
+    if command != "pipeline train":
+        assert "--json Print JSON on stdout instead of tables (for scripts):" in help_text
+
+
+def test_an_error_is_one_line_on_a_narrow_terminal(tmp_path):
+    """A state file that is not there is named as not found; the message stays one line at 60 columns
+    (the terminal wraps it, not the program)."""
+    result = run_dragon(
+        "recommend", "--state", "no_such_state.csv", "--bundle", "b", cwd=tmp_path, COLUMNS="60"
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and len(result.stderr) > 60, result.stderr
+    assert "no_such_state.csv: file not found" in result.stderr

@@ -52,6 +52,7 @@ def test_bad_rows_become_error_rows(table_with_bad_rows, trained_bundle, loaded_
     assert (out["model_version"] == "3").all()
     assert summary.ignored_columns == ["operator_note"]
     assert sum(advance for advance, _ in seen) == 12 and {total for _, total in seen} == {12}
+    assert seen[0] == (0, 12)  # the table read and checked: the bar may start
 
 
 def test_unknown_input_type_is_a_data_error(trained_bundle, tmp_path):
@@ -87,7 +88,8 @@ def test_dragon_batch_on_two_workers(table_with_bad_rows, trained_bundle, tmp_pa
 def test_a_required_column_missing_is_one_file_level_error(
     table_with_bad_rows, trained_bundle, loaded_bundle, tmp_path
 ):
-    """Not one error row per row: the run stops before any work, exit 2, one line naming the column."""
+    """Not one error row per row: the run stops before any work, exit 2, one line naming the column
+    (and no progress bar drawn before it)."""
     missing = loaded_bundle.spec.required_state_tags[-1]
     table = tmp_path / "no_column.csv"
     pd.read_csv(table_with_bad_rows).drop(columns=[missing]).to_csv(table, index=False)
@@ -96,7 +98,8 @@ def test_a_required_column_missing_is_one_file_level_error(
         "batch", "--input", str(table), "--output", str(output), "--bundle", str(trained_bundle), cwd=tmp_path
     )
     assert result.returncode == 2, result.stderr
-    message = " ".join(result.stderr.split())
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
+    message = result.stderr.strip()
     assert "no_column.csv" in message and missing in message and "no column" in message
     assert "Traceback" not in result.stderr and not output.exists()
 
