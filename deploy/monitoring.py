@@ -146,6 +146,7 @@ class QualityReport:
     models: dict[str, ModelQuality]
     tolerance: float  # a model is degraded when rmse > (1 + tolerance) x training rmse
     source: str  # "capture" (served states joined to measured targets) or "history"
+    bucket_minutes: float = 0.0  # errors are averaged over buckets this long (the spec's resample_minutes)
 
     @property
     def degraded(self) -> list[str]:
@@ -158,8 +159,9 @@ class QualityReport:
                 q.target,
                 QUALITY_CHECK,
                 (
-                    f"model '{name}': RMSE {q.rmse:.4g} is {q.ratio:.2f}x its training hold-out RMSE "
-                    f"{q.training_rmse:.4g} (allowed {1 + self.tolerance:.2f}x over {q.rows} scored rows)"
+                    f"model '{name}': RMSE {q.rmse:.4g} {q.unit} is {q.ratio:.2f}x its training hold-out "
+                    f"RMSE {q.training_rmse:.4g} {q.unit} (allowed {1 + self.tolerance:.2f}x over {q.rows} "
+                    "scored buckets)"
                 ),
             )
             for name, q in self.models.items()
@@ -225,7 +227,7 @@ def model_quality(
         models[name] = ModelQuality(
             name, target, int(residual.size), rmse, training_rmse, ratio, status, unit
         )
-    return QualityReport(models, tolerance, source)
+    return QualityReport(models, tolerance, source, spec.training.resample_minutes)
 
 
 def _column(frame: pd.DataFrame, tag: str) -> np.ndarray:
@@ -629,39 +631,52 @@ def _log_run(
 
 
 def render_monitoring(report: DriftReport, quality: QualityReport | None, reason: str):
-    """A rich renderable: the drift report, then each model's error against training."""
+    """A rich renderable: the drift report, then each model's error against training, then the
+    verdict when model error adds to it."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    from dragon.drift_report import render_drift_report
+    from dragon.drift_report import COMPACT, render_drift_report
 
     parts = [render_drift_report(report)]
     if quality is not None:
-        table = Table(title=f"Model error against training ({quality.source})", title_justify="left")
-        for column in ("model", "target", "unit", "rows", "RMSE", "training RMSE", "ratio", "status"):
+        table = Table(
+            title=f"model error against training ({quality.source})", title_justify="left", **COMPACT
+        )
+        for column in ("model", "target"):
+            table.add_column(column, overflow="fold")
+        for column in ("n", "RMSE", "train RMSE", "ratio", "status"):
             table.add_column(
-                column, justify="left" if column in ("model", "target", "unit", "status") else "right"
+                column, justify="left" if column == "status" else "right", no_wrap=True, min_width=len(column)
             )
         for name, item in quality.models.items():
             style = {"ok": "green", "degraded": "bold red"}.get(item.status, "dim")
             table.add_row(
                 name,
                 item.target,
-                item.unit,
                 str(item.rows),
-                _show(item.rmse),
-                _show(item.training_rmse),
-                _show(item.ratio, 2),
+                _show(item.rmse, 3, unit=item.unit),
+                _show(item.training_rmse, 3, unit=item.unit),
+                _show(item.ratio, 2, unit="x"),
                 Text(item.status, style=style),
             )
         parts.append(table)
+        parts.append(
+            Text(
+                f"RMSE of the window and train RMSE of the training hold-out, in the target's unit, over n "
+                f"buckets of {quality.bucket_minutes:g} min; ratio: RMSE over train RMSE; degraded above "
+                f"{1 + quality.tolerance:.2f}x, insufficient below {QUALITY_MIN_ROWS} buckets",
+                style="dim",
+            )
+        )
         parts.extend(
             Text(f"  {v.kind}  {v.feature}: {v.description}", style="red") for v in quality.violations
         )
-    parts.append(Text(reason, style="bold"))
+    if reason != report.verdict:  # model error adds to the drift verdict printed above
+        parts.append(Text(reason, style="bold"))
     return Group(*parts)
 
 
-def _show(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+def _show(value: float | None, digits: int = 4, *, unit: str = "") -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g} {unit}".rstrip()

@@ -400,9 +400,7 @@ def _feature_drift(
     return FeatureDrift(psi, ks, completeness, outside, status, psi_raw, shares, check, shift, basis)
 
 
-def _violations(
-    tag: str, baseline: FeatureBaseline, feature: FeatureDrift, settings: DriftSettings
-) -> list[Violation]:
+def _violations(tag: str, baseline: FeatureBaseline, feature: FeatureDrift, unit: str) -> list[Violation]:
     found = []
     if feature.status == "alert" and feature.check == "distribution":
         found.append(
@@ -429,8 +427,8 @@ def _violations(
         where = (
             "the setpoint's equipment bounds"
             if feature.check == "range"
-            else f"the training range [{baseline.min:.4g}, {baseline.max:.4g}] (+{RANGE_MARGIN:.0%} margin) "
-            "or the tag's valid range"
+            else f"the training range {f'[{baseline.min:.4g}, {baseline.max:.4g}] {unit}'.rstrip()} "
+            f"(+{RANGE_MARGIN:.0%} margin) or the tag's valid range"
         )
         found.append(Violation(tag, RANGE_CHECK, f"{feature.out_of_range:.1%} of values lie outside {where}"))
     return found
@@ -474,7 +472,7 @@ def analyse_drift(
             window_hours=window_hours,
         )
         features[tag] = feature
-        violations.extend(_violations(tag, baseline, feature, settings))
+        violations.extend(_violations(tag, baseline, feature, tags[tag].unit if tags and tag in tags else ""))
     return DriftReport(bool(violations), rows, features, violations, _verdict(features, violations))
 
 

@@ -109,9 +109,11 @@ def test_range_violation_uses_baseline_and_valid_range(baselines):
     report = analyse_drift(baselines, window, SETTINGS)
     assert ("pressure", RANGE_CHECK) in {(v.feature, v.kind) for v in report.violations}
     # a valid range narrower than the training range flags values the baseline alone would accept
-    tags = {"temperature": Tag(role="measurement", valid=(0.0, 101.0))}
+    tags = {"temperature": Tag(role="measurement", unit="degC", valid=(0.0, 101.0))}
     report = analyse_drift(baselines, plant_rows(1000, seed=6), SETTINGS, tags=tags)
     assert report.features["temperature"].out_of_range > 0.25
+    (described,) = [v.description for v in report.violations if v.kind == RANGE_CHECK]
+    assert "] degC (+10% margin)" in described  # the training range in the tag's unit
 
 
 def test_model_monitor_shapes_have_documented_keys(baselines):
@@ -154,10 +156,14 @@ def test_report_renders_and_plots_one_png_per_drifting_feature(baselines, tmp_pa
 
     window = plant_rows(500, seed=9, shift=1.0)
     report = analyse_drift(baselines, window, SETTINGS)
-    console = Console(record=True, width=120)
+    console = Console(record=True, width=80)
     console.print(render_drift_report(report))
     text = console.export_text()
     assert "temperature" in text and "alert" in text and report.verdict in text
+    assert "…" not in text  # every figure whole at 80 columns
+    assert "Status: alert = " in " ".join(text.split())  # the legend says how a status is decided
+    basis = " ".join(report.features["temperature"].basis.split())
+    assert f"temperature alert: {basis}" in " ".join(text.split())  # and each status says why
     import matplotlib.pyplot as plt
 
     figures = []
