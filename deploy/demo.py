@@ -98,34 +98,9 @@ def show_data_quality(path: Path) -> None:
 
 def show_training(summary: dict, version: str) -> None:
     from dragon.spec import load_plant
+    from training.summary_table import training_table
 
-    spec = load_plant()
-    table = Table(
-        "model",
-        "R² hold-out",
-        "R² vs truth",
-        "RMSE (hold-out)",
-        "unit",
-        "training rows",
-        "fit s",
-        title=f"version {version}",
-    )
-    for name, metrics in summary["models"].items():
-        truth_r2 = metrics.get("r2_truth")
-        table.add_row(
-            name,
-            f"{metrics['r2']:.3f}",
-            "-" if truth_r2 is None else f"{truth_r2:.3f}",
-            f"{metrics['rmse']:.3f}",
-            _unit(spec, name),
-            str(metrics["n_rows"]),
-            f"{metrics['fit_seconds']:.2f}",
-        )
-    console.print(table)
-    gate = summary["gate"]
-    console.print(
-        f"gate: recall {gate['recall']:.2f} on process episodes, false alarms {gate['false_alarm_rate']:.2%}"
-    )
+    console.print(training_table(summary, load_plant(), title=f"version {version}: hold-out figures"))
 
 
 def _state_records(states: pd.DataFrame) -> list[dict]:

@@ -637,7 +637,8 @@ def render_monitoring(report: DriftReport, quality: QualityReport | None, reason
     from rich.table import Table
     from rich.text import Text
 
-    from dragon.drift_report import COMPACT, render_drift_report
+    from dragon.drift_report import render_drift_report
+    from dragon.tables import COMPACT, legend
 
     parts = [render_drift_report(report)]
     if quality is not None:
@@ -663,11 +664,10 @@ def render_monitoring(report: DriftReport, quality: QualityReport | None, reason
             )
         parts.append(table)
         parts.append(
-            Text(
+            legend(
                 f"RMSE of the window and train RMSE of the training hold-out, in the target's unit, over n "
                 f"buckets of {quality.bucket_minutes:g} min; ratio: RMSE over train RMSE; degraded above "
-                f"{1 + quality.tolerance:.2f}x, insufficient below {QUALITY_MIN_ROWS} buckets",
-                style="dim",
+                f"{1 + quality.tolerance:.2f}x, insufficient below {QUALITY_MIN_ROWS} buckets"
             )
         )
         parts.extend(

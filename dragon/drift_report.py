@@ -9,9 +9,7 @@ what each column measures and how a status is decided.
 from __future__ import annotations
 
 from dragon.drift import DriftReport
-
-# Tables without borders or edge padding: a row of figures fits an 80-column terminal.
-COMPACT = {"box": None, "pad_edge": False, "header_style": "bold underline"}
+from dragon.tables import COMPACT, legend
 
 _STATUS_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red", "insufficient": "dim"}
 
@@ -52,7 +50,7 @@ def render_drift_report(report: DriftReport):
             Text(feature.status, style=_STATUS_STYLE.get(feature.status, "")),
         )
     verdict = Text(report.verdict, style="bold red" if report.drift else "bold green")
-    parts = [verdict, table, Text(LEGEND, style="dim")]
+    parts = [verdict, table, legend(LEGEND)]
     reasons = [(tag, f) for tag, f in report.features.items() if f.status != "ok" and f.basis]
     if reasons:
         parts.append(Text("why:"))

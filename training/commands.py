@@ -50,48 +50,13 @@ def train(
     if as_json:
         print(json.dumps(summary, indent=None, default=float))
         return
-    _print_summary(summary)
+    _print_summary(summary, spec)
 
 
-def _print_summary(summary: dict) -> None:
-    from rich.table import Table
+def _print_summary(summary: dict, spec) -> None:
+    from training.summary_table import training_table
 
     out = Console()
-    out.print(
-        f"[green]registered version {summary['version']}[/] (run {summary['run_id']})\n"
-        f"bundle: {summary['bundle']}\n"
-        f"report: {summary.get('report') or '-'}"
-    )
-    table = Table(
-        "model",
-        "rmse",
-        "mae",
-        "R²",
-        "R² truth",
-        "rows",
-        "n_splines",
-        "edof",
-        "fit s",
-        title="hold-out metrics",
-    )
-    for name, m in summary["models"].items():
-        r2_truth = "-" if m.get("r2_truth") is None else f"{m['r2_truth']:.3f}"
-        table.add_row(
-            name,
-            f"{m['rmse']:.4f}",
-            f"{m['mae']:.4f}",
-            f"{m['r2']:.3f}",
-            r2_truth,
-            str(m["n_rows"]),
-            str(m["n_splines"]),
-            f"{m['edof']:.1f}",
-            f"{m['fit_seconds']:.2f}",
-        )
-    out.print(table)
-    gate = summary["gate"]
-    out.print(
-        f"gate: recall {gate.get('recall', float('nan')):.3f}, "
-        f"false-alarm rate {gate.get('false_alarm_rate', float('nan')):.4f}"
-    )
-    data = summary["data"]
-    out.print(f"data: {data['rows_used']} of {data['rows_in']} rows used")
+    out.print(f"[green]registered version {summary['version']}[/] (run {summary['run_id']})", highlight=False)
+    out.print(f"bundle: {summary['bundle']}\nreport: {summary.get('report') or '-'}", soft_wrap=True)
+    out.print(training_table(summary, spec))

@@ -135,7 +135,8 @@ def train_bundle(
             name: {
                 **gam_metrics[name].to_dict(),
                 "fit_seconds": round(gam_fits[name].fit_seconds, 3),
-                "n_rows": gam_fits[name].n_rows,
+                "n_rows": gam_fits[name].n_rows,  # rows fitted
+                "holdout_rows": gam_metrics[name].n_rows,  # rows the metrics above were computed on
                 "n_splines": gam_fits[name].n_splines,
                 "edof": round(gam_fits[name].edof, 2),
                 "interval_coverage_calibrated": calibration.models[name].coverage_calibrated,

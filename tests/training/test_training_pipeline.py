@@ -15,7 +15,7 @@ from dragon.errors import DataError
 from dragon.registry import list_versions
 from dragon.settings import load_settings
 
-SUMMARY_MODEL_KEYS = {"rmse", "mae", "r2", "r2_truth", "fit_seconds", "n_rows"}
+SUMMARY_MODEL_KEYS = {"rmse", "mae", "r2", "r2_truth", "fit_seconds", "n_rows", "holdout_rows"}
 
 
 def test_trained_summary_has_the_documented_shape(shared_dir, trained_bundle):
@@ -27,6 +27,30 @@ def test_trained_summary_has_the_documented_shape(shared_dir, trained_bundle):
         assert metrics["r2_truth"] is not None  # the truth file sits beside the history
     assert {"recall", "false_alarm_rate", "recall_by_episode"} <= set(summary["gate"])
     assert summary["data"]["rows_used"] <= summary["data"]["rows_in"]
+
+
+def test_the_summary_table_reads_at_80_columns_with_units_and_hold_out_rows(
+    shared_dir, trained_bundle, small_plant
+):
+    """`dragon train`'s table (and the demo's): each error in its target's unit, `rows` the hold-out rows
+    the figures were computed on (not the fitted rows), a legend, the gate in percent, the quality verdict."""
+    from rich.console import Console
+
+    from training.summary_table import training_table
+
+    summary = json.loads((trained_bundle.parent / "summary.json").read_text())
+    console = Console(record=True, width=80)
+    console.print(training_table(summary, small_plant))
+    text = console.export_text()
+    assert "…" not in text
+    for name in small_plant.model_order:
+        (line,) = [line for line in text.splitlines() if line.startswith(name + " ")]
+        metrics, unit = summary["models"][name], small_plant.tags[small_plant.models[name].target].unit
+        assert f"{metrics['rmse']:.3g} {unit}" in line
+        assert f" {metrics['holdout_rows']} " in line and metrics["holdout_rows"] != metrics["n_rows"]
+    words = " ".join(text.split())
+    assert "rows: hold-out rows" in words and "of normal rows blocked (false alarms)" in words
+    assert "quality: every floor of the plant spec met" in words
 
 
 def test_record_training_registers_a_version_with_provenance(dragon_home, trained_bundle):
