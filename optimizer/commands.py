@@ -128,17 +128,26 @@ def recommend(
     _print_recommendation(result)
 
 
-LEGEND = """\
-[dim]contribution: the setpoint's share of the predicted objective gain (they add up to the gain).
-bound: the prediction bound at the constraint's confidence; margin: bound to limit (+ = inside);
-active: the bound sits on its limit, which is what stops a larger move. bias offset: measured minus
-predicted at this state, added to every prediction of that model. hold: no move improves the
-objective enough; blocked: a detector flags the state (score above threshold), nothing is moved.[/]"""
+LEGEND = (
+    "contribution: each setpoint's share of the predicted gain of the objective, in its unit (they add up "
+    "to the gain). predicted: each model at the current and at the recommended setpoints, with its 95 % "
+    "prediction interval at the recommended ones. anchors: where each model is pinned to its measured "
+    "tag: value = the de-noised measurement; bias offset = measured minus model at this state, added to "
+    "every prediction of that model; sd = the anchor's standard error (both in the value's unit); "
+    "vs model = the sensor consistency check, in sd (beyond [optimizer] consistency_sigma the answer is "
+    "blocked); n readings averaged, how. anomaly gate: detector scores, dimensionless; above its "
+    "threshold the detector flags the state. constraints: bound = the prediction bound at the "
+    "constraint's confidence; margin = bound to limit (+ = inside); active = the bound sits on its "
+    "limit, which is what stops a larger move. Status: recommended = the move above; hold = no move "
+    "improves the objective by at least the minimum benefit; blocked = a detector flags the state or it "
+    "could not be used, nothing is moved."
+)
 
 
 def _print_recommendation(result) -> None:
     from rich.table import Table
 
+    from dragon.tables import COMPACT, figure, legend
     from optimizer.gate import describe_far_tag
 
     units = result.units
@@ -148,15 +157,8 @@ def _print_recommendation(result) -> None:
         highlight=False,
     )
     objective_unit = units.get(result.objective.model, "") if result.objective else ""
-    table = Table(
-        "setpoint",
-        "unit",
-        "current",
-        "recommended",
-        "move",
-        f"contribution ({objective_unit})",
-        title="setpoints",
-    )
+    table = Table(title="setpoints", title_justify="left", **COMPACT)
+    _columns(table, ["setpoint", "unit"], ["current", "recommended", "move", "contribution"])
     for tag, current in result.current_setpoints.items():
         new = None if result.setpoints is None else result.setpoints[tag]
         move = None if result.moves is None else result.moves[tag]
@@ -164,79 +166,92 @@ def _print_recommendation(result) -> None:
         table.add_row(
             tag,
             units.get(tag, ""),
-            f"{current:.4g}",
-            _fmt(new),
-            _fmt(move, signed=True),
-            _fmt(share, signed=True),
+            figure(current),
+            figure(new),
+            figure(move, signed=True),
+            figure(share, signed=True, unit=objective_unit),
         )
     console.print(table)
     if result.objective is not None:
         o = result.objective
         console.print(
-            f"objective {o.model}: {o.current:.4g} -> {o.recommended:.4g} {objective_unit} "
-            f"(gain {o.gain:+.4g} ± {o.gain_sd:.2g} sd, lower bound {o.gain_lower:+.4g} {objective_unit})",
+            f"objective {o.model}: {figure(o.current)} -> {figure(o.recommended, unit=objective_unit)} "
+            f"(gain {figure(o.gain, signed=True)} ± {figure(o.gain_sd)} sd, "
+            f"lower bound {figure(o.gain_lower, signed=True, unit=objective_unit)})",
             highlight=False,
         )
     if result.predicted:
-        predicted = Table(
-            "model", "unit", "current", "recommended", "95 % interval", "bias offset", title="predicted"
-        )
+        predicted = Table(title="predicted", title_justify="left", **COMPACT)
+        _columns(predicted, ["model", "tag", "unit"], ["current", "recommended", "95 % interval"])
         for model, p in result.predicted.items():
-            interval = "-" if p.lower is None else f"[{p.lower:.4g}, {p.upper:.4g}]"
-            offset = result.explanation.bias_offsets.get(model)
+            anchor = result.anchors.get(model)
+            interval = "-" if p.lower is None else f"[{figure(p.lower)}, {figure(p.upper)}]"
             predicted.add_row(
                 model,
+                anchor.tag if anchor else "",
                 units.get(model, ""),
-                f"{p.current:.4g}",
-                _fmt(p.recommended),
+                figure(p.current),
+                figure(p.recommended),
                 interval,
-                _fmt(offset, True),
             )
         console.print(predicted)
     if result.anchors:
-        anchors = Table("model", "anchored on", "value", "sd", "how", "measured - model", title="anchors")
+        anchors = Table(title="anchors", title_justify="left", **COMPACT)
+        _columns(anchors, ["model"], ["value", "bias offset", "sd", "vs model", "n"])
+        anchors.add_column("how")
         checks = {c.model: c for c in result.consistency}
         for model, a in result.anchors.items():
             check = checks.get(model)
             agreement = (
                 "-" if check is None else f"{check.z:+.1f} sd" + ("" if check.consistent else " [red]off[/]")
             )
+            unit = units.get(model, "")
             anchors.add_row(
-                model, a.tag, f"{a.value:.4g}", f"{a.sd:.2g}", f"{a.method} ({a.rows})", agreement
+                model,
+                figure(a.value, unit=unit),
+                figure(result.explanation.bias_offsets.get(model), signed=True),
+                f"{a.sd:.2g}",
+                agreement,
+                str(a.rows),
+                a.method,
             )
         console.print(anchors)
-    gate = Table("detector", "score", "threshold", "status", title="anomaly gate (scores dimensionless)")
+    gate = Table(title="anomaly gate", title_justify="left", **COMPACT)
+    _columns(gate, ["detector"], ["score", "threshold", "status"])
     for name, verdict in result.anomaly.items():
         gate.add_row(
             name,
-            _fmt(verdict.score),
+            f"{verdict.score:.3f}" if verdict.score is not None else "-",
             f"{verdict.threshold:.3f}",
             "[red]flagged[/]" if verdict.anomalous else "[green]ok[/]",
         )
     console.print(gate)
     for detector, far in result.explanation.far_tags.items():
-        described = ", ".join(describe_far_tag(t) for t in far)
+        described = ", ".join(describe_far_tag(t, units.get(t.tag, "")) for t in far)
         console.print(f"  {detector} flags: furthest from training: {described}", highlight=False)
     if result.constraints:
-        limits = Table("model", "unit", "limit", "bound", "margin", "status", title="constraints")
+        limits = Table(title="constraints", title_justify="left", **COMPACT)
+        _columns(limits, ["model", "unit"], ["limit", "bound", "margin", "status"])
         for c in result.constraints:
             status = ("active" if c.active else "ok") if c.satisfied else "[red]violated[/]"
             limits.add_row(
                 c.model,
                 units.get(c.model, ""),
-                f"{c.side} {c.limit:.4g}",
-                f"{c.bound:.4g}",
-                f"{c.margin:+.4g}",
+                f"{c.side} {figure(c.limit)}",
+                figure(c.bound),
+                figure(c.margin, signed=True),
                 status,
             )
         console.print(limits)
-    console.print(LEGEND)
+    console.print(legend(LEGEND))
 
 
-def _fmt(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.4g}" if signed else f"{value:.4g}"
+def _columns(table, names: list[str], figures: list[str]) -> None:
+    """Name columns that may fold, then figure columns that never do (dragon/tables.py)."""
+    for column in names:
+        table.add_column(column, overflow="fold")
+    for column in figures:
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
 
 
 def _parse_overrides(items: list[str]) -> dict[str, float]:
@@ -256,6 +271,14 @@ def _parse_overrides(items: list[str]) -> dict[str, float]:
     return overrides
 
 
+WHATIF_LEGEND = (
+    "current: each model at the state as given, bias-corrected to its measured target; predicted: at the "
+    "state with the --set values, each model fed the predictions of the models before it in the chain, "
+    "with its 95 % prediction interval, in the unit shown. anomaly gate: detector scores at the "
+    "hypothetical state, dimensionless; above its threshold a recommendation there would be blocked."
+)
+
+
 def whatif(
     state: str = STATE_OPTION,
     set_: list[str] = typer.Option(
@@ -270,6 +293,7 @@ def whatif(
     from rich.table import Table
 
     from dragon.data import parse_state
+    from dragon.tables import COMPACT, figure, legend
     from optimizer.whatif import what_if
 
     source = state_source(state)
@@ -280,20 +304,30 @@ def whatif(
         print(result.model_dump_json(indent=2))
         return
     units = result.units
-    table = Table("model", "predicts", "unit", "current", "predicted", "95 % interval", title="what-if")
+    changed = ", ".join(
+        f"{tag} = {figure(value, unit=units.get(tag, ''))}" for tag, value in result.inputs.items()
+    )
+    console.print(f"what if {changed}", highlight=False)
+    table = Table(title="what-if", title_justify="left", **COMPACT)
+    _columns(table, ["model", "predicts", "unit"], ["current", "predicted", "95 % interval"])
     for model, p in result.predictions.items():
         table.add_row(
             model,
             p.target,
             units.get(model, ""),
-            f"{p.current:.4g}",
-            f"{p.predicted:.4g}",
-            f"[{p.lower:.4g}, {p.upper:.4g}]",
+            figure(p.current),
+            figure(p.predicted),
+            f"[{figure(p.lower)}, {figure(p.upper)}]",
         )
     console.print(table)
-    gate = Table("detector", "score", "threshold", "status", title="anomaly gate at the hypothetical state")
+    gate = Table(title="anomaly gate at the hypothetical state", title_justify="left", **COMPACT)
+    _columns(gate, ["detector"], ["score", "threshold", "status"])
     for name, verdict in result.anomaly.items():
         gate.add_row(
-            name, _fmt(verdict.score), f"{verdict.threshold:.3f}", "flagged" if verdict.anomalous else "ok"
+            name,
+            f"{verdict.score:.3f}" if verdict.score is not None else "-",
+            f"{verdict.threshold:.3f}",
+            "flagged" if verdict.anomalous else "ok",
         )
     console.print(gate)
+    console.print(legend(WHATIF_LEGEND))

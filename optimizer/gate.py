@@ -232,13 +232,13 @@ class Gate:
         return sorted(found, key=lambda t: -abs(t.z_score))[:limit]
 
 
-def describe_far_tag(far: FarTag) -> str:
-    """'tag = value (1.8 sd above its training mean; lowers evaporator_ua)'."""
+def describe_far_tag(far: FarTag, unit: str = "") -> str:
+    """'tag = value unit (1.8 sd above its training mean; lowers evaporator_ua)'."""
     side = "above" if far.z_score > 0 else "below"
     words = f"{abs(far.z_score):.1f} sd {side} its training mean"
     if far.moves:
         words += "; " + ", ".join(f"{how} {feature}" for feature, how in far.moves.items())
-    return f"{far.tag} = {far.value:.4g} ({words})"
+    return f"{far.tag} = {f'{far.value:.4g} {unit}'.rstrip()} ({words})"
 
 
 def _breach_in_words(detector: Detector, row: np.ndarray, feature: str) -> str:

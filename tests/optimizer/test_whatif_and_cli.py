@@ -98,3 +98,37 @@ def test_cli_recommend_reads_a_state_csv_as_every_table_is_read(bundle_dir, make
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] in {"recommended", "hold", "blocked"}
     assert "ignored columns" in result.stderr and "operator_note" in result.stderr
+
+
+def test_recommend_and_whatif_tables_read_at_80_columns_with_units(
+    trained_bundle, loaded_bundle, small_history, tmp_path
+):
+    """The console script on a narrow terminal: every figure whole (no ellipsis, no exponent), each
+    model's unit beside its figures, the setpoint --set echoed with its unit, a legend under the tables."""
+    from console import run_dragon
+
+    spec = loaded_bundle.spec
+    states = tmp_path / "window.csv"
+    pd.read_parquet(small_history).dropna(subset=spec.required_state_tags).iloc[600:630].to_csv(
+        states, index=False
+    )
+    setpoint = spec.setpoints[0]
+    for args, legend_words in [
+        (["recommend"], "bias offset = measured minus model at this state"),
+        (
+            ["whatif", "--set", f"{setpoint}={spec.tags[setpoint].bounds[0]}"],
+            "each model fed the predictions",
+        ),
+    ]:
+        result = run_dragon(
+            *args, "--bundle", str(trained_bundle), "--state", str(states), cwd=tmp_path, COLUMNS="80"
+        )
+        assert result.returncode == 0, result.stderr
+        text = result.stdout
+        assert "…" not in text and "e-0" not in text and "e+0" not in text
+        assert max(len(line) for line in text.splitlines()) <= 80
+        assert legend_words in " ".join(text.split())
+        for name in spec.model_order:
+            (line,) = [line for line in text.splitlines() if line.startswith(name + " ") and "[" in line]
+            assert f" {spec.tags[spec.models[name].target].unit} " in line
+    assert f"what if {setpoint} = {spec.tags[setpoint].bounds[0]:g} {spec.tags[setpoint].unit}" in text
