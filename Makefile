@@ -13,15 +13,17 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 setup: $(STAMP)
 
+# Quiet: `make demo` should print the story only (the editable install's setuptools notice is silenced).
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	@echo "setting up $(VENV) from requirements.lock (once; a minute or two)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -r requirements.lock
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/dragon demo
+	@$(BIN)/dragon demo
 
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -105,10 +105,38 @@ def models_show(
     for key, value in sorted(info.tags.items()):
         tags.add_row(key, value)
     console.print(tags)
-    metrics = Table("metric", "value", title="metrics")
+    metrics = Table("metric", "value", title="metrics", caption=METRICS_LEGEND)
     for key, value in sorted(info.metrics.items()):
-        metrics.add_row(key, f"{value:.4g}")
+        metrics.add_row(key, _metric(key, value, spec))
     console.print(metrics)
+
+
+METRICS_LEGEND = (
+    "errors (rmse, mae, sd) in the model target's unit; rates, recalls, shares and coverages as fractions "
+    "(0-1); seconds as s; counts of rows as integers"
+)
+ERROR_METRICS = (
+    "rmse",
+    "mae",
+    "rmse_measured_inputs",
+    "rmse_persistence",
+    "residual_sd",
+    "lagged_residual_sd",
+)
+
+
+def _metric(key: str, value: float, spec) -> str:
+    """A registry metric with its unit: an error in its model target's unit, seconds in s, a count whole."""
+    from dragon.tables import figure
+
+    parts = key.split(".")
+    if parts[0] == "models" and len(parts) == 3 and parts[1] in spec.models and parts[2] in ERROR_METRICS:
+        return figure(value, unit=spec.tags[spec.models[parts[1]].target].unit)
+    if parts[-1].endswith("seconds"):
+        return figure(value, unit="s")
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    return figure(value)
 
 
 def check(

@@ -33,3 +33,13 @@ def test_models_list_is_one_line_per_version_at_80_columns(
     recall = first["gate"]["recall"]
     assert f"{100 * recall:.1f} %" in newest
     assert rows[first["version"]].split()[1:5] == ["-", "-", "passed", "-"]
+
+    # `models show`: an error metric carries its target's unit, a row count is a whole number
+    shown = run_dragon("models", "show", second["version"], cwd=tmp_path, DRAGON_HOME=str(dragon_home))
+    assert shown.returncode == 0, shown.stderr
+    spec = loaded_bundle.spec
+    name = spec.model_order[0]
+    (rmse,) = [line for line in shown.stdout.splitlines() if f"models.{name}.rmse " in line]
+    assert f" {spec.tags[spec.models[name].target].unit} " in rmse
+    (rows_in,) = [line for line in shown.stdout.splitlines() if "data.rows_in " in line]
+    assert f"{first['data']['rows_in']:,}" in rows_in
