@@ -1,6 +1,7 @@
 # YET Dragon: the project's SageMaker container. SageMaker runs `docker run IMAGE train` for training
 # jobs, `docker run IMAGE serve` for endpoints and batch transform, and the Model Monitor schedule runs the
-# `monitor` entry point (its ContainerEntrypoint); the workflows' Lambda functions run the same image
+# `monitor` entry point (its ContainerEntrypoint), the training workflow's Fargate task runs `transform` for
+# a large history; the workflows' Lambda functions run the same image
 # through the Lambda runtime interface client. See README, "Deploy on AWS", or `make image`.
 #
 # The base is Python 3.11, the version requirements.lock was resolved with (and the venv's): AWS's
@@ -48,10 +49,11 @@ COPY deploy ./deploy
 RUN pip install --no-cache-dir --no-deps . \
     && command -v train \
     && command -v serve \
-    && command -v monitor
+    && command -v monitor \
+    && command -v transform
 
 EXPOSE 8080
 # No ENTRYPOINT: SageMaker passes `train` or `serve` as the command (Model Monitor `monitor` as the entry
-# point), all console scripts on PATH;
+# point, the training workflow's Fargate task `transform`), all console scripts on PATH;
 # Lambda sets its own entry point and handler from the function's ImageConfig.
 CMD ["serve"]

@@ -200,7 +200,8 @@ class AwsBackend:
     def start_training_workflow(
         self,
         *,
-        data_uri: str,
+        data_uri: str | None = None,
+        query: str | None = None,
         plant_name: str | None = None,
         env: str = "dev",
         plant_uri: str | None = None,
@@ -208,9 +209,11 @@ class AwsBackend:
         approval_required: bool = False,
         name: str | None = None,
     ) -> str:
+        """The history is `data_uri` (an S3 object or prefix) or `query` (Athena SQL, deploy/data_lake.py)."""
         payload = {
             "plant_name": plant_name or default_plant_name(),
             "data_uri": data_uri,
+            "query": query,
             "env": env,
             "plant_uri": plant_uri,
             "holdout_uri": holdout_uri,

@@ -64,7 +64,16 @@ def _aws_env(aws, env: str) -> str:
 
 def pipeline_train(
     data: str = typer.Option(
-        ..., "--data", help="History (CSV or Parquet); on AWS an s3:// URI or a file to upload."
+        None,
+        "--data",
+        help="History (CSV or Parquet); on AWS an s3:// object, an s3:// prefix ending in / (every .csv and "
+        ".parquet under it) or a file to upload.",
+    ),
+    query: str = typer.Option(
+        None,
+        "--query",
+        help="On AWS, instead of --data: an Athena SQL query whose result is the history (run in the "
+        "stack's AthenaWorkGroup, on its AthenaDatabase).",
     ),
     plant: Path = PLANT_OPTION,
     env: str = ENV_OPTION,
@@ -84,6 +93,10 @@ def pipeline_train(
     """Transform → train (container entry point) → champion/challenger → register (→ deploy)."""
     from dragon.errors import DragonError
 
+    if (data is None) == (query is None):
+        raise DragonError("pipeline train: give the history as --data PATH_OR_URI or (on AWS) --query SQL")
+    if query is not None and backend != "aws":
+        raise DragonError("--query runs on Athena (--backend aws); locally give the history as --data PATH")
     if backend == "aws":
         if auto_deploy:
             raise DragonError(
@@ -91,9 +104,9 @@ def pipeline_train(
                 "parameter decides whether a winning version deploys itself"
             )
         aws = _aws(plant, env)
-        data_uri = aws.stage_input(data, "data")
         execution = aws.start_training_workflow(
-            data_uri=data_uri,
+            data_uri=aws.stage_input(data, "data") if data is not None else None,
+            query=query,
             plant_name=_plant_name(plant),
             env=_aws_env(aws, env),
             plant_uri=aws.stage_input(str(plant), "plants") if plant else None,

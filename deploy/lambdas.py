@@ -43,6 +43,25 @@ def transform_handler(event: dict[str, Any], context: Any = None) -> dict[str, A
     return to_payload(steps.transform(parse_input(steps.TransformInput, event)))
 
 
+def data_source_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """`action=locate`: run the Athena query (if the history is one) and measure the history, so that the
+    workflow picks where to transform it; `action=receipt`: what the Fargate transform task read and wrote
+    (its recorded error raised); `action=explain`: why that task failed, as {Error, Cause}
+    (deploy/data_lake.py)."""
+    from deploy import data_lake
+
+    action = event.get("action")
+    if action == "locate":
+        return data_lake.locate(parse_input(data_lake.LocateInput, event)).to_dict()
+    if action in ("receipt", "explain") and not event.get("receipt_uri"):
+        raise DragonError(f"data source event: action {action!r} needs receipt_uri")
+    if action == "receipt":
+        return data_lake.read_receipt(event["receipt_uri"])
+    if action == "explain":
+        return data_lake.explain_failure(event["receipt_uri"], event.get("failure") or {})
+    raise DragonError(f"data source event: action must be 'locate', 'receipt' or 'explain', got {action!r}")
+
+
 def evaluate_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return to_payload(steps.evaluate_challenger(parse_input(steps.EvaluateInput, event)))
 

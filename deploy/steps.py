@@ -16,10 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.storage import fetch, fetch_bundle, read_history_uri
+from deploy.storage import (
+    fetch,
+    fetch_bundle,
+    fetch_history,
+    put_bytes,
+    put_file,
+    read_history_files,
+    read_history_uri,
+)
 from dragon import registry
 from dragon.bundle import Bundle, load_bundle
 from dragon.errors import RegistryError
+from dragon.provenance import files_sha256
 from dragon.settings import Settings, load_settings
 from dragon.spec import load_plant
 
@@ -38,26 +47,56 @@ class _Step:
 class TransformInput(_Step):
     data_uri: str
     plant_uri: str | None = None
+    # On AWS (deploy/data_lake.py names both): the checked history as one Parquet table, which the training
+    # job and the hold-out read, and the receipt the register step records; None: check only (local runs).
+    table_uri: str | None = None
+    receipt_uri: str | None = None
+    query: str | None = None  # the Athena query whose result data_uri is
+    query_execution_id: str | None = None
 
 
 @dataclass(frozen=True)
 class TransformOutput(_Step):
-    data_uri: str
+    data_uri: str  # the table written, else the history checked
     rows_in: int
     rows_used: int
     report: dict
+    source: str = ""  # the history read: a file, an S3 object or prefix, an Athena result
+    source_sha256: str = ""  # of the files read, as dragon.provenance hashes training data
+    query: str | None = None
+    query_execution_id: str | None = None
 
 
 def transform(inp: TransformInput) -> TransformOutput:
-    """Check and prepare the history before an expensive training job starts (fails fast)."""
+    """Check and prepare the history before an expensive training job starts (fails fast); on AWS write it
+    as one table and a receipt of what was read. Runs in a Lambda, or for a large history in a Fargate
+    task (deploy/transform_entrypoint.py)."""
     from training.transforms import prepare_training_data
 
     with tempfile.TemporaryDirectory() as scratch:
-        spec = load_plant(fetch(inp.plant_uri, Path(scratch)) if inp.plant_uri else None)
-        history = read_history_uri(inp.data_uri, spec, Path(scratch) / "data")
-        data = prepare_training_data(history, spec, source=inp.data_uri)
-    report = data.report.to_dict()
-    return TransformOutput(inp.data_uri, data.report.rows_in, data.report.rows_used, report)
+        scratch_path = Path(scratch)
+        spec = load_plant(fetch(inp.plant_uri, scratch_path) if inp.plant_uri else None)
+        files = fetch_history(inp.data_uri, scratch_path / "data")
+        history = read_history_files(files, spec)
+        source = f"Athena query {inp.query_execution_id}" if inp.query_execution_id else inp.data_uri
+        data = prepare_training_data(history, spec, source=source)
+        if inp.table_uri:
+            table = scratch_path / "table.parquet"
+            history.to_parquet(table, index=False)
+            put_file(table, inp.table_uri)
+        output = TransformOutput(
+            inp.table_uri or inp.data_uri,
+            data.report.rows_in,
+            data.report.rows_used,
+            data.report.to_dict(),
+            source=inp.data_uri,
+            source_sha256=files_sha256(files),
+            query=inp.query,
+            query_execution_id=inp.query_execution_id,
+        )
+    if inp.receipt_uri:
+        put_bytes(json.dumps(output.to_dict(), default=str).encode(), inp.receipt_uri)
+    return output
 
 
 # --- champion / challenger -----------------------------------------------------------------------
@@ -155,6 +194,9 @@ class RegisterInput(_Step):
     run_id: str | None = None
     approval_required: bool = False
     promotion: dict | None = None  # an EvaluateOutput as a dict, recorded on the version
+    data_receipt_uri: str | None = (
+        None  # the transform's receipt: what the training read (recorded on the run)
+    )
 
 
 @dataclass(frozen=True)
@@ -163,6 +205,32 @@ class RegisterOutput(_Step):
     model_name: str
     approval: str
     promote: bool = True
+
+
+#: MLflow refuses longer tag values; the receipt (its URI is recorded too) keeps the whole query.
+TAG_VALUE_CHARS = 8000
+
+
+def data_source_tags(receipt_uri: str) -> dict[str, str]:
+    """The run's record of where its data came from: the history read (an S3 object or prefix, or the Athena
+    query with its execution id and result) and its sha256, beside the data.sha256 of the table trained on."""
+    from deploy.data_lake import read_receipt
+
+    receipt = read_receipt(receipt_uri)
+    tags = {
+        "data.source": receipt["source"],
+        "data.source.sha256": receipt["source_sha256"],
+        "data.table": receipt["data_uri"],
+        "data.receipt": receipt_uri,
+    }
+    if receipt.get("query"):
+        query = receipt["query"]
+        cut = "… (truncated: the receipt holds it whole)"
+        tags["data.query"] = (
+            query if len(query) <= TAG_VALUE_CHARS else query[: TAG_VALUE_CHARS - len(cut)] + cut
+        )
+        tags["data.query_execution_id"] = receipt["query_execution_id"]
+    return tags
 
 
 def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOutput:
@@ -174,9 +242,10 @@ def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOu
         scratch_path = Path(scratch)
         bundle_dir = fetch_bundle(inp.bundle_uri, scratch_path)
         report_dir = bundle_dir.parent / "report" if (bundle_dir.parent / "report").is_dir() else None
-        result = record_training(
-            settings, bundle_dir, report_dir=report_dir, extra_tags={"bundle.uri": inp.bundle_uri}
-        )
+        tags = {"bundle.uri": inp.bundle_uri}
+        if inp.data_receipt_uri:
+            tags |= data_source_tags(inp.data_receipt_uri)
+        result = record_training(settings, bundle_dir, report_dir=report_dir, extra_tags=tags)
     version = result["version"]
     below_floor = not result.get("quality", {}).get("passed", True)
     if below_floor:  # registered as rejected: quality (dragon/registry.py), never approved automatically

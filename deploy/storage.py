@@ -5,6 +5,7 @@ reads it)."""
 from __future__ import annotations
 
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -33,37 +34,94 @@ def fetch(uri: str, scratch: Path, *, s3_client=None) -> Path:
 HISTORY_SUFFIXES = (".csv", ".parquet")
 
 
-def read_history_uri(uri: str, spec, scratch: Path, *, s3_client=None):
-    """A history from a file, an S3 object or an S3 prefix ending in '/' (its .csv / .parquet objects in key
-    order, concatenated; the training job reads the same objects from its channel)."""
-    import pandas as pd
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    size_bytes: int
 
-    from dragon.data import read_history
+
+def history_objects(uri: str, *, s3_client=None) -> list[StoredObject]:
+    """The S3 objects a history URI names: the object itself, or every .csv / .parquet object under a prefix
+    ending in '/' (data-lake partitions), in key order; the training job's channel reads the same objects."""
+    import boto3
+    from botocore.exceptions import ClientError
 
     parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not uri.endswith("/"):
-        return read_history(fetch(uri, scratch, s3_client=s3_client), spec)
-    import boto3
-
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
     client = s3_client or boto3.client("s3")
-    pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=parsed.netloc, Prefix=parsed.path.lstrip("/")
-    )
-    keys = sorted(
-        item["Key"]
+    if not uri.endswith("/"):
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            raise DataError(f"{uri}: not found ({error.response['Error'].get('Code', error)})") from None
+        return [StoredObject(bucket, key, int(head["ContentLength"]))]
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+    found = sorted(
+        (item["Key"], int(item["Size"]))
         for page in pages
         for item in page.get("Contents", [])
         if item["Key"].endswith(HISTORY_SUFFIXES) and ".truth." not in item["Key"]
     )
-    if not keys:
+    if not found:
         raise DataError(f"{uri}: no .csv or .parquet object under this prefix")
-    frames = []
-    for number, key in enumerate(keys):
-        target = scratch / f"{number:05d}-{Path(key).name}"
-        scratch.mkdir(parents=True, exist_ok=True)
-        client.download_file(parsed.netloc, key, str(target))
-        frames.append(read_history(target, spec))
-    return pd.concat(frames, ignore_index=True)
+    return [StoredObject(bucket, name, size) for name, size in found]
+
+
+def fetch_history(uri: str, scratch: Path, *, s3_client=None) -> list[Path]:
+    """Local copies of a history's files (a path, file://, an S3 object or an S3 prefix), in key order."""
+    if urlparse(uri).scheme != "s3":
+        return [fetch(uri, scratch)]
+    import boto3
+
+    client = s3_client or boto3.client("s3")
+    scratch.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, item in enumerate(history_objects(uri, s3_client=client)):
+        target = scratch / f"{number:05d}-{Path(item.key).name}"
+        client.download_file(item.bucket, item.key, str(target))
+        paths.append(target)
+    return paths
+
+
+def read_history_files(paths: list[Path], spec):
+    """One history from its files, concatenated in order."""
+    import pandas as pd
+
+    from dragon.data import read_history
+
+    frames = [read_history(path, spec) for path in paths]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def read_history_uri(uri: str, spec, scratch: Path, *, s3_client=None):
+    """A history from a file, an S3 object or an S3 prefix ending in '/'."""
+    return read_history_files(fetch_history(uri, scratch, s3_client=s3_client), spec)
+
+
+def put_bytes(body: bytes, uri: str, *, s3_client=None) -> str:
+    """Write `body` to an s3:// URI (or a local path)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3":
+        path = Path(unquote(parsed.path) if parsed.scheme else uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        return uri
+    import boto3
+
+    (s3_client or boto3.client("s3")).put_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Body=body)
+    return uri
+
+
+def put_file(path: Path, uri: str, *, s3_client=None) -> str:
+    """Upload a file to an s3:// URI (multipart for a large one), or copy it to a local path."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3":
+        return put_bytes(path.read_bytes(), uri)
+    import boto3
+
+    (s3_client or boto3.client("s3")).upload_file(str(path), parsed.netloc, parsed.path.lstrip("/"))
+    return uri
 
 
 def fetch_bundle(uri: str, scratch: Path) -> Path:

@@ -58,14 +58,20 @@ def _lock_sha256() -> str:
     return "unknown"
 
 
-def collect_provenance(data_files: list[Path]) -> Provenance:
-    """Provenance of a training on `data_files` (hashed whole, in order)."""
+def files_sha256(data_files: list[Path]) -> str:
+    """The data's hash: one file's sha256, or the sha256 of its files' sha256 in path order."""
+    if len(data_files) == 1:
+        return file_sha256(data_files[0])
     digest = hashlib.sha256()
     for path in sorted(data_files):
         digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def collect_provenance(data_files: list[Path]) -> Provenance:
+    """Provenance of a training on `data_files` (hashed whole, in order)."""
     commit = os.environ.get("DRAGON_GIT_COMMIT") or _git("rev-parse", "HEAD") or "unknown"
     status = _git("status", "--porcelain", "--untracked-files=no")
     dirty = bool(status) if status is not None else os.environ.get("DRAGON_GIT_DIRTY", "false") == "true"
     repository = os.environ.get("DRAGON_GIT_REPOSITORY") or _git("config", "--get", "remote.origin.url") or ""
-    data_sha = digest.hexdigest() if len(data_files) != 1 else file_sha256(data_files[0])
-    return Provenance(commit, dirty, repository, data_sha, _lock_sha256())
+    return Provenance(commit, dirty, repository, files_sha256(data_files), _lock_sha256())

@@ -150,6 +150,10 @@ class TrainingSettings(_Strict):
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
     min_rows: int = Field(default=200, ge=10)
     frozen_minutes: int = Field(default=240, ge=2)
+    # On AWS the training workflow transforms a history in a Lambda (3 GB of memory, 15 minutes) up to this
+    # size, in MB as stored (the S3 objects read, or the Athena query's result CSV), and above it in an ECS
+    # Fargate task (deploy/templates/stack.yaml): a Parquet history takes 5-10 times its size in memory.
+    fargate_above_mb: float = Field(default=256.0, gt=0.0)
 
 
 class OptimizerSettings(_Strict):

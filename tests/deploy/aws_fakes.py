@@ -38,12 +38,18 @@ FUNCTIONS = {
     "DeploymentLockFunctionArn": ("dragon-lock", "deployment_lock_handler"),
     "BatchOutputFunctionArn": ("dragon-batch-output", "batch_output_handler"),
     "RetrainCooldownFunctionArn": ("dragon-retrain-cooldown", "retrain_cooldown_handler"),
+    "DataSourceFunctionArn": ("dragon-data-source", "data_source_handler"),
 }
 LOCK_TABLE = "dragon-deployment-locks"
 STACK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dragon-endpoint-stack"
 MONITORING_SCHEDULE = "cron(0 0 ? * * *)"
 PROD_ACCOUNT = "222222222222"  # prod lives in its own account (deploy/templates/account.yaml)
 PROD_ACCOUNT_ROLE = f"arn:aws:iam::{PROD_ACCOUNT}:role/yet-dragon-prod-deployer"
+#: The stack's transform cluster and task definition (the training workflow's Fargate branch).
+TRANSFORM_FAMILY = "dragon-transform"
+TRANSFORM_CLUSTER = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{TRANSFORM_FAMILY}"
+ATHENA_WORKGROUP = "dragon-lake"
+ATHENA_RESULTS = f"s3://{BUCKET}/athena/"
 
 
 def substitutions() -> dict[str, str]:
@@ -60,6 +66,13 @@ def substitutions() -> dict[str, str]:
         TrainingDataUri=f"s3://{BUCKET}/data/history.parquet",
     )
     subs.update(DevAccountRoleArn="", ProdAccountRoleArn=PROD_ACCOUNT_ROLE)
+    subs.update(
+        TransformClusterArn=TRANSFORM_CLUSTER,
+        TransformTaskDefinitionArn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{TRANSFORM_FAMILY}:1",
+        FargateSubnets="subnet-00000001,subnet-00000002",
+        FargateSecurityGroups="sg-00000001",
+        FargateAssignPublicIp="DISABLED",
+    )
     return subs
 
 
@@ -77,9 +90,9 @@ def state_machine_arn(workflow: str) -> str:
     return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:dragon-{workflow}"
 
 
-def definition(name: str) -> str:
+def definition(name: str, **overrides: str) -> str:
     text = (STATEMACHINES / f"{name}.asl.json").read_text()
-    for key, value in substitutions().items():
+    for key, value in (substitutions() | overrides).items():
         text = text.replace("${" + key + "}", value)
     assert "${" not in text, f"{name}: a substitution the test harness does not provide"
     return text
@@ -103,6 +116,7 @@ class Harness:
     sagemaker: Any
     arns: dict[str, str]
     fake: SageMakerFake
+    fargate: FargateFake | None = None
 
     def run(self, workflow: str, payload: dict[str, Any], timeout: float = 180.0) -> dict[str, Any]:
         arn = self.start(workflow, payload)
@@ -355,3 +369,113 @@ def run_transform(transform_input: dict, transform_output: dict, model_tar: byte
             output += encode(answers, single=False, answer=transform_output["Accept"], model_version="1")
         name = item["Key"].rsplit("/", 1)[-1]
         s3.put_object(Bucket=out_bucket, Key=f"{out_prefix}/{name}.out".lstrip("/"), Body=output)
+
+
+def install_ecs_integration_fix(monkeypatch) -> None:
+    """moto's `ecs:runTask.sync` integration sends the ASL's PascalCase parameters to botocore, whose ECS
+    shapes are camelCase (KeyError 'Cluster'), and reads PascalCase keys from botocore's camelCase answers.
+    Translate both ways, as AWS does (its ECS integration's output is PascalCase: TaskArn, LastStatus)."""
+    import datetime
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_ecs as ecs,
+    )
+
+    def recase(value: Any, first: Any) -> Any:
+        if isinstance(value, dict):
+            return {first(key[0]) + key[1:]: recase(item, first) for key, item in value.items()}
+        if isinstance(value, list):
+            return [recase(item, first) for item in value]
+        return value.isoformat() if isinstance(value, datetime.datetime) else value
+
+    def parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        translated = recase(parameters, str.lower)
+        parameters.clear()
+        parameters.update(translated)
+
+    def response(self, response, boto_service_name=None, service_action_name=None):
+        translated = recase(response, str.upper)
+        response.clear()
+        response.update(translated)
+
+    monkeypatch.setattr(ecs.StateTaskServiceEcs, "_normalise_parameters", parameters)
+    monkeypatch.setattr(ecs.StateTaskServiceEcs, "_normalise_response", response)
+
+
+@dataclass
+class FargateFake:
+    """What the fake ECS did: each task it ran (its containers' environment overrides), and exit codes."""
+
+    runs: list[dict[str, str]] = field(default_factory=list)
+    exit_codes: list[int] = field(default_factory=list)
+
+
+def install_fargate_fakes(monkeypatch, fake: FargateFake) -> None:
+    """moto's ECS records a task and walks it to STOPPED without running anything: run the task's command as
+    the project's container would, the `transform` entry point in-process with the container overrides'
+    environment and an empty home of its own, and keep its exit code on the task's container."""
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+    from moto.ecs import models
+
+    # moto's awsvpc task attachment reads an ENI's private_dns_name, which its ENI model lacks.
+    dns_name = property(lambda eni: f"ip-{eni.private_ip_address.replace('.', '-')}.ec2.internal")
+    monkeypatch.setattr(NetworkInterface, "private_dns_name", dns_name, raising=False)
+    original_init = models.Task.__init__
+
+    def task_init(task, *args, **kwargs):
+        original_init(task, *args, **kwargs)
+        from deploy import transform_entrypoint
+
+        environment = {
+            item["name"]: item["value"]
+            for override in task.overrides.get("containerOverrides", [])
+            for item in override.get("environment", [])
+        }
+        fake.runs.append(environment)
+        saved = {key: os.environ.get(key) for key in environment}
+        os.environ.update(environment)
+        try:
+            with fresh_lambda_home():
+                code = transform_entrypoint.main()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        fake.exit_codes.append(code)
+        task.containers[0].exitCode = code
+        task.stopped_reason = "Essential container in task exited"
+
+    monkeypatch.setattr(models.Task, "__init__", task_init)
+
+
+def create_transform_task(ecs: Any, ec2: Any) -> dict[str, str]:
+    """The stack's Fargate transform (deploy/templates/stack.yaml's TransformCluster and TransformTask), with
+    a subnet and security group moto's awsvpc networking can attach to; returns the ASL substitutions."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="transform", Description="transform", VpcId=vpc)["GroupId"]
+    ecs.create_cluster(clusterName=TRANSFORM_FAMILY)
+    task = ecs.register_task_definition(
+        family=TRANSFORM_FAMILY,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="4096",
+        memory="16384",
+        # The container's memory repeats the task's: moto's placement sums the containers' (ECS does not).
+        containerDefinitions=[
+            {
+                "name": "transform",
+                "image": IMAGE,
+                "essential": True,
+                "command": ["transform"],
+                "memory": 16384,
+            }
+        ],
+    )["taskDefinition"]
+    return {
+        "TransformTaskDefinitionArn": task["taskDefinitionArn"],
+        "FargateSubnets": subnet,
+        "FargateSecurityGroups": group,
+    }

@@ -10,13 +10,19 @@ from pathlib import Path
 import pytest
 from aws_fakes import (
     ACCOUNT,
+    ATHENA_RESULTS,
+    ATHENA_WORKGROUP,
     BUCKET,
     REGION,
+    FargateFake,
     Harness,
     SageMakerFake,
     create_lock_table,
+    create_transform_task,
     definition,
     install_cloudformation_fakes,
+    install_ecs_integration_fix,
+    install_fargate_fakes,
     install_sagemaker_fakes,
     install_sfn_integration_fix,
     lambda_invoke,
@@ -85,22 +91,37 @@ def harness(aws_env, registry_home, tracking_server, monkeypatch, model_tar):
     from moto import mock_aws
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
+    # What the stack gives the data-source Lambda (deploy/data_lake.py): Athena, and a Fargate transform.
     monkeypatch.setenv("DRAGON_ARTIFACT_BUCKET", BUCKET)
+    monkeypatch.setenv("DRAGON_ATHENA_WORKGROUP", ATHENA_WORKGROUP)
+    monkeypatch.setenv("DRAGON_ATHENA_DATABASE", "plant_history")
+    monkeypatch.setenv("DRAGON_ATHENA_RESULTS_URI", ATHENA_RESULTS)
+    monkeypatch.setenv("DRAGON_FARGATE_TRANSFORM", "true")
     fake = SageMakerFake(model_tar=model_tar)
+    fargate = FargateFake()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda_invoke)
         install_sagemaker_fakes(monkeypatch, fake)
         install_sfn_integration_fix(monkeypatch)
+        install_ecs_integration_fix(monkeypatch)
+        install_fargate_fakes(monkeypatch, fargate)
         install_cloudformation_fakes(monkeypatch, fake)
         create_lock_table(boto3.client("dynamodb", region_name=REGION))
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
+        # The workgroup the stack's AthenaWorkGroup names (the team's; Athena refuses an unknown one).
+        boto3.client("athena", region_name=REGION).create_work_group(
+            Name=ATHENA_WORKGROUP, Configuration={"ResultConfiguration": {"OutputLocation": ATHENA_RESULTS}}
+        )
+        transform_task = create_transform_task(
+            boto3.client("ecs", region_name=REGION), boto3.client("ec2", region_name=REGION)
+        )
         sfn = boto3.client("stepfunctions", region_name=REGION)
         states_role = f"arn:aws:iam::{ACCOUNT}:role/dragon-states"
         arns = {
             name: sfn.create_state_machine(
-                name=f"dragon-{name}", definition=definition(name), roleArn=states_role
+                name=f"dragon-{name}", definition=definition(name, **transform_task), roleArn=states_role
             )["stateMachineArn"]
             for name in ("deployment", "undeploy", "training")
         }
-        yield Harness(sfn, s3, boto3.client("sagemaker", region_name=REGION), arns, fake)
+        yield Harness(sfn, s3, boto3.client("sagemaker", region_name=REGION), arns, fake, fargate)

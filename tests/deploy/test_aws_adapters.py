@@ -66,6 +66,7 @@ def test_workflow_starts_send_the_state_machine_input(moto_backend):
     assert status.output == {
         "plant_name": "p",
         "data_uri": "s3://b/d.parquet",
+        "query": None,
         "env": "dev",
         "plant_uri": None,
         "holdout_uri": None,

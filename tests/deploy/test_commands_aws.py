@@ -85,11 +85,34 @@ def test_pipeline_train_uploads_local_inputs_and_starts_the_training_workflow(
     assert sent == {
         "plant_name": PLANT,
         "data_uri": sent["data_uri"],
+        "query": None,
         "env": "prod",  # `--env local` (the default) means the stack's environment
         "plant_uri": sent["plant_uri"],
         "holdout_uri": None,  # default: the hold-out period of the training data
         "approval_required": True,
     }
+
+
+def test_pipeline_train_on_an_athena_query(echo_stack, capsys):
+    sfn, _, arns = echo_stack
+    query = "SELECT * FROM readings WHERE ts > current_date - interval '90' day"
+    code, out, err = dragon(capsys, "pipeline", "train", "--backend", "aws", "--query", query)
+    assert code == 0, err
+    sent = last_input(sfn, arns["training"])
+    assert sent["query"] == query and sent["data_uri"] is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give the history as --data PATH_OR_URI or (on AWS) --query SQL"),
+        (["--data", "s3://lake/h.parquet", "--query", "SELECT 1"], "give the history as --data"),
+        (["--query", "SELECT 1", "--backend", "local"], "--query runs on Athena (--backend aws)"),
+    ],
+)
+def test_pipeline_train_takes_the_history_one_way(capsys, args, message):
+    code, out, err = dragon(capsys, "pipeline", "train", *args)
+    assert code == 2 and message in out + err and "Traceback" not in out + err
 
 
 def test_pipeline_train_passes_s3_uris_and_the_holdout_as_given(echo_stack, capsys):

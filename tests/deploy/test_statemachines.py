@@ -67,10 +67,60 @@ def test_every_task_retries_and_catches(path):
         assert all(r["BackoffRate"] > 1 for r in state["Retry"]), f"{name}: retries without backoff"
         assert state.get("Catch"), f"{path.name}: {name} has no Catch"
         # .sync fails under moto for SageMaker (and AWS has none for endpoints): poll those. Only the
-        # nested deployment workflow runs .sync:2, which moto executes.
+        # nested deployment workflow (.sync:2) and the Fargate transform (ecs:runTask.sync) wait on a
+        # service, and moto executes both.
         if ".sync" in state["Resource"]:
-            assert state["Resource"] == "arn:aws:states:::states:startExecution.sync:2", name
+            assert state["Resource"] in (
+                "arn:aws:states:::states:startExecution.sync:2",
+                "arn:aws:states:::ecs:runTask.sync",
+            ), name
         assert "Arguments" not in state and "Output" not in state, f"{name}: JSONata fields"
+
+
+def _as_botocore_request(parameters, samples: dict[str, object]):
+    """A Task state's PascalCase Parameters as the camelCase request Step Functions sends the ECS API: each
+    `Key.$` path or intrinsic function replaced by a sample of what it evaluates to."""
+    if isinstance(parameters, list):
+        return [_as_botocore_request(item, samples) for item in parameters]
+    if not isinstance(parameters, dict):
+        return parameters
+    request = {}
+    for key, value in parameters.items():
+        name = key.removesuffix(".$")
+        request[name[0].lower() + name[1:]] = (
+            samples[name] if key.endswith(".$") else (_as_botocore_request(value, samples))
+        )
+    return request
+
+
+def test_the_fargate_transform_is_a_valid_ecs_run_task_request():
+    """moto runs the state but takes what botocore takes; validate it against botocore's own ECS model,
+    with the stack's substitutions, as AWS receives it."""
+    import botocore.session
+    from aws_fakes import definition
+    from botocore.validate import ParamValidator
+
+    state = json.loads(definition("training"))["States"]["TransformOnFargate"]
+    assert state["Resource"] == "arn:aws:states:::ecs:runTask.sync"
+    samples = {
+        "Subnets": ["subnet-00000001"],
+        "SecurityGroups": ["sg-00000001"],
+        "Value": '{"data_uri": "s3://b/k"}',
+    }
+    request = _as_botocore_request(state["Parameters"], samples)
+    model = botocore.session.get_session().get_service_model("ecs").operation_model("RunTask")
+    report = ParamValidator().validate(request, model.input_shape)
+    assert not report.has_errors(), report.generate_report()
+    assert request["launchType"] == "FARGATE"
+    override = request["overrides"]["containerOverrides"][0]
+    assert override["name"] == "transform" and override["environment"][0]["name"] == "DRAGON_TRANSFORM"
+    # the Choice in front of it compares the measured history with the plant's limit
+    choice = json.loads(definition("training"))["States"]["TransformWhere"]["Choices"][0]
+    assert choice == {
+        "Variable": "$.source.size_bytes",
+        "NumericGreaterThanPath": "$.source.fargate_above_bytes",
+        "Next": "TransformOnFargate",
+    }
 
 
 def test_deployment_tags_only_on_the_success_path():
