@@ -306,3 +306,34 @@ def test_the_fargate_limit_is_a_positive_size_in_the_spec(small_plant_path, valu
     )
     with pytest.raises(SpecError, match=r"\[training.fargate_above_mb\]"):
         parse_plant(text, "plant.toml")
+
+
+@pytest.mark.parametrize("rule", ["TrainingScheduleRule", "DriftDetectedRule"])
+def test_scheduled_and_drift_trainings_read_the_stacks_query(rule):
+    """With TrainingDataQuery the stack's rules start the training workflow on the query (a typical one,
+    single quotes and all, keeps their JSON input valid; the parameter refuses double quotes)."""
+    import re
+
+    from cfnlint.decode.cfn_yaml import loads
+
+    from deploy.stack import TEMPLATE_PATH
+
+    template = loads(TEMPLATE_PATH.read_text())
+    pattern = re.compile(template["Parameters"]["TrainingDataQuery"]["AllowedPattern"])
+    assert pattern.match(QUERY) and not pattern.match('SELECT "ts" FROM readings')
+    (target,) = template["Resources"][rule]["Properties"]["Targets"]
+    chosen = target.get("Input") or target["InputTransformer"]["InputTemplate"]
+    condition, with_query, with_uri = chosen["Fn::If"]
+    assert condition == "HasTrainingQuery"
+    values = {
+        "PlantName": PLANT,
+        "Environment": "dev",
+        "ApprovalRequired": "true",
+        "TrainingDataQuery": QUERY,
+    }
+    text = re.sub(r"\$\{(\w+)\}", lambda m: values[m[1]], with_query["Fn::Sub"]).replace(
+        "<plant>", f'"{PLANT}"'
+    )
+    started = json.loads(text)
+    assert started["query"] == QUERY and "data_uri" not in started and started["plant_name"] == PLANT
+    assert "data_uri" in with_uri["Fn::Sub"]
