@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from deploy.lambdas import ARTIFACT_BUCKET_ENV  # the stack's bucket: tables go under transformed/<plant>/
 from dragon.errors import DataError, DragonError
 
 ATHENA_WORKGROUP_ENV = "DRAGON_ATHENA_WORKGROUP"
@@ -29,8 +30,6 @@ ATHENA_DATABASE_ENV = "DRAGON_ATHENA_DATABASE"
 ATHENA_RESULTS_ENV = "DRAGON_ATHENA_RESULTS_URI"
 #: "true" when the stack can run the transform on Fargate (it was given subnets for the task).
 FARGATE_ENV = "DRAGON_FARGATE_TRANSFORM"
-#: The stack's bucket: the transformed table and its receipt go under transformed/<plant>/<run>/.
-ARTIFACT_BUCKET_ENV = "DRAGON_ARTIFACT_BUCKET"
 
 QUERY_RUNNING = ("QUEUED", "RUNNING")
 TABLE_NAME = "history.parquet"
@@ -47,8 +46,8 @@ class AthenaSettings:
     @classmethod
     def from_environment(cls) -> AthenaSettings:
         env = os.environ
-        return cls(env.get(ATHENA_WORKGROUP_ENV) or "primary", env.get(ATHENA_DATABASE_ENV, ""),
-                   env.get(ATHENA_RESULTS_ENV, ""))  # fmt: skip
+        workgroup = env.get(ATHENA_WORKGROUP_ENV) or "primary"
+        return cls(workgroup, env.get(ATHENA_DATABASE_ENV, ""), env.get(ATHENA_RESULTS_ENV, ""))
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,12 @@ def locate(inp: LocateInput, *, s3_client=None, athena_client=None) -> LocatedDa
             "transforms on Fargate, which this stack cannot run (give it FargateSubnets and "
             "FargateSecurityGroups)"
         )
-    folder = f"s3://{os.environ[ARTIFACT_BUCKET_ENV]}/transformed/{inp.plant_name}/{inp.run_name}"
+    bucket = os.environ.get(ARTIFACT_BUCKET_ENV)
+    if not bucket:
+        raise DragonError(
+            f"locate: the function's environment lacks {ARTIFACT_BUCKET_ENV} (the stack's bucket)"
+        )
+    folder = f"s3://{bucket}/transformed/{inp.plant_name}/{inp.run_name}"
     transform = {
         "data_uri": source,
         "plant_uri": inp.plant_uri,

@@ -337,3 +337,27 @@ def test_scheduled_and_drift_trainings_read_the_stacks_query(rule):
     started = json.loads(text)
     assert started["query"] == QUERY and "data_uri" not in started and started["plant_name"] == PLANT
     assert "data_uri" in with_uri["Fn::Sub"]
+
+
+def test_a_fargate_task_that_cannot_start_fails_the_run_with_what_ecs_said(
+    harness, small_history, small_plant_path, tmp_path
+):
+    """The task definition is gone (a stack half-deleted): RunTask fails, the run records ECS's reason under
+    one error name of its own (a Fail state may not raise Step Functions' States.* again)."""
+    ecs = harness_client("ecs")
+    (definition,) = ecs.list_task_definitions()["taskDefinitionArns"]
+    ecs.deregister_task_definition(taskDefinition=definition)
+    ecs.delete_task_definitions(taskDefinitions=[definition])
+    plant = plant_with_fargate_above(small_plant_path, tmp_path / "plant.toml", 0.001)
+    run = harness.run(
+        "training",
+        training_input(
+            data_uri=harness.upload(small_history, "data/h.parquet"),
+            plant_uri=harness.upload(plant, "plants/f.toml"),
+        ),
+    )
+    assert run["status"] == "FAILED", run
+    assert run["error"] == "TransformTaskFailed", (run["error"], run["cause"])
+    assert "the transform task on Fargate failed without a receipt" in run["cause"]
+    assert "Unable to describe task definition" in run["cause"], "ECS's own reason"
+    assert harness.fargate.runs == [] and harness.fake.created_training_jobs == []
