@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dragon.settings import Settings
+from optimizer.recommendation import Recommendation
 
 console = Console()
 
@@ -110,11 +111,17 @@ def _state_records(states: pd.DataFrame) -> list[dict]:
     return [{tag: float(row[tag]) for tag in tags} for _, row in states.iterrows()]
 
 
-def ask_endpoint(url: str, states: pd.DataFrame) -> list[dict]:
+def ask_endpoint(url: str, states: pd.DataFrame) -> list[Recommendation]:
+    """The endpoint's answers to `states`, read back through the published contract."""
+    from inference.schemas import Predictions
+
     response = httpx.post(f"{url}/invocations", json={"instances": _state_records(states)}, timeout=120)
     response.raise_for_status()
-    body = response.json()
-    return body["predictions"] if isinstance(body, dict) and "predictions" in body else body
+    answers = Predictions.model_validate(response.json()).predictions
+    refused = [a for a in answers if not isinstance(a, Recommendation)]
+    if refused:  # the demo sends complete simulated states: a refusal is a defect, said plainly
+        raise RuntimeError(f"the endpoint refused a demo state: {refused[0].errors}")
+    return answers
 
 
 def _unit(spec, model: str) -> str:
@@ -131,37 +138,37 @@ def _fixed_limits(spec) -> list[tuple[str, str, float]]:
     ]
 
 
-def _side(check: dict) -> tuple[str, float]:
-    return ("max", check["max"]) if check.get("max") is not None else ("min", check["min"])
-
-
 def _limit_words(side: str, limit: float, unit: str) -> str:
     return f"{'≤' if side == 'max' else '≥'} {limit:g} {unit}".rstrip()
 
 
-def show_answers(answers: list[dict], count: int = 3) -> None:
+def show_answers(answers: list[Recommendation], count: int = 3) -> None:
     from dragon.spec import load_plant
+    from dragon.tables import figure
 
     spec = load_plant()
     objective_unit = _unit(spec, spec.objective.model)
     for answer in answers[:count]:
-        objective = answer.get("objective") or {}
+        objective = answer.objective
         checks = [
-            f"{c['model']} bound {c['bound']:.2f} {_limit_words(*_side(c), _unit(spec, c['model']))}"
-            for c in answer.get("constraints", [])
-            if c["model"] in spec.models
+            f"{c.model} bound {c.bound:.2f} {_limit_words(c.side, c.limit, _unit(spec, c.model))}"
+            for c in answer.constraints
+            if c.model in spec.models
         ]
+        change = (
+            f"{figure(objective.current)} → {figure(objective.recommended, unit=objective_unit)}"
+            if objective
+            else "-"
+        )
         console.print(
-            f"  [bold]{answer['status']}[/] version {answer.get('model_version')}: {spec.objective.model} "
-            f"{objective.get('current', float('nan')):.2f} → "
-            f"{objective.get('recommended', float('nan')):.2f} {objective_unit}"
+            f"  [bold]{answer.status}[/] version {answer.model_version}: {spec.objective.model} {change}"
             + (f", {checks[0]}" if checks else "")
-            + (f" — {answer['reason']}" if answer.get("reason") else ""),
+            + (f" — {answer.reason}" if answer.reason else ""),
             highlight=False,
         )
 
 
-def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
+def score_against_oracle(answers: list[Recommendation], states: pd.DataFrame) -> dict:
     """True objective gain of each recommendation versus the move-limited oracle's; a recommendation whose
     true outcome breaks a limit of the plant spec gains nothing and counts as a violation."""
     from dragon.simulator import Oracle
@@ -178,11 +185,11 @@ def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
         hidden = {name: float(row[name]) for name in ("chi", "xi_sp", "xi_ev") if name in row}
         optimum = oracle.best_setpoints(state, hidden, move_limited=True)
         best.append(optimum.gain)
-        if answer["status"] != "recommended":
+        if answer.status != "recommended":
             gains.append(0.0)
             continue
         current = oracle.evaluate({s: state[s] for s in spec.setpoints}, state, hidden)
-        proposed = oracle.evaluate(answer["setpoints"], state, hidden)
+        proposed = oracle.evaluate(answer.setpoints, state, hidden)
         violated = any(
             proposed[tag] > limit if side == "max" else proposed[tag] < limit
             for tag, side, limit in limits
@@ -204,7 +211,7 @@ def score_against_oracle(answers: list[dict], states: pd.DataFrame) -> dict:
     )
     table.add_row(
         str(len(answers)),
-        str(sum(a["status"] == "recommended" for a in answers)),
+        str(sum(a.status == "recommended" for a in answers)),
         f"{np.mean(gains):+.3f}",
         f"{np.mean(best):+.3f}",
         f"{captured:.0%}",

@@ -45,6 +45,7 @@ from scipy.stats import qmc
 
 from dragon.bundle import Bundle
 from dragon.data import RecentWindow
+from dragon.tables import figure
 from optimizer.anchor import estimate_anchors
 from optimizer.chain import ChainAnchor, CompiledChain, output_units
 from optimizer.explain import attribute_gain
@@ -563,5 +564,5 @@ def _active(constraints: list[ConstraintCheck]) -> list[str]:
 
 
 def _quantity(value: float, unit: str) -> str:
-    """A number a person reads, with its unit when the tag has one."""
-    return f"{value:.4g} {unit}" if unit else f"{value:.4g}"
+    """A number a person reads, with its unit when the tag has one (a rounding residue reads as 0)."""
+    return figure(value, unit=unit)
