@@ -32,10 +32,6 @@ from dragon.provenance import files_sha256
 from dragon.settings import Settings, load_settings
 from dragon.spec import load_plant
 
-PROMOTION_TAG = "promotion"
-FAILURE_TAG = "last_failure"
-MODEL_DATA_URL_TAG = "model_data_url"
-
 
 class _Step:
     def to_dict(self) -> dict:
@@ -161,7 +157,7 @@ def compare_bundles(candidate: Bundle, champion: Bundle | None, holdout) -> Eval
 def bundle_uri(info: registry.ModelVersionInfo) -> str:
     """Where a version's bundle lives for every process: the model.tar.gz it was registered from (S3 on
     AWS), else the registry's own copy."""
-    return info.tags.get(MODEL_DATA_URL_TAG) or info.source
+    return info.tags.get(registry.MODEL_DATA_URL_TAG) or info.source
 
 
 def evaluate_challenger(inp: EvaluateInput, settings: Settings | None = None) -> EvaluateOutput:
@@ -242,7 +238,7 @@ def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOu
         scratch_path = Path(scratch)
         bundle_dir = fetch_bundle(inp.bundle_uri, scratch_path)
         report_dir = bundle_dir.parent / "report" if (bundle_dir.parent / "report").is_dir() else None
-        tags = {"bundle.uri": inp.bundle_uri}
+        tags = {registry.BUNDLE_URI_TAG: inp.bundle_uri}
         if inp.data_receipt_uri:
             tags |= data_source_tags(inp.data_receipt_uri)
         result = record_training(settings, bundle_dir, report_dir=report_dir, extra_tags=tags)
@@ -259,12 +255,12 @@ def register(inp: RegisterInput, settings: Settings | None = None) -> RegisterOu
             settings,
             inp.plant_name,
             version,
-            PROMOTION_TAG,
+            registry.PROMOTION_TAG,
             json.dumps({"promote": promote, "reason": inp.promotion.get("reason", "")})[:5000],
         )
     # Last: a deployment started by the job's completion finds the version by this tag, so it must
     # not see the version before its approval and promotion verdict are recorded.
-    registry.set_tag(settings, inp.plant_name, version, MODEL_DATA_URL_TAG, inp.bundle_uri)
+    registry.set_tag(settings, inp.plant_name, version, registry.MODEL_DATA_URL_TAG, inp.bundle_uri)
     return RegisterOutput(version, inp.plant_name, approval, promote)
 
 
@@ -366,7 +362,9 @@ def tag_deployment(inp: TagInput, settings: Settings | None = None) -> TagOutput
             registry.delete_tag(settings, inp.plant_name, info.version, key)
     registry.set_tag(settings, inp.plant_name, inp.version, key, "true")
     if inp.endpoint_name:
-        registry.set_tag(settings, inp.plant_name, inp.version, f"endpoint.{inp.env}", inp.endpoint_name)
+        registry.set_tag(
+            settings, inp.plant_name, inp.version, registry.endpoint_tag(inp.env), inp.endpoint_name
+        )
     if not deployed.quality_rejected:
         registry.set_alias(settings, inp.plant_name, registry.CHAMPION, inp.version)
     return TagOutput(inp.plant_name, inp.env, inp.version, f"version {inp.version} deployed to {inp.env}")
@@ -387,7 +385,7 @@ def untag_deployment(inp: UntagInput, settings: Settings | None = None) -> TagOu
     for info in registry.list_versions(settings, inp.plant_name):
         if key in info.tags and inp.version in (None, info.version):
             registry.delete_tag(settings, inp.plant_name, info.version, key)
-            registry.delete_tag(settings, inp.plant_name, info.version, f"endpoint.{inp.env}")
+            registry.delete_tag(settings, inp.plant_name, info.version, registry.endpoint_tag(inp.env))
             removed.append(info.version)
     message = (
         f"removed {key} from version(s) {', '.join(removed)}" if removed else f"nothing deployed to {inp.env}"
@@ -410,7 +408,7 @@ def record_failure(inp: FailureInput, settings: Settings | None = None) -> TagOu
     settings = settings or load_settings()
     if inp.version is not None:
         reason = json.dumps({"env": inp.env, "error": inp.error, "cause": inp.cause[:2000]})
-        registry.set_tag(settings, inp.plant_name, inp.version, f"{FAILURE_TAG}.{inp.env}", reason)
+        registry.set_tag(settings, inp.plant_name, inp.version, registry.failure_tag(inp.env), reason)
     still = registry.deployed_version(settings, inp.plant_name, inp.env)
     return TagOutput(
         inp.plant_name,

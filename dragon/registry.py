@@ -35,11 +35,27 @@ QUALITY_FAILURES_TAG = "quality.failures"
 QUALITY_OVERRIDE_TAG = "quality.override"
 
 
+# What the workflows record on a version (deploy/steps.py): the champion/challenger verdict (JSON), where
+# its model.tar.gz lives (what deployments and later comparisons read), the bundle it was registered from.
+PROMOTION_TAG = "promotion"
+MODEL_DATA_URL_TAG = "model_data_url"
+BUNDLE_URI_TAG = "bundle.uri"
+
 DEPLOYED_PREFIX = "deployed."  # + environment name: "true" while that environment serves the version
+ENDPOINT_PREFIX = "endpoint."  # + environment name: the endpoint serving the version there
+FAILURE_PREFIX = "last_failure."  # + environment name: why the last deployment there failed
 
 
 def deployed_tag(env: str) -> str:
     return f"{DEPLOYED_PREFIX}{env}"
+
+
+def endpoint_tag(env: str) -> str:
+    return f"{ENDPOINT_PREFIX}{env}"
+
+
+def failure_tag(env: str) -> str:
+    return f"{FAILURE_PREFIX}{env}"
 
 
 @dataclass(frozen=True)
