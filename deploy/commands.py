@@ -128,11 +128,17 @@ def pipeline_train(
             auto_deploy=auto_deploy,
             port=port,
         )
+    from dragon.spec import load_plant
+    from training.summary_table import training_table
+
     console.print(f"[green]registered version {result.version}[/] (approval: {result.approval})")
+    console.print(training_table(result.summary, load_plant(plant)))
     verdict = "promote" if result.promote else "keep the deployed version"
     console.print(f"champion/challenger: {verdict} — {result.reason}")
     if result.deployment:
         console.print(f"[green]{result.deployment.message}[/]")
+    elif result.promote and result.approval == "approved":
+        console.print(f"deploy it with: dragon pipeline deploy --version {result.version}", highlight=False)
 
 
 def pipeline_deploy(

@@ -22,6 +22,9 @@ def test_two_trainings_in_a_row_keep_both_versions_and_the_champion(
     first = run_dragon(*command, cwd=tmp_path, DRAGON_HOME=str(dragon_home), timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     (v1,) = list_versions(settings, mini_reactor.name)
+    said = " ".join(first.stdout.split())
+    assert "hold-out figures" in said and f"{mini_reactor.model_order[0]} " in said  # the summary table
+    assert f"deploy it with: dragon pipeline deploy --version {v1.version}" in said
     second = run_dragon(*command, cwd=tmp_path, DRAGON_HOME=str(dragon_home), timeout=600)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Traceback" not in first.stderr + second.stderr
