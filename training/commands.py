@@ -33,20 +33,27 @@ def train(
     from training.pipeline import STAGES
 
     spec = load_plant(plant)
-    with Progress(
+    bars = Progress(
         TextColumn("{task.description:<14}"),
         BarColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,  # a failed run must not leave bars drawn as complete
-        disable=as_json and not console.is_terminal,
-    ) as bars:
-        tasks = {stage: bars.add_task(stage, total=None) for stage in STAGES}
+        disable=not console.is_terminal,  # bars are for a person at a terminal, not for a log file
+    )
+    tasks: dict[str, int] = {}
 
-        def progress(stage: str, advance: int, total: int) -> None:
-            bars.update(tasks[stage], total=total, advance=advance)
+    def progress(stage: str, advance: int, total: int) -> None:
+        if not tasks:  # the first call comes once the history is read: no bar before an input error
+            bars.start()
+            tasks.update({name: bars.add_task(name, total=None) for name in STAGES})
+        bars.update(tasks[stage], total=total, advance=advance)
 
+    try:
         summary = train_and_register(data, spec, load_settings(), progress=progress)
+    finally:
+        if tasks:
+            bars.stop()
     if as_json:
         print(json.dumps(summary, indent=None, default=float))
         return

@@ -105,7 +105,7 @@ def test_cli_train_bad_data_exits_2_without_traceback(dragon_home, tmp_path):
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "error" in result.stderr.lower()
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert list_versions(load_settings(), "yet-dragon") == []
 
 
