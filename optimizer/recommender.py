@@ -7,7 +7,8 @@ flags, a setpoint too far outside its bounds or any numerical failure becomes a 
 1. The gate: every detector scores the state; one flag = `blocked` (no setpoints), unless the recent
    window shows setpoints moved since its start (in closed loop, the advisor's own moves walking the
    plant out of the territory its detectors know): then a recovery move steps them back toward their
-   earlier values, within the move limits, when that brings the state closer to known territory.
+   earlier values, within the move limits, when undoing them would clear the flag (a fault or a
+   disturbance stays blocked) and the step brings the state closer to known territory.
    Before it, a live sensor repeating one reading over the recent window blocks ("stuck sensor",
    optimizer/sensors.py).
 2. Anchors: every model whose target the state carries is anchored on a de-noised estimate of it
@@ -166,6 +167,8 @@ class Recommender:
             return None
         problem = SetpointProblem(self.chain, spec, state, anchor)
         toward = np.where(outside, inside, np.where(moved, earlier, u0))
+        if not outside.any() and not self._explains_flag(problem, toward):
+            return None
         step = np.clip(toward - u0, -max_move, max_move)
         rows = np.array([within_limits(spec, u0 + fraction * step, u0) for fraction in RECOVERY_FRACTIONS])
         ev = problem.evaluate(rows)
@@ -192,6 +195,21 @@ class Recommender:
         _, scores = self.gate.screen(candidates)
         anomaly = {name: float(values[best]) for name, values in scores.items()}
         return self._recommended(problem, pinned, rows[best], reason, anomaly)
+
+    def _explains_flag(self, problem: SetpointProblem, toward: np.ndarray) -> bool:
+        """True when the moves in the window explain the flag: with every moved setpoint back where it was
+        (however many moves that takes), the models' predictions and every other tag as they are, no
+        detector flags the state. A fault or a disturbance (a fouled evaporator, a tripped pump, a feed
+        beyond training) stays flagged whatever the setpoints do, and must stay `blocked`: the operators'
+        own corrections inside the window are then not moves to undo. (A setpoint beyond an envelope is
+        itself what the detectors flag, and is led back without this test.)"""
+        low, high = np.array(self._bounds()).T
+        undone = np.clip(toward, low, high)[None, :]
+        ev = problem.evaluate(undone)
+        if not np.all(np.isfinite(ev.values)):
+            return False
+        flagged, _ = self.gate.screen(self._candidate_rows(problem, undone, ev))
+        return not bool(flagged[0])
 
     # --- answers --------------------------------------------------------------------------
     def _answer(

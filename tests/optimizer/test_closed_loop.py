@@ -109,6 +109,25 @@ def test_setpoints_walked_out_of_territory_get_a_recovery_move(mini_reactor, min
     assert blocked.status == "blocked" and blocked.setpoints is None
 
 
+def test_a_fault_stays_blocked_though_the_operators_moved_setpoints_in_the_window(
+    mini_reactor, mini_reactor_bundle
+):
+    """The window shows the operators' shift corrections, and then a disturbance no setpoint explains (a
+    sulfur slug: feed sulfur tripled): undoing the corrections would not bring the state back, so they are
+    not moves to undo, and the answer is a bare block."""
+    recommender = Recommender(load_bundle(mini_reactor_bundle), model_version="mini")
+    simulator, measured, setpoints = _operated(mini_reactor, seed=6)
+    for tag, step in (("reactor_temp", 2.0), ("h2_ratio", 0.3), ("reactor_temp", 2.0)):
+        setpoints = dict(setpoints, **{tag: setpoints[tag] + step})
+        measured.append(simulator.step(setpoints, 1.0).measured)
+    state, recent = historian_request(mini_reactor, measured)
+    window = parse_window(recent, state, mini_reactor)
+    slug = parse_state(dict(state, feed_sulfur=state["feed_sulfur"] * 3.0), mini_reactor)
+    assert not recommender.gate.check(slug).passed
+    answer = recommender.recommend(slug, window)
+    assert answer.status == "blocked" and answer.setpoints is None, answer.reason
+
+
 def test_a_stuck_sensor_is_blocked_naming_the_tag(mini_reactor, mini_reactor_bundle):
     """A live sensor (its training readings never repeat) frozen over the last readings: nothing else
     looks wrong in one state, the window shows it."""
