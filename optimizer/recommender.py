@@ -4,11 +4,12 @@
 flags, a setpoint too far outside its bounds or any numerical failure becomes a `blocked` or
 `hold` answer with its reason. Steps:
 
-1. The gate: every detector scores the state; one flag = `blocked` (no setpoints), unless the recent
-   window shows setpoints moved since its start (in closed loop, the advisor's own moves walking the
-   plant out of the territory its detectors know): then a recovery move steps them back toward their
-   earlier values, within the move limits, when undoing them would clear the flag (a fault or a
-   disturbance stays blocked) and the step brings the state closer to known territory.
+1. The gate: every detector scores the state; one flag = `blocked` (no setpoints), unless the
+   setpoints explain it (in closed loop, the advisor's own moves walking the plant out of the territory
+   its detectors know): a setpoint beyond an envelope, or setpoints moved within the recent window or
+   far from their training means whose return would clear the flag, get a recovery move back, within
+   the move limits, when the step brings the state closer to known territory (a fault or a
+   disturbance stays blocked: `Recommender._recover`).
    Before it, a live sensor repeating one reading over the recent window blocks ("stuck sensor",
    optimizer/sensors.py).
 2. Anchors: every model whose target the state carries is anchored on a de-noised estimate of it
@@ -77,6 +78,7 @@ RECOVERY_MOVED_SHARE = 0.1  # a setpoint moved within the window by more than th
 RECOVERY_NOISE_SDS = 4.0  # ... and by more than this many sd of its reading's measurement noise
 RECOVERY_EARLIER_ROWS = 5  # the window's first rows, averaged: where the setpoints were
 RECOVERY_FRACTIONS = (1.0, 0.5)  # of the move-limited step back, tried side by side
+RECOVERY_FAR_SDS = 1.5  # a setpoint this many training sd from its training mean may explain a flag
 ACTIVE_TOLERANCE = 0.01  # a constraint is active when its margin is below this share of its model's scale
 
 
@@ -137,38 +139,61 @@ class Recommender:
     def _recover(
         self, state: Mapping[str, float], window: RecentWindow | None, gate: GateResult
     ) -> Recommendation | None:
-        """A move back toward known territory for a state the detectors flag: a setpoint outside the
-        territory (beyond an envelope that reads it) steps toward its inner band (optimizer/territory.py,
-        setpoint_targets), and a setpoint moved inside the recent window (in closed loop,
-        the advisor's own moves) steps back toward its value at the window's start, each within its move
-        limit. Returned only when the step brings the state closer to the detectors' territory
+        """A move back toward known territory for a state the detectors flag because of its setpoints,
+        each setpoint stepping within its move limit toward (first that applies):
+
+        1. its envelope's inner band, for a setpoint beyond an envelope that reads it (optimizer/
+           territory.py, setpoint_targets): it is itself what the detectors flag;
+        2. its value at the window's start, for setpoints moved inside the recent window (in closed loop,
+           the advisor's own moves), when undoing them would clear the flag;
+        3. its training mean, for setpoints further than `RECOVERY_FAR_SDS` training sd from it, when
+           bringing them there would clear the flag (moves older than the window that walked the state
+           to where the forests' scores, not an envelope, flag it).
+
+        Returned only when the step brings the state closer to the detectors' territory
         (distance_outside) and, unless a setpoint is outside, the sensors agree with the models;
-        otherwise None and the answer stays `blocked`."""
+        otherwise None and the answer stays `blocked` (a fault or a disturbance: no setpoint explains
+        it)."""
         spec = self.spec
         u0 = np.array([state[tag] for tag in spec.setpoints])
-        first = window.rows[:RECOVERY_EARLIER_ROWS] if window and window.rows else [state]
-        earlier = np.array([np.mean([row[tag] for row in first]) for tag in spec.setpoints])
         max_move = np.array([spec.tags[tag].max_move for tag in spec.setpoints])
         # a setpoint's reading carries noise: a move is larger than a share of its limit and than that noise
         noise = np.array([self.bundle.calibration.measurement_noise.get(tag, 0.0) for tag in spec.setpoints])
-        moved = np.abs(u0 - earlier) > np.maximum(RECOVERY_MOVED_SHARE * max_move, RECOVERY_NOISE_SDS * noise)
         # a setpoint beyond an envelope (not only in its margin band: a state flagged for a fault with its
         # setpoints inside stays blocked) heads for the envelope's inner band
         outside = np.abs(setpoint_targets(self.gate, list(spec.setpoints), u0, margin=0.0) - u0) > (
             RECOVERY_NOISE_SDS * noise
         )
-        inside = setpoint_targets(self.gate, list(spec.setpoints), u0)
-        if not (moved.any() or outside.any()):
-            return None
         anchor, pinned = self._pin(state, window, gate)
         # Outside the territory the models extrapolate and may well disagree with the measurements; the
         # way back does not rest on them. Moves undone inside it trust the sensors only when they agree.
         if not outside.any() and self._disagreement(pinned):
             return None
         problem = SetpointProblem(self.chain, spec, state, anchor)
-        toward = np.where(outside, inside, np.where(moved, earlier, u0))
-        if not outside.any() and not self._explains_flag(problem, toward):
-            return None
+        if outside.any():
+            toward = np.where(outside, setpoint_targets(self.gate, list(spec.setpoints), u0), u0)
+            why = ["outside the detectors' territory" if out else "" for out in outside]
+        else:
+            first = window.rows[:RECOVERY_EARLIER_ROWS] if window and window.rows else [state]
+            earlier = np.array([np.mean([row[tag] for row in first]) for tag in spec.setpoints])
+            moved = np.abs(u0 - earlier) > np.maximum(
+                RECOVERY_MOVED_SHARE * max_move, RECOVERY_NOISE_SDS * noise
+            )
+            since = (
+                f"in the last {window.hours_before[0]:.1f} h" if window and window.hours_before else "lately"
+            )
+            mean, sd = self._training_spread()
+            far = np.abs(u0 - mean) > RECOVERY_FAR_SDS * sd
+            for chosen, target, words in (
+                (moved, earlier, f"moved {since}"),
+                (far, mean, "far from its training mean"),
+            ):
+                toward = np.where(chosen, target, u0)
+                if chosen.any() and self._explains_flag(problem, toward):
+                    why = [words if c else "" for c in chosen]
+                    break
+            else:
+                return None
         step = np.clip(toward - u0, -max_move, max_move)
         rows = np.array([within_limits(spec, u0 + fraction * step, u0) for fraction in RECOVERY_FRACTIONS])
         ev = problem.evaluate(rows)
@@ -182,26 +207,31 @@ class Recommender:
         feasible = closer & problem.feasible(margins)
         pick = np.flatnonzero(feasible if feasible.any() else closer)
         best = pick[np.argmin(distance[pick])]
-        since = f"in the last {window.hours_before[0]:.1f} h" if window and window.hours_before else "lately"
-        why = [
-            f"{tag} outside the detectors' territory" if out else f"{tag} moved {since}"
-            for tag, out, was_moved in zip(spec.setpoints, outside, moved, strict=True)
-            if out or was_moved
-        ]
+        named = ", ".join(f"{tag} {words}" for tag, words in zip(spec.setpoints, why, strict=True) if words)
         reason = (
-            f"recovery: {gate.reason()}; {', '.join(why)}: this move takes them back toward known territory "
+            f"recovery: {gate.reason()}; {named}: this move takes them back toward known territory "
             f"(distance outside it {now:.3g} -> {distance[best]:.3g})"
         )
         _, scores = self.gate.screen(candidates)
         anomaly = {name: float(values[best]) for name, values in scores.items()}
         return self._recommended(problem, pinned, rows[best], reason, anomaly)
 
+    def _training_spread(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each setpoint's training mean and sd (from the bundle's baselines; sd inf when unknown, so that
+        a setpoint without a baseline is never called far)."""
+        mean, sd = [], []
+        for tag in self.spec.setpoints:
+            baseline = self.bundle.baselines.get(tag)
+            mean.append(float(baseline.mean) if baseline is not None else 0.0)
+            sd.append(float(baseline.std) if baseline is not None and baseline.std > 0 else np.inf)
+        return np.array(mean), np.array(sd)
+
     def _explains_flag(self, problem: SetpointProblem, toward: np.ndarray) -> bool:
-        """True when the moves in the window explain the flag: with every moved setpoint back where it was
-        (however many moves that takes), the models' predictions and every other tag as they are, no
-        detector flags the state. A fault or a disturbance (a fouled evaporator, a tripped pump, a feed
-        beyond training) stays flagged whatever the setpoints do, and must stay `blocked`: the operators'
-        own corrections inside the window are then not moves to undo. (A setpoint beyond an envelope is
+        """True when the setpoints explain the flag: with every setpoint where the recovery heads (however
+        many moves that takes), the models' predictions and every other tag as they are, no detector
+        flags the state. A fault or a disturbance (a fouled evaporator, a tripped pump, a feed beyond
+        training) stays flagged whatever the setpoints do, and must stay `blocked`: the operators' own
+        corrections inside the window are then not moves to undo. (A setpoint beyond an envelope is
         itself what the detectors flag, and is led back without this test.)"""
         low, high = np.array(self._bounds()).T
         undone = np.clip(toward, low, high)[None, :]

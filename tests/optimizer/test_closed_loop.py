@@ -109,6 +109,29 @@ def test_setpoints_walked_out_of_territory_get_a_recovery_move(mini_reactor, min
     assert blocked.status == "blocked" and blocked.setpoints is None
 
 
+def test_setpoints_walked_to_where_the_forest_scores_flag_get_a_recovery_move(
+    mini_reactor, mini_reactor_bundle
+):
+    """Moves older than the window took the reactor hotter with less hydrogen: every feature inside its
+    envelope, but the combination scores as anomalous. With the setpoints at their training means the
+    state would pass, so they explain the flag and step back toward them."""
+    recommender = Recommender(load_bundle(mini_reactor_bundle), model_version="mini")
+    simulator, measured, setpoints = _operated(mini_reactor, seed=5)
+    setpoints = dict(
+        setpoints, reactor_temp=setpoints["reactor_temp"] + 10.0, h2_ratio=setpoints["h2_ratio"] - 1.0
+    )
+    for _ in range(6):  # 12 h: the moves are older than the window (7.5 h)
+        measured.append(simulator.step(setpoints, 2.0).measured)
+    state, recent = historian_request(mini_reactor, measured)
+    parsed = parse_state(state, mini_reactor)
+    gate = recommender.gate.check(parsed)
+    assert not gate.passed and not any(v.outside_envelope for v in gate.verdicts.values() if v.anomalous)
+    answer = recommender.recommend(parsed, parse_window(recent, state, mini_reactor))
+    assert answer.status == "recommended" and answer.reason.startswith("recovery: ")
+    assert "reactor_temp far from its training mean" in answer.reason and "moved" not in answer.reason
+    assert answer.moves["reactor_temp"] < 0 < answer.moves["h2_ratio"]  # both back toward their means
+
+
 def test_a_fault_stays_blocked_though_the_operators_moved_setpoints_in_the_window(
     mini_reactor, mini_reactor_bundle
 ):
