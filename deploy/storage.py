@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from dragon.data import is_history_file
 from dragon.errors import DataError
 
 
@@ -29,9 +30,6 @@ def fetch(uri: str, scratch: Path, *, s3_client=None) -> Path:
         client.download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
         return target
     raise DataError(f"{uri}: unsupported URI scheme '{parsed.scheme}' (use a path, file:// or s3://)")
-
-
-HISTORY_SUFFIXES = (".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ def history_objects(uri: str, *, s3_client=None) -> list[StoredObject]:
         (item["Key"], int(item["Size"]))
         for page in pages
         for item in page.get("Contents", [])
-        if item["Key"].endswith(HISTORY_SUFFIXES) and ".truth." not in item["Key"]
+        if is_history_file(item["Key"])
     )
     if not found:
         raise DataError(f"{uri}: no .csv or .parquet object under this prefix")

@@ -21,7 +21,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,15 @@ HOLD_FACTOR = 1.5  # a run longer than 1.5 x the tag's typical hold is frozen, n
 HOLD_QUANTILE = 0.9  # "typical hold": this quantile of the tag's complete run lengths
 MIN_COMPLETE_RUNS = 3
 SUFFIXES = (".csv", ".parquet", ".pq")
+HISTORY_SUFFIXES = (".csv", ".parquet")  # what a training channel or an S3 history prefix holds
 ROW_NUMBERS = "rows are numbered from 1 in file order (the CSV header is not a row)"
+
+
+def is_history_file(name: str) -> bool:
+    """A history table by its name (a path or an S3 key): .csv or .parquet, not a simulator's truth file
+    beside it (h.truth.parquet)."""
+    path = PurePosixPath(name)
+    return path.suffix in HISTORY_SUFFIXES and ".truth" not in path.suffixes
 
 
 @dataclass

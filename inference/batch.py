@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from dragon.data import elapsed_hours, max_window_hours
+from dragon.data import SUFFIXES, elapsed_hours, max_window_hours
 from dragon.errors import DataError
 
-SUFFIXES = (".csv", ".parquet", ".pq")
 MAX_CHUNK_ROWS = 256
 CHUNKS_PER_WORKER = 4
 

@@ -100,6 +100,12 @@ class Recommender:
         self.chain = CompiledChain.from_bundle(bundle)
         self.gate = Gate(bundle.detectors, bundle.baselines)
         self.model_version = model_version if model_version is not None else bundle.path.name
+        # each setpoint's training mean and sd (sd inf without a baseline: never called far from it)
+        baselines = [bundle.baselines.get(tag) for tag in self.spec.setpoints]
+        self._setpoint_means = np.array([b.mean if b is not None else 0.0 for b in baselines], dtype=float)
+        self._setpoint_sds = np.array(
+            [b.std if b is not None and b.std > 0 else np.inf for b in baselines], dtype=float
+        )
         n_setpoints = len(self.spec.setpoints)
         extra = max(self.spec.optimizer.starts - 1, 0)
         self._unit_starts = (
@@ -182,7 +188,7 @@ class Recommender:
             since = (
                 f"in the last {window.hours_before[0]:.1f} h" if window and window.hours_before else "lately"
             )
-            mean, sd = self._training_spread()
+            mean, sd = self._setpoint_means, self._setpoint_sds
             far = np.abs(u0 - mean) > RECOVERY_FAR_SDS * sd
             for chosen, target, words in (
                 (moved, earlier, f"moved {since}"),
@@ -215,16 +221,6 @@ class Recommender:
         _, scores = self.gate.screen(candidates)
         anomaly = {name: float(values[best]) for name, values in scores.items()}
         return self._recommended(problem, pinned, rows[best], reason, anomaly)
-
-    def _training_spread(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each setpoint's training mean and sd (from the bundle's baselines; sd inf when unknown, so that
-        a setpoint without a baseline is never called far)."""
-        mean, sd = [], []
-        for tag in self.spec.setpoints:
-            baseline = self.bundle.baselines.get(tag)
-            mean.append(float(baseline.mean) if baseline is not None else 0.0)
-            sd.append(float(baseline.std) if baseline is not None and baseline.std > 0 else np.inf)
-        return np.array(mean), np.array(sd)
 
     def _explains_flag(self, problem: SetpointProblem, toward: np.ndarray) -> bool:
         """True when the setpoints explain the flag: with every setpoint where the recovery heads (however

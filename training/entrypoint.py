@@ -20,11 +20,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from dragon.data import is_history_file
 from dragon.errors import DataError, DragonError
 from dragon.spec import PlantSpec, load_plant, parse_plant
 
 FAILURE_CHARS = 1024  # SageMaker keeps the first 1024 characters as FailureReason
-HISTORY_SUFFIXES = (".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,7 @@ def resolve_plant(paths: ContainerPaths, hyperparameters: dict) -> PlantSpec:
 def history_files(channel: Path) -> list[Path]:
     if not channel.is_dir():
         raise DataError(f"{channel}: the training channel 'train' is missing")
-    files = sorted(
-        p for p in channel.rglob("*") if p.suffix in HISTORY_SUFFIXES and ".truth" not in p.suffixes
-    )
+    files = sorted(p for p in channel.rglob("*") if is_history_file(p.name))
     if not files:
         raise DataError(f"{channel}: no .csv or .parquet history in the training channel")
     return files

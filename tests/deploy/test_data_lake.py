@@ -72,6 +72,13 @@ def training_input(**data) -> dict:
     return {"plant_name": PLANT, "env": "dev", "poll_seconds": 0, **data}
 
 
+def train_above_1kb_on_fargate(harness, data_uri: str, small_plant_path: Path, tmp_path: Path) -> dict:
+    """A training on `data_uri` whose plant sends any history above 1 kB to the Fargate transform."""
+    plant = plant_with_fargate_above(small_plant_path, tmp_path / "plant.toml", 0.001)
+    plant_uri = harness.upload(plant, "plants/fargate.toml")
+    return harness.run("training", training_input(data_uri=data_uri, plant_uri=plant_uri))
+
+
 def test_training_on_an_athena_query_records_the_query_its_execution_and_the_data_hash(
     harness, history_frame, small_plant_path
 ):
@@ -127,11 +134,8 @@ def test_a_history_above_the_plant_limit_transforms_on_fargate(
         harness.s3.put_object(
             Bucket=BUCKET, Key=f"lake/{PLANT}/part={part}/h.parquet", Body=rows.to_parquet()
         )
-    plant = plant_with_fargate_above(small_plant_path, tmp_path / "plant.toml", 0.001)  # 1 kB
     prefix = f"s3://{BUCKET}/lake/{PLANT}/"
-    run = harness.run(
-        "training", training_input(data_uri=prefix, plant_uri=harness.upload(plant, "plants/fargate.toml"))
-    )
+    run = train_above_1kb_on_fargate(harness, prefix, small_plant_path, tmp_path)
     assert run["status"] == "SUCCEEDED", (run.get("error"), run.get("cause"))
     output = json.loads(run["output"])
     assert output["source"]["size_bytes"] > output["source"]["fargate_above_bytes"] == 1000
@@ -152,13 +156,7 @@ def test_a_history_above_the_plant_limit_transforms_on_fargate(
 def test_bad_data_on_fargate_fails_with_the_reason_the_task_recorded(harness, small_plant_path, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,feed_rate\n" + "2026-01-01T00:00:00,1.0\n" * 100)
-    plant = plant_with_fargate_above(small_plant_path, tmp_path / "plant.toml", 0.001)
-    run = harness.run(
-        "training",
-        training_input(
-            data_uri=harness.upload(bad, "data/bad.csv"), plant_uri=harness.upload(plant, "plants/f.toml")
-        ),
-    )
+    run = train_above_1kb_on_fargate(harness, harness.upload(bad, "data/bad.csv"), small_plant_path, tmp_path)
     assert run["status"] == "FAILED", run
     assert harness.fargate.exit_codes == [2]
     assert run["error"] == "DataError" and "Traceback" not in run["cause"], run
@@ -197,14 +195,8 @@ def test_a_large_history_without_fargate_in_the_stack_is_refused_by_name(
     harness, small_history, small_plant_path, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("DRAGON_FARGATE_TRANSFORM", "false")
-    plant = plant_with_fargate_above(small_plant_path, tmp_path / "plant.toml", 0.001)
-    run = harness.run(
-        "training",
-        training_input(
-            data_uri=harness.upload(small_history, "data/h.parquet"),
-            plant_uri=harness.upload(plant, "plants/f.toml"),
-        ),
-    )
+    data_uri = harness.upload(small_history, "data/h.parquet")
+    run = train_above_1kb_on_fargate(harness, data_uri, small_plant_path, tmp_path)
     assert run["status"] == "FAILED" and run["error"] == "DataError", run
     assert "fargate_above_mb = 0.001 MB" in run["cause"] and "FargateSubnets" in run["cause"]
     assert harness.fargate.runs == []
@@ -348,14 +340,8 @@ def test_a_fargate_task_that_cannot_start_fails_the_run_with_what_ecs_said(
     (definition,) = ecs.list_task_definitions()["taskDefinitionArns"]
     ecs.deregister_task_definition(taskDefinition=definition)
     ecs.delete_task_definitions(taskDefinitions=[definition])
-    plant = plant_with_fargate_above(small_plant_path, tmp_path / "plant.toml", 0.001)
-    run = harness.run(
-        "training",
-        training_input(
-            data_uri=harness.upload(small_history, "data/h.parquet"),
-            plant_uri=harness.upload(plant, "plants/f.toml"),
-        ),
-    )
+    data_uri = harness.upload(small_history, "data/h.parquet")
+    run = train_above_1kb_on_fargate(harness, data_uri, small_plant_path, tmp_path)
     assert run["status"] == "FAILED", run
     assert run["error"] == "TransformTaskFailed", (run["error"], run["cause"])
     assert "the transform task on Fargate failed without a receipt" in run["cause"]
